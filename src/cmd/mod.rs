@@ -1,0 +1,19 @@
+//! Commands. The table (`table.rs`) is data: name, arity, flags, key positions and handler. The flags, not
+//! the handlers, decide what is refused under OOM, what needs no AUTH, and (next) what is journaled.
+//!
+//! Handlers come in two kinds:
+//! - `Handler::Key`: runs on the shard that owns the command's keys, synchronously, writing into a `Reply`.
+//!   This is the one execution path for client commands (and, with replication, replica apply and WAL
+//!   replay): `exec::execute`.
+//! - `Handler::Special`: needs the connection or several shards (HELLO, INFO, MSET across shards, ...);
+//!   implemented by the server layer, which may send messages to shards.
+
+pub mod args;
+pub mod error;
+pub mod exec;
+pub mod keys;
+pub mod strings;
+pub mod table;
+
+pub use error::{CmdError, CmdResult};
+pub use table::{lookup, Flags, Handler, Merge, Spec, Special, TABLE};

@@ -1,0 +1,288 @@
+//! The command table. Arity follows Valkey: positive = exact argument count (name included), negative = at
+//! least that many. Keys are at `first_key..=last_key` by `step` (last_key -1 = the last argument).
+
+use super::exec::Exec;
+use super::{keys, strings, CmdResult};
+use crate::resp::Reply;
+use crate::shard::Shard;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags(pub u32);
+
+impl Flags {
+    pub const WRITE: u32 = 1;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const FAST: u32 = 1 << 4;
+    /// Allowed before AUTH.
+    pub const NO_AUTH: u32 = 1 << 5;
+    pub const LOADING: u32 = 1 << 6;
+    pub const STALE: u32 = 1 << 7;
+    /// Never journaled or replicated even if it writes (DEBUG SLEEP, CLIENT ...).
+    pub const NO_PROPAGATE: u32 = 1 << 8;
+    pub const NOSCRIPT: u32 = 1 << 9;
+
+    pub fn has(self, f: u32) -> bool {
+        self.0 & f != 0
+    }
+
+    /// Names as COMMAND INFO lists them.
+    pub fn names(self) -> Vec<&'static str> {
+        let all = [
+            (Self::WRITE, "write"),
+            (Self::READONLY, "readonly"),
+            (Self::DENYOOM, "denyoom"),
+            (Self::ADMIN, "admin"),
+            (Self::NOSCRIPT, "noscript"),
+            (Self::LOADING, "loading"),
+            (Self::STALE, "stale"),
+            (Self::FAST, "fast"),
+            (Self::NO_AUTH, "no_auth"),
+        ];
+        all.iter()
+            .filter(|(f, _)| self.has(*f))
+            .map(|(_, n)| *n)
+            .collect()
+    }
+}
+
+pub type KeyFn = fn(&mut Shard, &Exec, &[Bytes], &mut Reply) -> CmdResult;
+
+/// How a key command whose keys fall on several shards is split and its replies merged. The parts run as
+/// one multi-shard transaction (docs/architecture.md), so no client sees half of the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// One key per position (MGET): concatenate the parts' array elements in key order.
+    Gather,
+    /// Integer replies summed (DEL, EXISTS, UNLINK, TOUCH).
+    Sum,
+    /// Pairs of key and value (MSET): every part replies +OK.
+    AllOk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    Ping,
+    Echo,
+    Hello,
+    Auth,
+    Select,
+    Quit,
+    Reset,
+    Client,
+    Command,
+    Info,
+    Config,
+    Dbsize,
+    Flushdb,
+    Flushall,
+    Swapdb,
+    Time,
+    Shutdown,
+    Debug,
+    Keys,
+    Scan,
+    Randomkey,
+    Msetnx,
+    Rename,
+    Renamenx,
+    Copy,
+    Move,
+    Lcs,
+}
+
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Runs where the keys live; `Some(merge)` if it may span shards.
+    Key(KeyFn, Option<Merge>),
+    Special(Special),
+}
+
+pub struct Spec {
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: Flags,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub handler: Handler,
+    pub group: &'static str,
+    pub summary: &'static str,
+}
+
+impl Spec {
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        (a > 0 && argc == a as usize) || (a < 0 && argc >= (-a) as usize)
+    }
+
+    /// Positions of the keys in `args` (the name is position 0).
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let first = self.first_key.max(0) as usize;
+        let last = if self.last_key < 0 {
+            argc as i32 + self.last_key
+        } else {
+            self.last_key
+        };
+        let step = self.step.max(1) as usize;
+        let end = if self.first_key <= 0 {
+            0
+        } else {
+            (last + 1).max(0) as usize
+        };
+        (first..end.min(argc)).step_by(step)
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.flags.has(Flags::WRITE)
+    }
+}
+
+const W: u32 = Flags::WRITE;
+const R: u32 = Flags::READONLY;
+const OOM: u32 = Flags::DENYOOM;
+const F: u32 = Flags::FAST;
+const A: u32 = Flags::ADMIN;
+const NA: u32 = Flags::NO_AUTH;
+const LS: u32 = Flags::LOADING | Flags::STALE;
+const NP: u32 = Flags::NO_PROPAGATE;
+
+macro_rules! spec {
+    ($name:literal, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $h:expr, $group:literal, $sum:literal) => {
+        Spec {
+            name: $name,
+            arity: $arity,
+            flags: Flags($flags),
+            first_key: $fk,
+            last_key: $lk,
+            step: $st,
+            handler: $h,
+            group: $group,
+            summary: $sum,
+        }
+    };
+}
+
+use Handler::{Key as K, Special as S};
+use Special as X;
+
+pub static TABLE: &[Spec] = &[
+    // connection
+    spec!("ping", -1, F | LS | NA, 0, 0, 0, S(X::Ping), "connection", "Returns the server's liveliness response."),
+    spec!("echo", 2, F | LS, 0, 0, 0, S(X::Echo), "connection", "Returns the given string."),
+    spec!("hello", -1, F | LS | NA, 0, 0, 0, S(X::Hello), "connection", "Handshakes with the server."),
+    spec!("auth", -2, F | LS | NA, 0, 0, 0, S(X::Auth), "connection", "Authenticates the connection."),
+    spec!("select", 2, F | LS, 0, 0, 0, S(X::Select), "connection", "Changes the selected database."),
+    spec!("quit", -1, F | LS | NA, 0, 0, 0, S(X::Quit), "connection", "Closes the connection."),
+    spec!("reset", 1, F | LS | NA, 0, 0, 0, S(X::Reset), "connection", "Resets the connection."),
+    spec!("client", -2, LS | NP, 0, 0, 0, S(X::Client), "connection", "A container for client connection commands."),
+    // server
+    spec!("command", -1, LS, 0, 0, 0, S(X::Command), "server", "Returns detailed information about all commands."),
+    spec!("info", -1, LS, 0, 0, 0, S(X::Info), "server", "Returns information and statistics about the server."),
+    spec!("config", -2, A | LS | NP, 0, 0, 0, S(X::Config), "server", "A container for server configuration commands."),
+    spec!("dbsize", 1, R | F, 0, 0, 0, S(X::Dbsize), "server", "Returns the number of keys in the database."),
+    spec!("flushdb", -1, W, 0, 0, 0, S(X::Flushdb), "server", "Removes all keys from the current database."),
+    spec!("flushall", -1, W, 0, 0, 0, S(X::Flushall), "server", "Removes all keys from all databases."),
+    spec!("swapdb", 3, W | F, 0, 0, 0, S(X::Swapdb), "server", "Swaps two databases."),
+    spec!("time", 1, F | LS, 0, 0, 0, S(X::Time), "server", "Returns the server time."),
+    spec!("shutdown", -1, A | LS | NP | NA, 0, 0, 0, S(X::Shutdown), "server", "Shuts down the server."),
+    spec!("debug", -2, A | LS | NP, 0, 0, 0, S(X::Debug), "server", "A container for debugging commands."),
+    // strings
+    spec!("get", 2, R | F, 1, 1, 1, K(strings::get, None), "string", "Returns the string value of a key."),
+    spec!("set", -3, W | OOM, 1, 1, 1, K(strings::set, None), "string", "Sets the string value of a key."),
+    spec!("setnx", 3, W | OOM | F, 1, 1, 1, K(strings::setnx, None), "string", "Set the value of a key only when the key doesn't exist."),
+    spec!("setex", 4, W | OOM, 1, 1, 1, K(strings::setex, None), "string", "Sets the value and expiration time of a key."),
+    spec!("psetex", 4, W | OOM, 1, 1, 1, K(strings::psetex, None), "string", "Sets the value and expiration time in milliseconds of a key."),
+    spec!("getset", 3, W | OOM | F, 1, 1, 1, K(strings::getset, None), "string", "Returns the previous value of a key after setting it to a new value."),
+    spec!("getdel", 2, W | F, 1, 1, 1, K(strings::getdel, None), "string", "Returns the value of a key after deleting it."),
+    spec!("getex", -2, W | F, 1, 1, 1, K(strings::getex, None), "string", "Returns the value of a key after setting its expiration time."),
+    spec!("mget", -2, R | F, 1, -1, 1, K(strings::mget, Some(Merge::Gather)), "string", "Atomically returns the values of one or more keys."),
+    spec!("mset", -3, W | OOM, 1, -1, 2, K(strings::mset, Some(Merge::AllOk)), "string", "Atomically sets one or more keys to values."),
+    spec!("msetnx", -3, W | OOM, 1, -1, 2, S(X::Msetnx), "string", "Atomically sets one or more keys only when none of them exist."),
+    spec!("append", 3, W | OOM | F, 1, 1, 1, K(strings::append, None), "string", "Appends a string to the value of a key."),
+    spec!("strlen", 2, R | F, 1, 1, 1, K(strings::strlen, None), "string", "Returns the length of a string value."),
+    spec!("incr", 2, W | OOM | F, 1, 1, 1, K(strings::incr, None), "string", "Increments the integer value of a key by one."),
+    spec!("decr", 2, W | OOM | F, 1, 1, 1, K(strings::decr, None), "string", "Decrements the integer value of a key by one."),
+    spec!("incrby", 3, W | OOM | F, 1, 1, 1, K(strings::incrby, None), "string", "Increments the integer value of a key by a number."),
+    spec!("decrby", 3, W | OOM | F, 1, 1, 1, K(strings::decrby, None), "string", "Decrements a number from the integer value of a key."),
+    spec!("incrbyfloat", 3, W | OOM | F, 1, 1, 1, K(strings::incrbyfloat, None), "string", "Increment the floating point value of a key by a number."),
+    spec!("getrange", 4, R, 1, 1, 1, K(strings::getrange, None), "string", "Returns a substring of the string stored at a key."),
+    spec!("substr", 4, R, 1, 1, 1, K(strings::getrange, None), "string", "Returns a substring from a string value."),
+    spec!("setrange", 4, W | OOM, 1, 1, 1, K(strings::setrange, None), "string", "Overwrites a part of a string value with another by an offset."),
+    spec!("lcs", -3, R, 1, 2, 1, S(X::Lcs), "string", "Finds the longest common substring."),
+    // keys
+    spec!("del", -2, W, 1, -1, 1, K(keys::del, Some(Merge::Sum)), "generic", "Deletes one or more keys."),
+    spec!("unlink", -2, W | F, 1, -1, 1, K(keys::del, Some(Merge::Sum)), "generic", "Asynchronously deletes one or more keys."),
+    spec!("exists", -2, R | F, 1, -1, 1, K(keys::exists, Some(Merge::Sum)), "generic", "Determines whether one or more keys exist."),
+    spec!("touch", -2, R | F, 1, -1, 1, K(keys::exists, Some(Merge::Sum)), "generic", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
+    spec!("type", 2, R | F, 1, 1, 1, K(keys::type_, None), "generic", "Determines the type of value stored at a key."),
+    spec!("rename", 3, W, 1, 2, 1, S(X::Rename), "generic", "Renames a key and overwrites the destination."),
+    spec!("renamenx", 3, W | F, 1, 2, 1, S(X::Renamenx), "generic", "Renames a key only when the target key name doesn't exist."),
+    spec!("copy", -3, W | OOM, 1, 2, 1, S(X::Copy), "generic", "Copies the value of a key to a new key."),
+    spec!("move", 3, W | F, 1, 1, 1, S(X::Move), "generic", "Moves a key to another database."),
+    spec!("keys", 2, R, 0, 0, 0, S(X::Keys), "generic", "Returns all key names that match a pattern."),
+    spec!("scan", -2, R, 0, 0, 0, S(X::Scan), "generic", "Iterates over the key names in the database."),
+    spec!("randomkey", 1, R, 0, 0, 0, S(X::Randomkey), "generic", "Returns a random key name from the database."),
+    spec!("expire", -3, W | F, 1, 1, 1, K(keys::expire, None), "generic", "Sets the expiration time of a key in seconds."),
+    spec!("pexpire", -3, W | F, 1, 1, 1, K(keys::pexpire, None), "generic", "Sets the expiration time of a key in milliseconds."),
+    spec!("expireat", -3, W | F, 1, 1, 1, K(keys::expireat, None), "generic", "Sets the expiration time of a key to a Unix timestamp."),
+    spec!("pexpireat", -3, W | F, 1, 1, 1, K(keys::pexpireat, None), "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
+    spec!("ttl", 2, R | F, 1, 1, 1, K(keys::ttl, None), "generic", "Returns the expiration time in seconds of a key."),
+    spec!("pttl", 2, R | F, 1, 1, 1, K(keys::pttl, None), "generic", "Returns the expiration time in milliseconds of a key."),
+    spec!("expiretime", 2, R | F, 1, 1, 1, K(keys::expiretime, None), "generic", "Returns the expiration time of a key as a Unix timestamp."),
+    spec!("pexpiretime", 2, R | F, 1, 1, 1, K(keys::pexpiretime, None), "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+    spec!("persist", 2, W | F, 1, 1, 1, K(keys::persist, None), "generic", "Removes the expiration time of a key."),
+    spec!("object", -2, R, 2, 2, 1, K(keys::object, None), "generic", "A container for object introspection commands."),
+];
+
+static INDEX: LazyLock<HashMap<&'static str, &'static Spec>> =
+    LazyLock::new(|| TABLE.iter().map(|s| (s.name, s)).collect());
+
+/// Case-insensitive lookup without allocating for names up to 32 bytes.
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    INDEX.get(lower).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_positions_follow_the_spec() {
+        let mset = lookup(b"MSET").unwrap();
+        assert_eq!(mset.key_positions(5).collect::<Vec<_>>(), vec![1, 3]);
+        let del = lookup(b"del").unwrap();
+        assert_eq!(del.key_positions(4).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let obj = lookup(b"object").unwrap();
+        assert_eq!(obj.key_positions(3).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(obj.key_positions(2).count(), 0, "OBJECT HELP has no key");
+        assert_eq!(lookup(b"ping").unwrap().key_positions(2).count(), 0);
+        assert!(lookup(b"nosuchcommand").is_none());
+    }
+
+    #[test]
+    fn writes_and_reads_are_flagged() {
+        for s in TABLE {
+            if let Handler::Key(..) = s.handler {
+                assert!(
+                    s.flags.has(Flags::WRITE) ^ s.flags.has(Flags::READONLY),
+                    "{}",
+                    s.name
+                );
+            }
+            assert!(s.arity != 0, "{}", s.name);
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! Configuration: the directive table (data), parsing of `valkey.conf`-style files and `--directive value`
+//! arguments, CONFIG GET/SET validation, and the typed `Settings` view the shards read.
+//!
+//! Each shard owns a copy of `Settings`; CONFIG SET validates here once, then the new copy is sent to every
+//! shard by message (no shared mutable configuration).
+
+use crate::resp::split_inline_args;
+use crate::store::glob::glob_match;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Memory,
+    Bool,
+    Enum(&'static [&'static str]),
+    Text,
+    /// Space-separated list of addresses (bind).
+    List,
+}
+
+#[derive(Debug)]
+struct Directive {
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    /// Can CONFIG SET change it at run time?
+    mutable: bool,
+    /// False for Valkey tuning knobs Tandem accepts and returns but has no use for (docs/config.md).
+    effect: bool,
+}
+
+const fn d(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Directive {
+    Directive {
+        name,
+        kind,
+        default,
+        mutable,
+        effect: true,
+    }
+}
+const fn knob(name: &'static str, kind: Kind, default: &'static str) -> Directive {
+    Directive {
+        name,
+        kind,
+        default,
+        mutable: true,
+        effect: false,
+    }
+}
+
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+const DEBUG_GATE: &[&str] = &["no", "yes", "local"];
+const U32: Kind = Kind::Int {
+    min: 0,
+    max: u32::MAX as i64,
+};
+const POS: Kind = Kind::Int {
+    min: 1,
+    max: i32::MAX as i64,
+};
+
+static DIRECTIVES: &[Directive] = &[
+    d("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
+    d("bind", Kind::List, "127.0.0.1 -::1", false),
+    d("shards", Kind::Int { min: 0, max: 1024 }, "0", false),
+    d("dir", Kind::Text, ".", false),
+    d(
+        "databases",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "16",
+        false,
+    ),
+    d("requirepass", Kind::Text, "", true),
+    d("protected-mode", Kind::Bool, "yes", true),
+    d("maxclients", POS, "10000", true),
+    d("maxmemory", Kind::Memory, "0", true),
+    d(
+        "maxmemory-policy",
+        Kind::Enum(&["noeviction"]),
+        "noeviction",
+        true,
+    ),
+    d(
+        "timeout",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "0",
+        true,
+    ),
+    d("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
+    d("logfile", Kind::Text, "", false),
+    d("hz", Kind::Int { min: 1, max: 500 }, "10", true),
+    d("proto-max-bulk-len", Kind::Memory, "512mb", true),
+    d("client-query-buffer-limit", Kind::Memory, "1gb", true),
+    d("enable-debug-command", Kind::Enum(DEBUG_GATE), "no", false),
+    d("daemonize", Kind::Enum(&["no"]), "no", false),
+    d("cluster-enabled", Kind::Enum(&["no"]), "no", false),
+    knob("save", Kind::Text, ""),
+    knob("appendonly", Kind::Bool, "no"),
+    knob(
+        "appendfsync",
+        Kind::Enum(&["always", "everysec", "no"]),
+        "everysec",
+    ),
+    knob("appendfilename", Kind::Text, "appendonly.aof"),
+    knob("dbfilename", Kind::Text, "dump.rdb"),
+    knob("rdbcompression", Kind::Bool, "yes"),
+    knob("rdbchecksum", Kind::Bool, "yes"),
+    knob("activerehashing", Kind::Bool, "yes"),
+    knob("activedefrag", Kind::Bool, "no"),
+    knob("lazyfree-lazy-eviction", Kind::Bool, "no"),
+    knob("lazyfree-lazy-expire", Kind::Bool, "no"),
+    knob("lazyfree-lazy-server-del", Kind::Bool, "no"),
+    knob("lazyfree-lazy-user-del", Kind::Bool, "no"),
+    knob("lazyfree-lazy-user-flush", Kind::Bool, "no"),
+    knob("hash-max-listpack-entries", U32, "128"),
+    knob("hash-max-listpack-value", U32, "64"),
+    knob("hash-max-ziplist-entries", U32, "128"),
+    knob("hash-max-ziplist-value", U32, "64"),
+    knob(
+        "list-max-listpack-size",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        "-2",
+    ),
+    knob(
+        "list-max-ziplist-size",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        "-2",
+    ),
+    knob("list-compress-depth", U32, "0"),
+    knob("set-max-intset-entries", U32, "512"),
+    knob("set-max-listpack-entries", U32, "128"),
+    knob("set-max-listpack-value", U32, "64"),
+    knob("zset-max-listpack-entries", U32, "128"),
+    knob("zset-max-listpack-value", U32, "64"),
+    knob("zset-max-ziplist-entries", U32, "128"),
+    knob("zset-max-ziplist-value", U32, "64"),
+    knob("hll-sparse-max-bytes", U32, "3000"),
+    knob("stream-node-max-bytes", Kind::Memory, "4096"),
+    knob("stream-node-max-entries", U32, "100"),
+    knob("io-threads", POS, "1"),
+    knob("io-threads-do-reads", Kind::Bool, "no"),
+    knob("tcp-backlog", U32, "511"),
+    knob("tcp-keepalive", U32, "300"),
+    knob("maxmemory-samples", POS, "5"),
+    knob("latency-monitor-threshold", U32, "0"),
+    knob(
+        "slowlog-log-slower-than",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+        "10000",
+    ),
+    knob("slowlog-max-len", U32, "128"),
+    knob("notify-keyspace-events", Kind::Text, ""),
+    knob("lua-time-limit", U32, "5000"),
+    knob("busy-reply-threshold", U32, "5000"),
+    knob("always-show-logo", Kind::Bool, "no"),
+    knob("set-proc-title", Kind::Bool, "yes"),
+    knob(
+        "supervised",
+        Kind::Enum(&["no", "upstart", "systemd", "auto"]),
+        "no",
+    ),
+    knob("pidfile", Kind::Text, ""),
+    knob("jemalloc-bg-thread", Kind::Bool, "yes"),
+];
+
+fn directive(name: &str) -> Option<&'static Directive> {
+    DIRECTIVES
+        .iter()
+        .find(|d| d.name.eq_ignore_ascii_case(name))
+}
+
+/// Valkey's `memtoull`: an integer with an optional unit (b, k, kb, m, mb, g, gb; k = 1000, kb = 1024).
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(split);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+fn validate(d: &Directive, raw: &str) -> Result<String, String> {
+    match d.kind {
+        Kind::Int { min, max } => match raw.parse::<i64>() {
+            Ok(v) if v >= min && v <= max => Ok(v.to_string()),
+            Ok(_) => Err(format!(
+                "argument must be between {min} and {max} inclusive"
+            )),
+            Err(_) => Err("argument couldn't be parsed into an integer".into()),
+        },
+        Kind::Memory => parse_memory(raw)
+            .map(|v| v.to_string())
+            .ok_or_else(|| "argument must be a memory value".into()),
+        Kind::Bool => match raw.to_ascii_lowercase().as_str() {
+            "yes" | "no" => Ok(raw.to_ascii_lowercase()),
+            _ => Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Enum(opts) => {
+            let l = raw.to_ascii_lowercase();
+            if opts.contains(&l.as_str()) {
+                Ok(l)
+            } else if d.name == "maxmemory-policy" {
+                Err("Tandem supports only the noeviction policy for now".into())
+            } else {
+                Err(format!(
+                    "argument(s) must be one of the following: {}",
+                    opts.join(", ")
+                ))
+            }
+        }
+        Kind::Text | Kind::List => Ok(raw.to_string()),
+    }
+}
+
+/// All directives' values as text: what CONFIG GET returns.
+#[derive(Debug, Clone)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+}
+
+/// Start-up errors name the directive and where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("FATAL CONFIG FILE ERROR: {origin}: '{line}': {msg}")]
+    Bad {
+        origin: String,
+        line: String,
+        msg: String,
+    },
+    #[error("FATAL CONFIG FILE ERROR: can't open config file '{0}': {1}")]
+    Open(String, std::io::Error),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // Defaults go through the same validation as user values, so CONFIG GET shows them normalised
+        // (memory in bytes) and the typed view parses them.
+        let values = DIRECTIVES
+            .iter()
+            .map(|d| {
+                (
+                    d.name,
+                    validate(d, d.default).unwrap_or_else(|e| panic!("default of {}: {e}", d.name)),
+                )
+            })
+            .collect();
+        Config { values }
+    }
+}
+
+impl Config {
+    /// Builds the configuration from a file (if any) and then the command-line directives, which win.
+    pub fn load(file: Option<&str>, cli: &[(String, Vec<String>)]) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        if let Some(path) = file {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| ConfigError::Open(path.into(), e))?;
+            for (i, line) in text.lines().enumerate() {
+                let origin = format!("{path}, line {}", i + 1);
+                let trimmed = line.trim();
+                if trimmed.is_empty() || trimmed.starts_with('#') {
+                    continue;
+                }
+                let bad = |msg: &str| ConfigError::Bad {
+                    origin: origin.clone(),
+                    line: trimmed.into(),
+                    msg: msg.into(),
+                };
+                let args = split_inline_args(trimmed.as_bytes())
+                    .ok_or_else(|| bad("Unbalanced quotes in configuration line"))?;
+                let args: Vec<String> = args
+                    .into_iter()
+                    .map(|a| String::from_utf8_lossy(&a).into_owned())
+                    .collect();
+                c.apply_startup(&args[0], &args[1..]).map_err(|m| bad(&m))?;
+            }
+        }
+        for (name, vals) in cli {
+            c.apply_startup(name, vals)
+                .map_err(|msg| ConfigError::Bad {
+                    origin: "command line".into(),
+                    line: format!("--{name} {}", vals.join(" ")),
+                    msg,
+                })?;
+        }
+        Ok(c)
+    }
+
+    fn apply_startup(&mut self, name: &str, vals: &[String]) -> Result<(), String> {
+        let d = directive(name)
+            .ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        let raw = if d.kind == Kind::List || d.name == "save" {
+            vals.join(" ")
+        } else if vals.len() == 1 {
+            vals[0].clone()
+        } else {
+            return Err("wrong number of arguments".into());
+        };
+        let v = validate(d, &raw)?;
+        self.values.insert(d.name, v);
+        Ok(())
+    }
+
+    /// CONFIG GET: every (name, value) whose name matches one of the glob patterns.
+    pub fn get_matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        self.values
+            .iter()
+            .filter(|(k, _)| patterns.iter().any(|p| glob_match(p, k.as_bytes(), true)))
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    /// CONFIG SET of several pairs, all or nothing; errors use Valkey's wording.
+    pub fn set_many(&mut self, pairs: &[(String, String)]) -> Result<(), String> {
+        let mut next = self.clone();
+        for (name, raw) in pairs {
+            let fail = |m: &str| {
+                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {m}")
+            };
+            let Some(d) = directive(name) else {
+                return Err(fail(&format!(
+                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
+                )));
+            };
+            if !d.mutable {
+                return Err(fail("can't set immutable config"));
+            }
+            let v = validate(d, raw).map_err(|m| fail(&m))?;
+            next.values.insert(d.name, v);
+        }
+        *self = next;
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.values.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    pub fn settings(&self) -> Settings {
+        let shards = match self.int("shards") {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n as usize,
+        };
+        Settings {
+            port: self.int("port") as u16,
+            bind: self
+                .get("bind")
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+            shards,
+            dir: PathBuf::from(self.get("dir")),
+            databases: self.int("databases") as usize,
+            requirepass: Some(self.get("requirepass").to_string()).filter(|s| !s.is_empty()),
+            protected_mode: self.get("protected-mode") == "yes",
+            maxclients: self.int("maxclients") as usize,
+            maxmemory: self.int("maxmemory") as u64,
+            timeout_secs: self.int("timeout") as u64,
+            loglevel: self.get("loglevel").to_string(),
+            logfile: self.get("logfile").to_string(),
+            hz: self.int("hz") as u32,
+            proto_max_bulk_len: self.int("proto-max-bulk-len") as usize,
+            client_query_buffer_limit: self.int("client-query-buffer-limit") as usize,
+            enable_debug_command: self.get("enable-debug-command").to_string(),
+        }
+    }
+
+    /// Names of the accepted directives that have no effect in Tandem (for docs and tests).
+    pub fn no_effect_directives() -> impl Iterator<Item = &'static str> {
+        DIRECTIVES.iter().filter(|d| !d.effect).map(|d| d.name)
+    }
+}
+
+/// The typed view of the configuration used on the hot path.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub port: u16,
+    pub bind: Vec<String>,
+    pub shards: usize,
+    pub dir: PathBuf,
+    pub databases: usize,
+    pub requirepass: Option<String>,
+    pub protected_mode: bool,
+    pub maxclients: usize,
+    pub maxmemory: u64,
+    pub timeout_secs: u64,
+    pub loglevel: String,
+    pub logfile: String,
+    pub hz: u32,
+    pub proto_max_bulk_len: usize,
+    pub client_query_buffer_limit: usize,
+    pub enable_debug_command: String,
+}
+
+/// Splits `--name v1 v2 --other v` into directives; the first argument may be a config file path.
+/// Directives given on the command line: name and its values.
+pub type CliDirectives = Vec<(String, Vec<String>)>;
+
+pub fn split_cli(args: &[String]) -> Result<(Option<String>, CliDirectives), String> {
+    let mut file = None;
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if let Some(name) = a.strip_prefix("--") {
+            out.push((name.to_string(), Vec::new()));
+        } else if let Some(last) = out.last_mut() {
+            last.1.push(a.clone());
+        } else if i == 0 {
+            file = Some(a.clone());
+        } else {
+            return Err(format!("unexpected argument '{a}'"));
+        }
+    }
+    Ok((file, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(s: &[&str]) -> Vec<(String, Vec<String>)> {
+        split_cli(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn file_then_cli_override() {
+        let dir = std::env::temp_dir().join(format!("tandem-conf-{}", std::process::id()));
+        std::fs::write(&dir, "# comment\nport 7000\nmaxmemory 1mb\nrequirepass \"a b\"\nhash-max-listpack-entries 7\n").unwrap();
+        let c = Config::load(Some(dir.to_str().unwrap()), &cli(&["--port", "7001"])).unwrap();
+        let s = c.settings();
+        assert_eq!(
+            (s.port, s.maxmemory, s.requirepass.as_deref()),
+            (7001, 1024 * 1024, Some("a b"))
+        );
+        assert_eq!(c.get("hash-max-listpack-entries"), "7");
+        std::fs::write(&dir, "port 7000\nbogus 1\n").unwrap();
+        let err = Config::load(Some(dir.to_str().unwrap()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("bogus"), "{err}");
+        std::fs::remove_file(&dir).ok();
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::load(None, &cli(&["--port", "abc"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--port abc") && err.contains("integer"),
+            "{err}"
+        );
+        assert!(Config::load(None, &cli(&["--port", "70000"])).is_err());
+        assert!(Config::load(None, &cli(&["--maxmemory", "12zb"])).is_err());
+    }
+
+    #[test]
+    fn config_set_rules() {
+        let mut c = Config::default();
+        c.set_many(&[("maxmemory".into(), "2gb".into())]).unwrap();
+        assert_eq!(c.get("maxmemory"), (2u64 << 30).to_string());
+        let e = c.set_many(&[("databases".into(), "3".into())]).unwrap_err();
+        assert!(e.contains("can't set immutable config"), "{e}");
+        let e = c
+            .set_many(&[("hz".into(), "20".into()), ("nope".into(), "1".into())])
+            .unwrap_err();
+        assert!(e.contains("Unknown option"), "{e}");
+        assert_eq!(c.get("hz"), "10", "all or nothing");
+        let got = c.get_matching(&[b"max*"]);
+        assert!(
+            got.iter().any(|(k, _)| *k == "maxclients")
+                && got.iter().all(|(k, _)| k.starts_with("max"))
+        );
+    }
+
+    #[test]
+    fn defaults_are_normalised() {
+        let s = Config::default().settings();
+        assert_eq!(
+            (s.proto_max_bulk_len, s.client_query_buffer_limit),
+            (512 << 20, 1 << 30)
+        );
+        assert_eq!(Config::default().get("proto-max-bulk-len"), "536870912");
+        assert!(Config::no_effect_directives().any(|d| d == "activerehashing"));
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("1KB"), Some(1024));
+        assert_eq!(parse_memory("3gb"), Some(3 << 30));
+        assert_eq!(parse_memory("x"), None);
+    }
+}

@@ -1,0 +1,79 @@
+//! The thin layer over compio (io_uring, thread per core): shard threads pinned to cores, listeners opened
+//! with SO_REUSEPORT so every shard accepts on the same port, and timers. Nothing else in Tandem names
+//! compio's runtime directly, so swapping or tuning it stays local to this file.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+pub use compio::net::{TcpListener as AsyncListener, TcpStream};
+pub use compio::runtime::spawn;
+
+/// Starts a thread running `f` inside a fresh compio runtime, pinned to `core` when given.
+pub fn spawn_shard_thread<F, Fut>(
+    name: String,
+    core: Option<usize>,
+    f: F,
+) -> io::Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::Builder::new().name(name).spawn(move || {
+        if let Some(c) = core {
+            pin_to_core(c);
+        }
+        let rt = compio::runtime::Runtime::new().expect("io_uring runtime");
+        rt.block_on(f());
+    })
+}
+
+fn pin_to_core(core: usize) {
+    // SAFETY: plain libc call on a zeroed cpu_set_t for the current thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Opens a listening socket with SO_REUSEPORT (one per shard on the same address).
+pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(511)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+pub fn to_async(l: TcpListener) -> io::Result<AsyncListener> {
+    AsyncListener::from_std(l)
+}
+
+pub async fn sleep(d: Duration) {
+    compio::time::sleep(d).await
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}

@@ -1,0 +1,465 @@
+//! A client connection: read, parse, dispatch, write.
+//!
+//! Dispatch of a pipeline: consecutive key commands are grouped; those whose keys live on this shard run
+//! here directly, the others go as **one message per target shard**, all in flight at once, and the
+//! replies are written back in command order. Commands on the same key always go to the same shard in
+//! order, so per-key order is kept. Anything else (connection state, server-wide, multi-shard) is a
+//! barrier: it runs alone, after everything before it completed.
+
+use super::Local;
+use crate::cmd::exec::{execute, Exec};
+use crate::cmd::{lookup, CmdError, Flags, Handler, Spec};
+use crate::resp::{Proto, ProtocolError, Reply, RequestParser};
+use crate::runtime::{self, AsyncListener, TcpStream};
+use crate::shard::mesh::Kind;
+use crate::shard::{ClientInfo, PauseKind};
+use crate::slot::{key_slot, slot_owner};
+use bytes::{Bytes, BytesMut};
+use compio::buf::BufResult;
+use compio::io::{AsyncReadExt, AsyncWriteExt};
+use futures_util::future::{select, Either};
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// At most this many commands are dispatched per batch, bounding per-batch memory for huge pipelines.
+const MAX_BATCH: usize = 1024;
+
+pub async fn accept_loop(local: Rc<Local>, listener: AsyncListener) {
+    loop {
+        let seen = local.wake_clients.generation();
+        let accepted = match select(
+            pin!(listener.accept()),
+            pin!(local.wake_clients.wait_since(seen)),
+        )
+        .await
+        {
+            Either::Left((r, _)) => r,
+            Either::Right(_) => {
+                if local.shared.shutdown.load(Ordering::Acquire) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("Accepting client connection: {e}");
+                runtime::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        local.shard.borrow_mut().stats.connections_received += 1;
+        runtime::spawn(serve(local.clone(), stream, peer)).detach();
+    }
+}
+
+/// Why a connection is refused before it may send anything.
+fn refusal(local: &Local, peer: &SocketAddr) -> Option<&'static str> {
+    let sh = local.shard.borrow();
+    let s = &sh.settings;
+    if s.protected_mode && s.requirepass.is_none() && !peer.ip().is_loopback() {
+        return Some(
+            "-DENIED Running in protected mode because protected mode is enabled and no password is set for \
+             the default user. In this mode connections are only accepted from the loopback interface. If you \
+             want to connect from external computers, you may adopt one of the following solutions: 1) Just \
+             disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback \
+             interface by connecting from the same host the server is running, however MAKE SURE the server is \
+             not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change \
+             permanent. 2) Alternatively you can just disable the protected mode by editing the configuration \
+             file, and setting the protected mode option to 'no', and then restarting the server. 3) If you \
+             started the server manually just for testing, restart it with the '--protected-mode no' option. \
+             4) Set up an authentication password for the default user. NOTE: You only need to do one of the \
+             above things in order for the server to start accepting connections from the outside.\r\n",
+        );
+    }
+    None
+}
+
+pub async fn serve(local: Rc<Local>, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let maxclients = local.shard.borrow().settings.maxclients;
+    let n = local.shared.connected.fetch_add(1, Ordering::AcqRel) + 1;
+    let refused = if n > maxclients {
+        local.shard.borrow_mut().stats.rejected_connections += 1;
+        Some("-ERR max number of clients reached\r\n")
+    } else {
+        refusal(&local, &peer)
+    };
+    if let Some(msg) = refused {
+        let _ = stream.write_all(msg.as_bytes().to_vec()).await;
+        let _ = stream.close().await;
+        local.shared.connected.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let id = local.shared.next_client_id.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = runtime::now_ms();
+    let info = Rc::new(RefCell::new(ClientInfo {
+        id,
+        addr: peer.to_string(),
+        laddr: stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        resp: 2,
+        created_ms: now,
+        last_ms: now,
+        last_cmd: "NULL".into(),
+        ..Default::default()
+    }));
+    local.shard.borrow_mut().clients.insert(id, info.clone());
+    let authed = local.shard.borrow().settings.requirepass.is_none();
+    let mut conn = Conn {
+        local: local.clone(),
+        info,
+        id,
+        db: 0,
+        proto: Proto::Resp2,
+        authed,
+        closing: false,
+    };
+    conn.run(&mut stream).await;
+    let _ = stream.close().await;
+    local.shard.borrow_mut().clients.remove(&id);
+    local.shared.connected.fetch_sub(1, Ordering::AcqRel);
+    if local.shared.shutdown.load(Ordering::Acquire) {
+        local.wake_clients.notify();
+    }
+}
+
+pub struct Conn {
+    pub local: Rc<Local>,
+    pub info: Rc<RefCell<ClientInfo>>,
+    pub id: u64,
+    pub db: usize,
+    pub proto: Proto,
+    pub authed: bool,
+    /// Set by QUIT, SHUTDOWN, CLIENT KILL of itself: close once the replies so far are written.
+    pub closing: bool,
+}
+
+/// A key command ready to run on one shard.
+struct Ready {
+    spec: &'static Spec,
+    args: Vec<Bytes>,
+}
+
+impl Conn {
+    fn should_stop(&self) -> bool {
+        self.info.borrow().killed || self.local.shared.shutdown.load(Ordering::Acquire)
+    }
+
+    async fn run(&mut self, stream: &mut TcpStream) {
+        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+        let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let mut parser = RequestParser::new();
+        loop {
+            if self.should_stop() {
+                return;
+            }
+            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+                rbuf.reserve(READ_CHUNK);
+            }
+            let timeout = self.local.shard.borrow().settings.timeout_secs;
+            let deadline =
+                (timeout > 0).then(|| std::time::Instant::now() + Duration::from_secs(timeout));
+            // The read stays alive across wake-ups: it is abandoned (cancelled with whatever it read) only
+            // when the connection closes anyway (killed, shutdown, idle timeout), so no byte is ever lost.
+            let BufResult(res, buf) = {
+                let mut read = pin!(stream.append(rbuf));
+                loop {
+                    let seen = self.local.wake_clients.generation();
+                    if self.should_stop() {
+                        return;
+                    }
+                    let idle = pin!(async {
+                        match deadline {
+                            None => std::future::pending::<()>().await,
+                            Some(d) => {
+                                runtime::sleep(
+                                    d.saturating_duration_since(std::time::Instant::now()),
+                                )
+                                .await
+                            }
+                        }
+                    });
+                    let woken = pin!(self.local.wake_clients.wait_since(seen));
+                    match select(read.as_mut(), select(woken, idle)).await {
+                        Either::Left((r, _)) => break r,
+                        Either::Right((Either::Left(_), _)) => continue,
+                        Either::Right((Either::Right(_), _)) => return,
+                    }
+                }
+            };
+            rbuf = buf;
+            match res {
+                Ok(0) | Err(_) => return,
+                Ok(n) => self.local.shard.borrow_mut().stats.net_input_bytes += n as u64,
+            }
+            let (max_bulk, qlimit) = {
+                let sh = self.local.shard.borrow();
+                (
+                    sh.settings.proto_max_bulk_len,
+                    sh.settings.client_query_buffer_limit,
+                )
+            };
+            loop {
+                let mut cmds = Vec::new();
+                let mut proto_err: Option<ProtocolError> = None;
+                while cmds.len() < MAX_BATCH {
+                    match parser.next(&mut rbuf, max_bulk, self.authed) {
+                        Ok(Some(c)) => cmds.push(c),
+                        Ok(None) => break,
+                        Err(e) => {
+                            proto_err = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let more = cmds.len() == MAX_BATCH;
+                if !cmds.is_empty() {
+                    self.run_batch(cmds, &mut out).await;
+                }
+                if let Some(e) = &proto_err {
+                    let mut r = Reply::new(self.proto);
+                    r.error(&format!("ERR {e}"));
+                    out.extend_from_slice(&r.buf);
+                    self.closing = true;
+                }
+                if !out.is_empty() {
+                    let len = out.len();
+                    let BufResult(res, buf) = stream.write_all(out).await;
+                    out = buf;
+                    out.clear();
+                    if res.is_err() {
+                        return;
+                    }
+                    self.local.shard.borrow_mut().stats.net_output_bytes += len as u64;
+                }
+                if self.closing {
+                    return;
+                }
+                if !more {
+                    break;
+                }
+            }
+            if parser.in_progress() && rbuf.len() > qlimit {
+                tracing::warn!(
+                    "Closing client that reached max query buffer length (id={})",
+                    self.id
+                );
+                return;
+            }
+        }
+    }
+
+    /// Where a key command runs: its shard, or None if its keys span shards.
+    fn target_shard(&self, spec: &Spec, args: &[Bytes]) -> Option<usize> {
+        let n = self.local.nshards();
+        let mut target = None;
+        for p in spec.key_positions(args.len()) {
+            let s = slot_owner(key_slot(&args[p]), n);
+            match target {
+                None => target = Some(s),
+                Some(t) if t != s => return None,
+                _ => {}
+            }
+        }
+        Some(target.unwrap_or(self.local.id))
+    }
+
+    fn paused_for(&self, spec: &Spec) -> bool {
+        match self.local.shard.borrow().pause {
+            Some((PauseKind::All, _)) => true,
+            Some((PauseKind::Write, _)) => spec.is_write(),
+            None => false,
+        }
+    }
+
+    /// A key command that can join the current group, with its target shard.
+    fn classify(&self, args: &[Bytes]) -> Option<(&'static Spec, usize)> {
+        let spec = lookup(&args[0])?;
+        if !matches!(spec.handler, Handler::Key(..)) || !spec.arity_ok(args.len()) {
+            return None;
+        }
+        if !self.authed || self.paused_for(spec) {
+            return None;
+        }
+        Some((spec, self.target_shard(spec, args)?))
+    }
+
+    async fn run_batch(&mut self, cmds: Vec<Vec<Bytes>>, out: &mut Vec<u8>) {
+        {
+            let mut info = self.info.borrow_mut();
+            info.last_ms = runtime::now_ms();
+            if let Some(last) = cmds.last() {
+                info.last_cmd = String::from_utf8_lossy(&last[0]).to_ascii_lowercase();
+            }
+        }
+        let mut group: Vec<(usize, Ready)> = Vec::new();
+        for args in cmds {
+            if self.closing {
+                break;
+            }
+            if let Some((spec, shard)) = self.classify(&args) {
+                group.push((shard, Ready { spec, args }));
+                continue;
+            }
+            if !group.is_empty() {
+                self.run_group(std::mem::take(&mut group), out).await;
+            }
+            let mut r = Reply::new(self.proto);
+            self.run_one(args, &mut r).await;
+            out.extend_from_slice(&r.buf);
+        }
+        if !group.is_empty() {
+            self.run_group(group, out).await;
+        }
+    }
+
+    /// Runs a group of key commands: remote shards' parts are sent first (one message each) so they run
+    /// in parallel with the local part; replies are then written in command order.
+    async fn run_group(&mut self, group: Vec<(usize, Ready)>, out: &mut Vec<u8>) {
+        let ex = Exec {
+            db: self.db,
+            now: runtime::now_ms(),
+        };
+        let proto = self.proto;
+        let me = self.local.id;
+        let n = self.local.nshards();
+        // Fast path: everything is local.
+        if group.iter().all(|(s, _)| *s == me) {
+            self.local.wait_unlocked().await;
+            let mut r = Reply {
+                buf: std::mem::take(out),
+                proto,
+            };
+            let mut sh = self.local.shard.borrow_mut();
+            for (_, c) in &group {
+                execute(&mut sh, c.spec, &c.args, &ex, &mut r);
+            }
+            *out = r.buf;
+            return;
+        }
+        let mut per_shard: Vec<Vec<Ready>> = (0..n).map(|_| Vec::new()).collect();
+        let mut order: Vec<(usize, usize)> = Vec::with_capacity(group.len());
+        for (s, c) in group {
+            order.push((s, per_shard[s].len()));
+            per_shard[s].push(c);
+        }
+        let mut pending = Vec::new();
+        for (s, cmds) in per_shard.iter_mut().enumerate() {
+            if s == me || cmds.is_empty() {
+                continue;
+            }
+            let cmds = std::mem::take(cmds);
+            pending.push((
+                s,
+                self.local
+                    .send_call(s, Kind::Normal, move |sh| run_remote(sh, cmds, ex, proto)),
+            ));
+        }
+        let mut results: Vec<Option<(Vec<u8>, Vec<usize>)>> = (0..n).map(|_| None).collect();
+        if !per_shard[me].is_empty() {
+            let cmds = std::mem::take(&mut per_shard[me]);
+            self.local.wait_unlocked().await;
+            let mut sh = self.local.shard.borrow_mut();
+            results[me] = Some(run_remote(&mut sh, cmds, ex, proto));
+        }
+        for (s, rx) in pending {
+            results[s] = Some(rx.await.expect("shard alive"));
+        }
+        for (s, i) in order {
+            let (buf, ends) = results[s].as_ref().expect("answered");
+            let start = if i == 0 { 0 } else { ends[i - 1] };
+            out.extend_from_slice(&buf[start..ends[i]]);
+        }
+    }
+
+    /// A command that runs alone: errors found before dispatch, connection and server commands, and key
+    /// commands whose keys span shards.
+    async fn run_one(&mut self, args: Vec<Bytes>, r: &mut Reply) {
+        let Some(spec) = lookup(&args[0]) else {
+            let name = String::from_utf8_lossy(&args[0]).into_owned();
+            let e = CmdError::UnknownCommand {
+                name,
+                args: crate::cmd::error::quote_args(&args[1..]),
+            };
+            self.fail(r, e);
+            return;
+        };
+        if !self.authed && !spec.flags.has(Flags::NO_AUTH) {
+            self.fail(r, CmdError::NoAuth);
+            return;
+        }
+        if !spec.arity_ok(args.len()) {
+            self.fail(r, CmdError::WrongArity(spec.name.into()));
+            return;
+        }
+        while self.paused_for(spec) && !self.should_stop() {
+            let seen = self.local.wake_clients.generation();
+            let until = self.local.shard.borrow().pause.map_or(0, |p| p.1);
+            let wait = Duration::from_millis(until.saturating_sub(runtime::now_ms()).max(1));
+            select(
+                pin!(self.local.wake_clients.wait_since(seen)),
+                pin!(runtime::sleep(wait)),
+            )
+            .await;
+            let mut sh = self.local.shard.borrow_mut();
+            if sh.pause.is_some_and(|p| p.1 <= runtime::now_ms()) {
+                sh.pause = None;
+            }
+        }
+        let start = std::time::Instant::now();
+        let res = match spec.handler {
+            Handler::Key(_, merge) => {
+                if spec.flags.has(Flags::DENYOOM) && self.local.shard.borrow().over_maxmemory() {
+                    Err(CmdError::Oom)
+                } else {
+                    self.run_split(spec, args, merge, r).await
+                }
+            }
+            Handler::Special(which) => self.special(which, spec, &args, r).await,
+        };
+        let usec = start.elapsed().as_micros() as u64;
+        let mut sh = self.local.shard.borrow_mut();
+        sh.stats.call(spec.name, usec, res.is_err());
+        drop(sh);
+        if let Err(e) = res {
+            r.error(&e.message());
+        }
+    }
+
+    fn fail(&self, r: &mut Reply, e: CmdError) {
+        self.local.shard.borrow_mut().stats.error_replies += 1;
+        r.error(&e.message());
+    }
+
+    pub fn exec(&self) -> Exec {
+        Exec {
+            db: self.db,
+            now: runtime::now_ms(),
+        }
+    }
+}
+
+/// Runs commands on their shard, returning the concatenated replies and where each one ends.
+fn run_remote(
+    sh: &mut crate::shard::Shard,
+    cmds: Vec<Ready>,
+    ex: Exec,
+    proto: Proto,
+) -> (Vec<u8>, Vec<usize>) {
+    let mut r = Reply::new(proto);
+    let mut ends = Vec::with_capacity(cmds.len());
+    for c in &cmds {
+        execute(sh, c.spec, &c.args, &ex, &mut r);
+        ends.push(r.len());
+    }
+    (r.buf, ends)
+}

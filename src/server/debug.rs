@@ -1,0 +1,152 @@
+//! DEBUG: SLEEP, POPULATE, DIGEST, DIGEST-VALUE, SET-ACTIVE-EXPIRE; gated by enable-debug-command.
+
+use super::conn::Conn;
+use crate::cmd::args::{help, int, lower};
+use crate::cmd::{CmdError, CmdResult};
+use crate::resp::Reply;
+use crate::runtime;
+use crate::slot::{key_slot, slot_owner};
+use crate::store::Entry;
+use bytes::Bytes;
+
+/// Digest of one key: SHA1 over (db, key, value, expiry). DEBUG DIGEST XORs these, so the result does not
+/// depend on iteration order, hence not on how keys are spread over shards.
+pub fn key_digest(db: usize, e: &Entry) -> [u8; 20] {
+    let mut h = sha1_smol::Sha1::new();
+    h.update(&(db as u64).to_le_bytes());
+    h.update(&(e.key().len() as u64).to_le_bytes());
+    h.update(e.key());
+    h.update(e.value());
+    h.update(&e.expire_at().unwrap_or(0).to_le_bytes());
+    h.digest().bytes()
+}
+
+fn value_digest(v: &[u8]) -> [u8; 20] {
+    let mut h = sha1_smol::Sha1::new();
+    h.update(v);
+    h.digest().bytes()
+}
+
+fn hex(d: &[u8; 20]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn xor_into(acc: &mut [u8; 20], d: &[u8; 20]) {
+    acc.iter_mut().zip(d).for_each(|(a, b)| *a ^= b);
+}
+
+impl Conn {
+    fn debug_allowed(&self) -> bool {
+        let sh = self.local.shard.borrow();
+        match sh.settings.enable_debug_command.as_str() {
+            "yes" => true,
+            "local" => self
+                .info
+                .borrow()
+                .addr
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback()),
+            _ => false,
+        }
+    }
+
+    pub async fn debug(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        if !self.debug_allowed() {
+            return Err(CmdError::DebugDisabled("DEBUG".into()));
+        }
+        let sub = lower(&a[1]);
+        match sub.as_str() {
+            "help" => help(r, &[
+                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DIGEST", "    Output a hex signature representing the current DB content.",
+                "DIGEST-VALUE <key> [<key> ...]", "    Output a hex signature of the values of all the specified keys.",
+                "POPULATE <count> [<prefix>] [<size>]", "    Create <count> string keys named key:<num>. If <prefix> is specified then it is used instead of the 'key' prefix.",
+                "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+                "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
+            ]),
+            "sleep" if a.len() == 3 => {
+                let secs: f64 = std::str::from_utf8(&a[2]).ok().and_then(|s| s.parse().ok()).ok_or(CmdError::NotFloat)?;
+                // Like Valkey, this stalls the server thread that runs it (this shard), on purpose.
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.0)));
+                r.ok();
+            }
+            "set-active-expire" if a.len() == 3 => {
+                let on = int(&a[2])? != 0;
+                self.local.broadcast(move |sh| sh.ks.active_expire_enabled = on).await;
+                r.ok();
+            }
+            "populate" if (3..=5).contains(&a.len()) => {
+                let count = int(&a[2])?;
+                if count < 0 {
+                    return Err(CmdError::other("ERR count can't be negative"));
+                }
+                let prefix = a.get(3).cloned().unwrap_or_else(|| Bytes::from_static(b"key"));
+                let size = match a.get(4) {
+                    Some(s) => {
+                        let v = int(s)?;
+                        if v < 0 {
+                            return Err(CmdError::other("ERR size can't be negative"));
+                        }
+                        Some(v as usize)
+                    }
+                    None => None,
+                };
+                let db = self.db;
+                // Every shard walks the whole count and keeps the keys of its own slots, all in parallel.
+                self.local
+                    .broadcast(move |sh| {
+                        let now = runtime::now_ms();
+                        let mut key = Vec::with_capacity(prefix.len() + 21);
+                        let mut val = Vec::new();
+                        for i in 0..count as u64 {
+                            key.clear();
+                            key.extend_from_slice(&prefix);
+                            key.push(b':');
+                            key.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+                            if slot_owner(key_slot(&key), sh.nshards) != sh.id || sh.ks.peek(db, &key, now).is_some() {
+                                continue;
+                            }
+                            val.clear();
+                            val.extend_from_slice(b"value:");
+                            val.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+                            if let Some(sz) = size {
+                                val.resize(sz, 0);
+                            }
+                            sh.ks.set(db, &key, &val, None, now);
+                        }
+                    })
+                    .await;
+                r.ok();
+            }
+            "digest" if a.len() == 2 => {
+                let now = runtime::now_ms();
+                let parts = self
+                    .local
+                    .broadcast(move |sh| {
+                        let mut acc = [0u8; 20];
+                        let mut any = false;
+                        for db in 0..sh.ks.databases() {
+                            for e in sh.ks.entries(db, now) {
+                                xor_into(&mut acc, &key_digest(db, e));
+                                any = true;
+                            }
+                        }
+                        (acc, any)
+                    })
+                    .await;
+                let mut acc = [0u8; 20];
+                parts.iter().for_each(|(d, _)| xor_into(&mut acc, d));
+                r.simple(&hex(&acc));
+            }
+            "digest-value" => {
+                let vals = self.fetch_values(&a[2..]).await;
+                r.array(vals.len());
+                for v in vals {
+                    r.simple(&hex(&v.map_or([0u8; 20], |v| value_digest(&v))));
+                }
+            }
+            _ => return Err(CmdError::UnknownSubcommand { sub: String::from_utf8_lossy(&a[1]).into(), cmd: "DEBUG".into() }),
+        }
+        Ok(())
+    }
+}

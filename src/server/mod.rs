@@ -1,0 +1,395 @@
+//! The server: start-up (listeners, shard threads), the per-shard `Local` handle through which a
+//! connection reaches its own shard directly and other shards by message, and shutdown.
+
+pub mod client_cmd;
+pub mod conn;
+pub mod debug;
+pub mod info;
+pub mod introspect;
+pub mod special;
+
+use crate::config::Config;
+use crate::runtime;
+use crate::shard::mesh::{Kind, Mesh};
+use crate::shard::notify::Notify;
+use crate::shard::Shard;
+use futures_channel::oneshot;
+use std::cell::RefCell;
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// What all shards share: the mesh and a few process-wide counters (atomics; no locks on any path).
+pub struct Shared {
+    pub mesh: Mesh,
+    pub next_client_id: AtomicU64,
+    pub next_tx: AtomicU64,
+    pub connected: AtomicUsize,
+    pub shutdown: AtomicBool,
+    pub start_ms: u64,
+    pub run_id: String,
+    pub port: u16,
+    pub config_file: Option<String>,
+    pub executable: String,
+    pub config_version: AtomicU64,
+}
+
+/// One shard's view of the world, owned by its thread.
+pub struct Local {
+    pub id: usize,
+    pub shard: RefCell<Shard>,
+    pub shared: Arc<Shared>,
+    /// Signalled when this shard's transaction lock is released.
+    pub unlocked: Notify,
+    /// Signalled on CLIENT KILL, CLIENT UNPAUSE and shutdown: connections re-check their state.
+    pub wake_clients: Notify,
+}
+
+impl Local {
+    pub fn nshards(&self) -> usize {
+        self.shared.mesh.shards()
+    }
+
+    fn after_local_job(&self, was_locked: bool) {
+        if was_locked && !self.shard.borrow().locked() {
+            self.unlocked.notify();
+        }
+    }
+
+    /// Waits until no transaction holds this shard (for commands run directly on it).
+    pub async fn wait_unlocked(&self) {
+        loop {
+            let seen = self.unlocked.generation();
+            if !self.shard.borrow().locked() {
+                return;
+            }
+            self.unlocked.wait_since(seen).await;
+        }
+    }
+
+    /// Runs `f` on shard `to` under `kind`'s locking rules and returns its result.
+    pub async fn call<R, F>(&self, to: usize, kind: Kind, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        if to == self.id {
+            return self.call_local(kind, f).await;
+        }
+        self.send_call(to, kind, f)
+            .await
+            .expect("shard threads live as long as the process")
+    }
+
+    async fn call_local<R, F: FnOnce(&mut Shard) -> R>(&self, kind: Kind, f: F) -> R {
+        loop {
+            let seen = self.unlocked.generation();
+            if self.shard.borrow().lock.is_free_for(kind) {
+                break;
+            }
+            self.unlocked.wait_since(seen).await;
+        }
+        let mut sh = self.shard.borrow_mut();
+        let was_locked = sh.locked();
+        if let Kind::Lock(t) = kind {
+            sh.lock.holder = Some(t);
+        }
+        let out = f(&mut sh);
+        if let Kind::Unlock(_) = kind {
+            sh.lock.holder = None;
+            sh.drain_deferred();
+        }
+        drop(sh);
+        self.after_local_job(was_locked || matches!(kind, Kind::Unlock(_)));
+        out
+    }
+
+    /// Sends `f` to another shard; the receiver resolves with its result.
+    pub fn send_call<R, F>(&self, to: usize, kind: Kind, f: F) -> oneshot::Receiver<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.shared.mesh.send(
+            to,
+            kind,
+            Box::new(move |sh| {
+                let _ = tx.send(f(sh));
+            }),
+        );
+        rx
+    }
+
+    /// Runs `f` on every shard (not atomically) and collects the results in shard order.
+    pub async fn broadcast<R, F>(&self, f: F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: Fn(&mut Shard) -> R + Send + Clone + 'static,
+    {
+        let rxs: Vec<_> = (0..self.nshards())
+            .filter(|&s| s != self.id)
+            .map(|s| (s, self.send_call(s, Kind::Normal, f.clone())))
+            .collect();
+        let mine = self.call_local(Kind::Normal, f).await;
+        let mut out: Vec<Option<R>> = (0..self.nshards()).map(|_| None).collect();
+        out[self.id] = Some(mine);
+        for (s, rx) in rxs {
+            out[s] = Some(rx.await.expect("shard alive"));
+        }
+        out.into_iter()
+            .map(|r| r.expect("every shard answered"))
+            .collect()
+    }
+
+    /// Starts a multi-shard transaction over `shards` (see shard/tx.rs): locks them in ascending order.
+    pub async fn begin_tx(self: &Rc<Self>, mut shards: Vec<usize>) -> Tx {
+        shards.sort_unstable();
+        shards.dedup();
+        let id = self.shared.next_tx.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut tx = Tx {
+            local: self.clone(),
+            id,
+            shards: Vec::new(),
+        };
+        for s in shards {
+            // Recorded before the await, so a cancelled coordinator still releases it (see Drop).
+            tx.shards.push(s);
+            self.call(s, Kind::Lock(id), |_| ()).await;
+        }
+        tx
+    }
+}
+
+/// A multi-shard transaction in progress. Dropping it releases every lock it holds or asked for.
+pub struct Tx {
+    local: Rc<Local>,
+    id: u64,
+    shards: Vec<usize>,
+}
+
+impl Tx {
+    pub fn shards(&self) -> &[usize] {
+        &self.shards
+    }
+
+    /// Runs `f` on one of the transaction's shards.
+    pub async fn on<R, F>(&self, shard: usize, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        debug_assert!(self.shards.contains(&shard));
+        self.local.call(shard, Kind::InTx(self.id), f).await
+    }
+
+    /// Runs `f(shard)` on each listed shard at once and returns the results in the same order.
+    pub async fn each<R, F>(&self, shards: &[usize], f: F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: Fn(&mut Shard) -> R + Send + Clone + 'static,
+    {
+        let mut remote = Vec::new();
+        let mut out: Vec<Option<R>> = shards.iter().map(|_| None).collect();
+        for (i, &s) in shards.iter().enumerate() {
+            if s != self.local.id {
+                remote.push((i, self.local.send_call(s, Kind::InTx(self.id), f.clone())));
+            }
+        }
+        for (i, &s) in shards.iter().enumerate() {
+            if s == self.local.id {
+                out[i] = Some(self.local.call_local(Kind::InTx(self.id), f.clone()).await);
+            }
+        }
+        for (i, rx) in remote {
+            out[i] = Some(rx.await.expect("shard alive"));
+        }
+        out.into_iter().map(|r| r.expect("answered")).collect()
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        for &s in &self.shards {
+            if s == self.local.id {
+                let mut sh = self.local.shard.borrow_mut();
+                if sh.lock.holder == Some(self.id) {
+                    sh.lock.holder = None;
+                    sh.drain_deferred();
+                    drop(sh);
+                    self.local.unlocked.notify();
+                }
+            } else {
+                self.local
+                    .shared
+                    .mesh
+                    .send(s, Kind::Unlock(self.id), Box::new(|_| ()));
+            }
+        }
+    }
+}
+
+/// Resolves the bind list (`127.0.0.1 -::1`: a leading '-' means "skip if unavailable").
+pub fn bind_addrs(bind: &[String], port: u16) -> Vec<(SocketAddr, bool)> {
+    bind.iter()
+        .filter_map(|b| {
+            let (optional, host) = match b.strip_prefix('-') {
+                Some(h) => (true, h),
+                None => (false, b.as_str()),
+            };
+            let host = if host == "*" { "0.0.0.0" } else { host };
+            let ip: std::net::IpAddr = host.parse().ok()?;
+            Some((SocketAddr::new(ip, port), optional))
+        })
+        .collect()
+}
+
+/// Opens `shards` listeners per bind address on one port (resolving port 0 once, on the first bind).
+pub fn open_listeners(
+    config: &Config,
+    shards: usize,
+) -> std::io::Result<(u16, Vec<Vec<TcpListener>>)> {
+    let settings = config.settings();
+    let mut port = settings.port;
+    let mut per_shard: Vec<Vec<TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
+    let addrs = bind_addrs(&settings.bind, port);
+    if addrs.is_empty() {
+        return Err(std::io::Error::other(format!(
+            "no valid bind address in '{}'",
+            settings.bind.join(" ")
+        )));
+    }
+    for (addr, optional) in addrs {
+        let mut opened = Vec::new();
+        for _ in 0..shards {
+            let a = SocketAddr::new(addr.ip(), port);
+            match runtime::reuseport_listener(a) {
+                Ok(l) => {
+                    if port == 0 {
+                        port = l.local_addr()?.port();
+                    }
+                    opened.push(l);
+                }
+                Err(e) if optional => {
+                    tracing::warn!("Could not bind {a} (optional): {e}");
+                    opened.clear();
+                    break;
+                }
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("Could not create server TCP listening socket {a}: {e}"),
+                    ))
+                }
+            }
+        }
+        for (s, l) in opened.into_iter().enumerate() {
+            per_shard[s].push(l);
+        }
+    }
+    Ok((port, per_shard))
+}
+
+/// Runs one shard until shutdown: the inbox, the periodic cron, and the accept loops.
+pub async fn shard_main(
+    id: usize,
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    listeners: Vec<TcpListener>,
+    seed: u64,
+) {
+    let nshards = shared.mesh.shards();
+    let local = Rc::new(Local {
+        id,
+        shard: RefCell::new(Shard::new(id, nshards, config, seed)),
+        shared: shared.clone(),
+        unlocked: Notify::default(),
+        wake_clients: Notify::default(),
+    });
+    runtime::spawn(inbox_loop(local.clone())).detach();
+    runtime::spawn(cron(local.clone())).detach();
+    for l in listeners {
+        match runtime::to_async(l) {
+            Ok(l) => runtime::spawn(conn::accept_loop(local.clone(), l)).detach(),
+            Err(e) => tracing::warn!("shard {id}: listener: {e}"),
+        }
+    }
+    // The shard lives until shutdown; connections watch the same flag and close themselves.
+    loop {
+        let seen = local.wake_clients.generation();
+        if shared.shutdown.load(Ordering::Acquire) {
+            break;
+        }
+        local.wake_clients.wait_since(seen).await;
+    }
+    // Let connections see the flag and close their sockets.
+    while !local.shard.borrow().clients.is_empty() {
+        let seen = local.wake_clients.generation();
+        futures_util::future::select(
+            std::pin::pin!(local.wake_clients.wait_since(seen)),
+            std::pin::pin!(runtime::sleep(std::time::Duration::from_millis(50))),
+        )
+        .await;
+        if local.shard.borrow().clients.is_empty() {
+            break;
+        }
+    }
+}
+
+async fn inbox_loop(local: Rc<Local>) {
+    let mut batch = Vec::new();
+    loop {
+        std::future::poll_fn(|cx| local.shared.mesh.inbox(local.id).poll_drain(cx, &mut batch))
+            .await;
+        let was_locked = local.shard.borrow().locked();
+        {
+            let mut sh = local.shard.borrow_mut();
+            for msg in batch.drain(..) {
+                sh.deliver(msg);
+            }
+        }
+        let now_locked = local.shard.borrow().locked();
+        if was_locked && !now_locked {
+            local.unlocked.notify();
+        }
+        let wake = std::mem::take(&mut local.shard.borrow_mut().wake_pending);
+        if wake || local.shared.shutdown.load(Ordering::Acquire) {
+            local.wake_clients.notify();
+        }
+    }
+}
+
+/// Periodic work, `hz` times a second: the active expiry cycle, bounded to a quarter of each period as in
+/// Valkey (ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC), and CLIENT PAUSE expiry.
+async fn cron(local: Rc<Local>) {
+    loop {
+        let hz = local.shard.borrow().settings.hz.max(1);
+        let period = std::time::Duration::from_micros(1_000_000 / hz as u64);
+        runtime::sleep(period).await;
+        if local.shard.borrow().locked() {
+            continue;
+        }
+        let budget = period / 4;
+        let start = std::time::Instant::now();
+        let now = runtime::now_ms();
+        let mut sh = local.shard.borrow_mut();
+        sh.ks.active_expire(now, || start.elapsed() >= budget);
+        if let Some((_, until)) = sh.pause {
+            if until <= now {
+                sh.pause = None;
+                drop(sh);
+                local.wake_clients.notify();
+            }
+        }
+    }
+}
+
+/// Asks every shard to stop; used by SHUTDOWN and the signal handler.
+pub fn request_shutdown(shared: &Shared) {
+    shared.shutdown.store(true, Ordering::Release);
+    for s in 0..shared.mesh.shards() {
+        // An empty message wakes the inbox loop, which wakes the shard's connections.
+        shared.mesh.send(s, Kind::Normal, Box::new(|_| ()));
+    }
+}

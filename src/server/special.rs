@@ -1,0 +1,716 @@
+//! Commands that need the connection or several shards. Multi-shard ones use transactions (shard/tx.rs).
+
+use super::conn::Conn;
+use crate::cmd::args::{eq, int, lower};
+use crate::cmd::exec::execute;
+use crate::cmd::keys::parse_db;
+use crate::cmd::{lookup, CmdError, CmdResult, Merge, Spec, Special};
+use crate::resp::{Proto, Reply};
+use crate::runtime;
+use crate::shard::mesh::Kind;
+use crate::slot::{key_slot, shard_slots, slot_owner, SLOTS};
+use crate::store::glob::glob_match;
+use crate::store::Entry;
+use bytes::Bytes;
+use std::sync::Arc;
+
+impl Conn {
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        slot_owner(key_slot(key), self.local.nshards())
+    }
+
+    pub async fn special(
+        &mut self,
+        which: Special,
+        spec: &'static Spec,
+        a: &[Bytes],
+        r: &mut Reply,
+    ) -> CmdResult {
+        match which {
+            Special::Ping => {
+                match a.len() {
+                    1 => r.simple("PONG"),
+                    2 => r.bulk(&a[1]),
+                    _ => return Err(CmdError::WrongArity("ping".into())),
+                }
+                Ok(())
+            }
+            Special::Echo => {
+                r.bulk(&a[1]);
+                Ok(())
+            }
+            Special::Hello => self.hello(a, r),
+            Special::Auth => self.auth(a, r),
+            Special::Select => {
+                let db = crate::cmd::args::int(&a[1])?;
+                if db < 0 || db as usize >= self.local.shard.borrow().settings.databases {
+                    return Err(CmdError::DbIndexOutOfRange);
+                }
+                self.db = db as usize;
+                self.info.borrow_mut().db = self.db;
+                r.ok();
+                Ok(())
+            }
+            Special::Quit => {
+                r.ok();
+                self.closing = true;
+                Ok(())
+            }
+            Special::Reset => {
+                self.db = 0;
+                self.proto = Proto::Resp2;
+                r.proto = Proto::Resp2;
+                self.authed = self.local.shard.borrow().settings.requirepass.is_none();
+                let mut info = self.info.borrow_mut();
+                info.name.clear();
+                info.db = 0;
+                info.resp = 2;
+                r.simple("RESET");
+                Ok(())
+            }
+            Special::Client => self.client(a, r).await,
+            Special::Command => self.command(a, r),
+            Special::Info => self.info_cmd(a, r).await,
+            Special::Config => self.config(a, r).await,
+            Special::Dbsize => {
+                let db = self.db;
+                let n: usize = self
+                    .local
+                    .broadcast(move |sh| sh.ks.len(db))
+                    .await
+                    .into_iter()
+                    .sum();
+                r.int(n as i64);
+                Ok(())
+            }
+            Special::Flushdb | Special::Flushall => {
+                if a.len() > 2 || (a.len() == 2 && !eq(&a[1], "async") && !eq(&a[1], "sync")) {
+                    return Err(CmdError::Syntax);
+                }
+                let db = (which == Special::Flushdb).then_some(self.db);
+                let tx = self
+                    .local
+                    .begin_tx((0..self.local.nshards()).collect())
+                    .await;
+                let shards = tx.shards().to_vec();
+                tx.each(&shards, move |sh| match db {
+                    Some(d) => sh.ks.flush_db(d),
+                    None => (0..sh.ks.databases()).for_each(|d| sh.ks.flush_db(d)),
+                })
+                .await;
+                drop(tx);
+                r.ok();
+                Ok(())
+            }
+            Special::Swapdb => {
+                let n = self.local.shard.borrow().settings.databases;
+                let x = parse_db(&a[1], n)
+                    .map_err(|_| CmdError::other("ERR invalid first DB index"))?;
+                let y = parse_db(&a[2], n)
+                    .map_err(|_| CmdError::other("ERR invalid second DB index"))?;
+                let tx = self
+                    .local
+                    .begin_tx((0..self.local.nshards()).collect())
+                    .await;
+                let shards = tx.shards().to_vec();
+                tx.each(&shards, move |sh| sh.ks.swap_db(x, y)).await;
+                r.ok();
+                Ok(())
+            }
+            Special::Time => {
+                let us = runtime::now_us();
+                r.array(2);
+                r.bulk_int((us / 1_000_000) as i64);
+                r.bulk_int((us % 1_000_000) as i64);
+                Ok(())
+            }
+            Special::Shutdown => {
+                for o in &a[1..] {
+                    if !["nosave", "save", "now", "force", "abort"].contains(&lower(o).as_str()) {
+                        return Err(CmdError::Syntax);
+                    }
+                }
+                if a[1..].iter().any(|o| eq(o, "abort")) {
+                    return Err(CmdError::other("ERR No shutdown in progress."));
+                }
+                tracing::info!("User requested shutdown...");
+                super::request_shutdown(&self.local.shared);
+                self.closing = true;
+                Ok(())
+            }
+            Special::Debug => self.debug(a, r).await,
+            Special::Keys => {
+                let (db, pat) = (self.db, a[1].clone());
+                let now = runtime::now_ms();
+                let parts = self
+                    .local
+                    .broadcast(move |sh| {
+                        sh.ks
+                            .entries(db, now)
+                            .filter(|e| glob_match(&pat, e.key(), false))
+                            .map(|e| Bytes::copy_from_slice(e.key()))
+                            .collect::<Vec<_>>()
+                    })
+                    .await;
+                let total: usize = parts.iter().map(Vec::len).sum();
+                r.array(total);
+                parts.iter().flatten().for_each(|k| r.bulk(k));
+                Ok(())
+            }
+            Special::Scan => self.scan(a, r).await,
+            Special::Randomkey => {
+                let db = self.db;
+                let n = self.local.nshards();
+                let start = self.local.shard.borrow_mut().rand_below(n);
+                for i in 0..n {
+                    let s = (start + i) % n;
+                    let now = runtime::now_ms();
+                    let k = self.local.call(s, Kind::Normal, move |sh| {
+                        let seed = sh.rand_below(usize::MAX);
+                        let mut x = seed;
+                        sh.ks.random_key(db, now, |m| {
+                            x = x
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                            (x >> 17) % m
+                        })
+                    });
+                    if let Some(k) = k.await {
+                        r.bulk(&k);
+                        return Ok(());
+                    }
+                }
+                r.null();
+                Ok(())
+            }
+            Special::Msetnx => self.msetnx(a, r).await,
+            Special::Rename | Special::Renamenx => {
+                self.rename(a, r, which == Special::Renamenx).await
+            }
+            Special::Copy => self.copy(a, r).await,
+            Special::Move => {
+                let n = self.local.shard.borrow().settings.databases;
+                let dst = parse_db(&a[2], n)?;
+                if dst == self.db {
+                    return Err(CmdError::SameObject);
+                }
+                let (src, key, now) = (self.db, a[1].clone(), runtime::now_ms());
+                let moved = self
+                    .local
+                    .call(self.shard_of(&a[1]), Kind::Normal, move |sh| {
+                        if sh.ks.get(dst, &key, now).is_some() {
+                            return false;
+                        }
+                        match sh.ks.remove(src, &key, now) {
+                            Some(e) => {
+                                sh.ks.insert_entry(dst, e);
+                                true
+                            }
+                            None => false,
+                        }
+                    })
+                    .await;
+                r.int(moved as i64);
+                Ok(())
+            }
+            Special::Lcs => {
+                let vals = self.fetch_values(&[a[1].clone(), a[2].clone()]).await;
+                let empty: &[u8] = &[];
+                let x = vals[0].as_deref().unwrap_or(empty);
+                let y = vals[1].as_deref().unwrap_or(empty);
+                crate::cmd::strings::lcs(x, y, &a[3..], r)?;
+                let _ = spec;
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads several keys' values atomically (one transaction over their shards).
+    pub async fn fetch_values(&self, keys: &[Bytes]) -> Vec<Option<Vec<u8>>> {
+        let shards: Vec<usize> = keys.iter().map(|k| self.shard_of(k)).collect();
+        let tx = self.local.begin_tx(shards.clone()).await;
+        let mut out = Vec::with_capacity(keys.len());
+        for (k, s) in keys.iter().zip(shards) {
+            let (db, key, now) = (self.db, k.clone(), runtime::now_ms());
+            out.push(
+                tx.on(s, move |sh| {
+                    sh.ks.get(db, &key, now).map(|e| e.value().to_vec())
+                })
+                .await,
+            );
+        }
+        out
+    }
+
+    /// A key command whose keys span shards: split by shard, run the parts in one transaction, merge.
+    pub async fn run_split(
+        &mut self,
+        spec: &'static Spec,
+        a: Vec<Bytes>,
+        merge: Option<Merge>,
+        r: &mut Reply,
+    ) -> CmdResult {
+        let Some(merge) = merge else {
+            // Every key command either names one key or has a merge rule (table test); be defensive.
+            return Err(CmdError::other(
+                "ERR this command cannot operate on keys of different shards",
+            ));
+        };
+        if merge == Merge::AllOk && a.len().is_multiple_of(2) {
+            return Err(CmdError::WrongArity(spec.name.into()));
+        }
+        let step = spec.step.max(1) as usize;
+        let positions: Vec<usize> = spec.key_positions(a.len()).collect();
+        let mut parts: Vec<(usize, Vec<Bytes>, Vec<usize>)> = Vec::new();
+        for (i, &p) in positions.iter().enumerate() {
+            let s = self.shard_of(&a[p]);
+            let idx = match parts.iter().position(|(ps, _, _)| *ps == s) {
+                Some(x) => x,
+                None => {
+                    parts.push((s, vec![a[0].clone()], Vec::new()));
+                    parts.len() - 1
+                }
+            };
+            parts[idx].1.extend_from_slice(&a[p..p + step]);
+            parts[idx].2.push(i);
+        }
+        let tx = self
+            .local
+            .begin_tx(parts.iter().map(|p| p.0).collect())
+            .await;
+        let ex = self.exec();
+        let proto = self.proto;
+        let mut replies: Vec<(Vec<u8>, Vec<usize>)> = Vec::new();
+        for (s, args, _) in &parts {
+            let args = args.clone();
+            let get = lookup(b"get").expect("get");
+            let out = tx
+                .on(*s, move |sh| {
+                    let mut r = Reply::new(proto);
+                    let mut ends = Vec::new();
+                    if merge == Merge::Gather {
+                        // One GET per key, so the replies can be interleaved back into key order.
+                        for k in &args[1..] {
+                            execute(
+                                sh,
+                                get,
+                                &[Bytes::from_static(b"get"), k.clone()],
+                                &ex,
+                                &mut r,
+                            );
+                            ends.push(r.len());
+                        }
+                    } else {
+                        execute(sh, spec, &args, &ex, &mut r);
+                        ends.push(r.len());
+                    }
+                    (r.buf, ends)
+                })
+                .await;
+            replies.push(out);
+        }
+        drop(tx);
+        match merge {
+            Merge::Gather => {
+                let mut per_key: Vec<&[u8]> = vec![&[]; positions.len()];
+                for ((_, _, idxs), (buf, ends)) in parts.iter().zip(&replies) {
+                    for (j, &ki) in idxs.iter().enumerate() {
+                        let start = if j == 0 { 0 } else { ends[j - 1] };
+                        per_key[ki] = &buf[start..ends[j]];
+                    }
+                }
+                r.array(per_key.len());
+                per_key.iter().for_each(|b| r.raw(b));
+            }
+            Merge::Sum => {
+                let mut total = 0i64;
+                for (buf, _) in &replies {
+                    match buf
+                        .strip_prefix(b":")
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(|s| s.trim_end().parse::<i64>().ok())
+                    {
+                        Some(n) => total += n,
+                        None => {
+                            r.raw(buf);
+                            return Ok(());
+                        }
+                    }
+                }
+                r.int(total);
+            }
+            Merge::AllOk => match replies.iter().find(|(b, _)| !b.starts_with(b"+OK")) {
+                Some((b, _)) => r.raw(b),
+                None => r.ok(),
+            },
+        }
+        Ok(())
+    }
+
+    async fn msetnx(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        if a.len().is_multiple_of(2) {
+            return Err(CmdError::WrongArity("msetnx".into()));
+        }
+        if self.local.shard.borrow().over_maxmemory() {
+            return Err(CmdError::Oom);
+        }
+        let pairs: Vec<(Bytes, Bytes)> = a[1..]
+            .chunks(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect();
+        let shards: Vec<usize> = pairs.iter().map(|(k, _)| self.shard_of(k)).collect();
+        let tx = self.local.begin_tx(shards.clone()).await;
+        let mut uniq = shards.clone();
+        uniq.sort_unstable();
+        uniq.dedup();
+        let (db, now) = (self.db, runtime::now_ms());
+        let keys = Arc::new(pairs);
+        let k2 = keys.clone();
+        let any = tx
+            .each(&uniq, move |sh| {
+                k2.iter().any(|(k, _)| {
+                    slot_owner(key_slot(k), sh.nshards) == sh.id && sh.ks.get(db, k, now).is_some()
+                })
+            })
+            .await;
+        if any.into_iter().any(|x| x) {
+            r.int(0);
+            return Ok(());
+        }
+        tx.each(&uniq, move |sh| {
+            for (k, v) in keys.iter() {
+                if slot_owner(key_slot(k), sh.nshards) == sh.id {
+                    sh.ks.set(db, k, v, None, now);
+                }
+            }
+        })
+        .await;
+        r.int(1);
+        Ok(())
+    }
+
+    async fn rename(&mut self, a: &[Bytes], r: &mut Reply, nx: bool) -> CmdResult {
+        let (src, dst) = (a[1].clone(), a[2].clone());
+        let (s1, s2) = (self.shard_of(&src), self.shard_of(&dst));
+        let (db, now) = (self.db, runtime::now_ms());
+        let tx = self.local.begin_tx(vec![s1, s2]).await;
+        let k = src.clone();
+        let exists = tx.on(s1, move |sh| sh.ks.get(db, &k, now).is_some()).await;
+        if !exists {
+            return Err(CmdError::NoSuchKey);
+        }
+        if src == dst {
+            if nx {
+                r.int(0);
+            } else {
+                r.ok();
+            }
+            return Ok(());
+        }
+        if nx {
+            let k = dst.clone();
+            if tx.on(s2, move |sh| sh.ks.get(db, &k, now).is_some()).await {
+                r.int(0);
+                return Ok(());
+            }
+        }
+        let e = tx
+            .on(s1, move |sh| {
+                sh.ks.remove(db, &src, now).expect("checked under lock")
+            })
+            .await;
+        tx.on(s2, move |sh| {
+            sh.ks.remove(db, &dst, now);
+            sh.ks
+                .insert_entry(db, Entry::new(&dst, e.value(), e.expire_at()));
+        })
+        .await;
+        if nx {
+            r.int(1);
+        } else {
+            r.ok();
+        }
+        Ok(())
+    }
+
+    async fn copy(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        let nd = self.local.shard.borrow().settings.databases;
+        let (mut dst_db, mut replace) = (self.db, false);
+        let mut i = 3;
+        while i < a.len() {
+            if eq(&a[i], "replace") {
+                replace = true;
+            } else if eq(&a[i], "db") && i + 1 < a.len() {
+                dst_db = parse_db(&a[i + 1], nd)?;
+                i += 1;
+            } else {
+                return Err(CmdError::Syntax);
+            }
+            i += 1;
+        }
+        let (src, dst) = (a[1].clone(), a[2].clone());
+        if src == dst && dst_db == self.db {
+            return Err(CmdError::SameObject);
+        }
+        let (s1, s2) = (self.shard_of(&src), self.shard_of(&dst));
+        let (db, now) = (self.db, runtime::now_ms());
+        let tx = self.local.begin_tx(vec![s1, s2]).await;
+        let Some(e) = tx
+            .on(s1, move |sh| {
+                sh.ks
+                    .get(db, &src, now)
+                    .map(|e| (e.value().to_vec(), e.expire_at()))
+            })
+            .await
+        else {
+            r.int(0);
+            return Ok(());
+        };
+        let done = tx
+            .on(s2, move |sh| {
+                if sh.ks.get(dst_db, &dst, now).is_some() && !replace {
+                    return false;
+                }
+                sh.ks.remove(dst_db, &dst, now);
+                sh.ks.insert_entry(dst_db, Entry::new(&dst, &e.0, e.1));
+                true
+            })
+            .await;
+        r.int(done as i64);
+        Ok(())
+    }
+
+    /// SCAN: the cursor is the next hash slot to visit. Each call returns whole slots until COUNT keys are
+    /// gathered, so a key present for the whole iteration is returned (exactly once, since keys never move
+    /// between slots).
+    async fn scan(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        let cursor: u64 = std::str::from_utf8(&a[1])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(CmdError::other("ERR invalid cursor"))?;
+        let (mut pattern, mut count, mut typ) = (None, 10usize, None);
+        let mut i = 2;
+        while i < a.len() {
+            if i + 1 >= a.len() {
+                return Err(CmdError::Syntax);
+            }
+            match lower(&a[i]).as_str() {
+                "match" => pattern = Some(a[i + 1].clone()),
+                "count" => {
+                    let c = int(&a[i + 1])?;
+                    if c < 1 {
+                        return Err(CmdError::Syntax);
+                    }
+                    count = c as usize;
+                }
+                "type" => typ = Some(lower(&a[i + 1])),
+                _ => return Err(CmdError::Syntax),
+            }
+            i += 2;
+        }
+        let n = self.local.nshards();
+        let mut slot = (cursor as usize).min(SLOTS);
+        let mut keys: Vec<Bytes> = Vec::new();
+        while slot < SLOTS && keys.len() < count {
+            let s = slot_owner(slot as u16, n);
+            let end = shard_slots(s, n).end;
+            let (db, now, want) = (self.db, runtime::now_ms(), count - keys.len());
+            let (pat, typ) = (pattern.clone(), typ.clone());
+            let (got, next) = self
+                .local
+                .call(s, Kind::Normal, move |sh| {
+                    let mut out = Vec::new();
+                    let mut sl = slot;
+                    while sl < end && out.len() < want {
+                        for e in sh.ks.slot_entries(db, sl, now) {
+                            let type_ok = typ.as_deref().is_none_or(|t| t == "string");
+                            if type_ok && pat.as_ref().is_none_or(|p| glob_match(p, e.key(), false))
+                            {
+                                out.push(Bytes::copy_from_slice(e.key()));
+                            }
+                        }
+                        sl += 1;
+                    }
+                    (out, sl)
+                })
+                .await;
+            keys.extend(got);
+            slot = next;
+        }
+        let next = if slot >= SLOTS { 0 } else { slot };
+        r.array(2);
+        r.bulk(next.to_string().as_bytes());
+        r.array(keys.len());
+        keys.iter().for_each(|k| r.bulk(k));
+        Ok(())
+    }
+
+    fn hello(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        let mut proto = self.proto;
+        let mut i = 1;
+        if a.len() > 1 {
+            let v = int(&a[1]).map_err(|_| {
+                CmdError::other("ERR Protocol version is not an integer or out of range")
+            })?;
+            proto = match v {
+                2 => Proto::Resp2,
+                3 => Proto::Resp3,
+                _ => return Err(CmdError::other("NOPROTO unsupported protocol version")),
+            };
+            i = 2;
+        }
+        let mut name = None;
+        while i < a.len() {
+            if eq(&a[i], "auth") && i + 2 < a.len() {
+                self.check_password(&a[i + 1], &a[i + 2])?;
+                i += 3;
+            } else if eq(&a[i], "setname") && i + 1 < a.len() {
+                name = Some(super::client_cmd::valid_name(&a[i + 1])?);
+                i += 2;
+            } else {
+                return Err(CmdError::other(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&a[i])
+                )));
+            }
+        }
+        if !self.authed {
+            return Err(CmdError::other("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"));
+        }
+        self.proto = proto;
+        r.proto = proto;
+        let mut info = self.info.borrow_mut();
+        info.resp = if proto == Proto::Resp3 { 3 } else { 2 };
+        if let Some(n) = name {
+            info.name = n;
+        }
+        drop(info);
+        r.map(7);
+        r.bulk(b"server");
+        r.bulk(b"valkey");
+        r.bulk(b"version");
+        r.bulk(super::info::VALKEY_VERSION.as_bytes());
+        r.bulk(b"proto");
+        r.int(if proto == Proto::Resp3 { 3 } else { 2 });
+        r.bulk(b"id");
+        r.int(self.id as i64);
+        r.bulk(b"mode");
+        r.bulk(b"standalone");
+        r.bulk(b"role");
+        r.bulk(b"master");
+        r.bulk(b"modules");
+        r.array(0);
+        Ok(())
+    }
+
+    fn check_password(&mut self, user: &[u8], pass: &[u8]) -> CmdResult {
+        let required = self.local.shard.borrow().settings.requirepass.clone();
+        match required {
+            None if user == b"default" => {
+                self.authed = true;
+                Ok(())
+            }
+            Some(p) if user == b"default" && p.as_bytes() == pass => {
+                self.authed = true;
+                Ok(())
+            }
+            _ => Err(CmdError::WrongPass),
+        }
+    }
+
+    fn auth(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        if a.len() > 3 {
+            return Err(CmdError::Syntax);
+        }
+        if a.len() == 2 && self.local.shard.borrow().settings.requirepass.is_none() {
+            return Err(CmdError::other("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
+        }
+        let (user, pass) = if a.len() == 3 {
+            (&a[1][..], &a[2][..])
+        } else {
+            (&b"default"[..], &a[1][..])
+        };
+        self.check_password(user, pass)?;
+        r.ok();
+        Ok(())
+    }
+
+    async fn config(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        let sub = lower(&a[1]);
+        match sub.as_str() {
+            "get" if a.len() >= 3 => {
+                let config = self.local.shard.borrow().config.clone();
+                let pats: Vec<&[u8]> = a[2..].iter().map(|b| &b[..]).collect();
+                let found = config.get_matching(&pats);
+                r.map(found.len());
+                for (k, v) in found {
+                    r.bulk(k.as_bytes());
+                    r.bulk(v.as_bytes());
+                }
+                Ok(())
+            }
+            "set" if a.len() >= 4 && a.len().is_multiple_of(2) => {
+                let pairs: Vec<(String, String)> = a[2..]
+                    .chunks(2)
+                    .map(|c| (lower(&c[0]), String::from_utf8_lossy(&c[1]).into_owned()))
+                    .collect();
+                // Shard 0 holds the authoritative copy: updates are serialised there, then broadcast.
+                let version = self
+                    .local
+                    .shared
+                    .config_version
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+                    + 1;
+                let updated = self
+                    .local
+                    .call(0, Kind::Normal, move |sh| {
+                        let mut c = (*sh.config).clone();
+                        c.set_many(&pairs)?;
+                        let c = Arc::new(c);
+                        sh.set_config(c.clone());
+                        Ok::<_, String>(c)
+                    })
+                    .await
+                    .map_err(CmdError::other)?;
+                let _ = version;
+                self.local
+                    .broadcast(move |sh| sh.set_config(updated.clone()))
+                    .await;
+                r.ok();
+                Ok(())
+            }
+            "resetstat" if a.len() == 2 => {
+                self.local.broadcast(|sh| sh.stats.reset()).await;
+                r.ok();
+                Ok(())
+            }
+            "rewrite" if a.len() == 2 => Err(CmdError::other(
+                "ERR The server is running without a config file",
+            )),
+            "help" if a.len() == 2 => {
+                crate::cmd::args::help(
+                    r,
+                    &[
+                        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                        "GET <pattern>",
+                        "    Return parameters matching the glob-like <pattern> and their values.",
+                        "SET <directive> <value>",
+                        "    Set the configuration <directive> to <value>.",
+                        "RESETSTAT",
+                        "    Reset statistics reported by the INFO command.",
+                        "HELP",
+                        "    Print this help.",
+                    ],
+                );
+                Ok(())
+            }
+            "get" | "set" | "resetstat" | "rewrite" => {
+                Err(CmdError::WrongArity(format!("config|{sub}")))
+            }
+            _ => Err(CmdError::UnknownSubcommand {
+                sub: String::from_utf8_lossy(&a[1]).into(),
+                cmd: "CONFIG".into(),
+            }),
+        }
+    }
+}

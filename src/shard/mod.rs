@@ -1,0 +1,99 @@
+//! A shard: one thread, one compio runtime, the data of one range of hash slots, and the connections it
+//! accepted. Other shards reach its data only through its inbox (`mesh`).
+
+pub mod mesh;
+pub mod notify;
+pub mod stats;
+pub mod tx;
+
+use crate::alloc;
+use crate::config::{Config, Settings};
+use crate::store::Keyspace;
+use rand::rngs::SmallRng;
+pub use stats::Stats;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+pub use tx::LockState;
+
+/// What CLIENT LIST shows of a connection; owned by the connection, registered with its shard.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub name: String,
+    pub lib_name: String,
+    pub lib_ver: String,
+    pub db: usize,
+    pub resp: u8,
+    pub created_ms: u64,
+    pub last_ms: u64,
+    pub last_cmd: String,
+    pub qbuf: usize,
+    pub killed: bool,
+}
+
+/// CLIENT PAUSE state, one copy per shard (set by broadcast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseKind {
+    Write,
+    All,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub nshards: usize,
+    pub ks: Keyspace,
+    pub config: Arc<Config>,
+    pub settings: Arc<Settings>,
+    pub stats: Stats,
+    pub rng: SmallRng,
+    pub lock: LockState,
+    pub clients: BTreeMap<u64, std::rc::Rc<std::cell::RefCell<ClientInfo>>>,
+    pub pause: Option<(PauseKind, u64)>,
+    /// Set by a message that changed client state (kill, unpause): the inbox loop then wakes connections.
+    pub wake_pending: bool,
+}
+
+impl Shard {
+    pub fn new(id: usize, nshards: usize, config: Arc<Config>, seed: u64) -> Self {
+        use rand::SeedableRng;
+        let settings = Arc::new(config.settings());
+        Shard {
+            id,
+            nshards,
+            ks: Keyspace::new(
+                crate::slot::shard_slots(id, nshards),
+                settings.databases,
+                seed,
+            ),
+            config,
+            settings,
+            stats: Stats::default(),
+            rng: SmallRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15),
+            lock: LockState::default(),
+            clients: BTreeMap::new(),
+            pause: None,
+            wake_pending: false,
+        }
+    }
+
+    pub fn over_maxmemory(&self) -> bool {
+        let max = self.settings.maxmemory;
+        max > 0 && alloc::used_memory() > max
+    }
+
+    pub fn set_config(&mut self, config: Arc<Config>) {
+        self.settings = Arc::new(config.settings());
+        self.config = config;
+    }
+
+    pub fn rand_below(&mut self, n: usize) -> usize {
+        use rand::Rng;
+        if n == 0 {
+            0
+        } else {
+            self.rng.random_range(0..n)
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! A key and its string value in one heap block, referenced by a thin pointer.
+//!
+//! Layout (little-endian): `flags: u8 | lru: u24 (seconds) | key_len: u32 | val_len: u32 | [expire_at_ms: u64 if HAS_EXPIRE] | key |
+//! value`. One allocation per key and an 8-byte handle in the table is what keeps a key near 140 bytes of
+//! memory for a 100-byte value (see docs/memory.md). Integers are stored as their decimal text: they are short
+//! and live inline in the block, so they need no allocation of their own either.
+//!
+//! Invariant: `ptr` always points to a live block whose header describes its own length exactly; every
+//! constructor writes the header first and every accessor derives slices from it.
+
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::ptr::NonNull;
+
+const HAS_EXPIRE: u8 = 1;
+const HEADER: usize = 12;
+/// The LRU clock wraps every 2^24 seconds (194 days), as Valkey's does.
+pub const LRU_MASK: u32 = (1 << 24) - 1;
+
+pub struct Entry {
+    ptr: NonNull<u8>,
+}
+
+// SAFETY: an Entry uniquely owns its block, like a Box<[u8]>.
+unsafe impl Send for Entry {}
+unsafe impl Sync for Entry {}
+
+impl Entry {
+    pub fn new(key: &[u8], value: &[u8], expire_at: Option<u64>) -> Entry {
+        Self::build(key, &[value], expire_at)
+    }
+
+    /// Builds an entry whose value is the concatenation of `parts` (APPEND, SETRANGE), in one allocation.
+    pub fn build(key: &[u8], parts: &[&[u8]], expire_at: Option<u64>) -> Entry {
+        let val_len: usize = parts.iter().map(|p| p.len()).sum();
+        let ext = if expire_at.is_some() { 8 } else { 0 };
+        let size = HEADER + ext + key.len() + val_len;
+        assert!(
+            key.len() <= u32::MAX as usize && val_len <= u32::MAX as usize,
+            "entry too large"
+        );
+        let layout = Layout::from_size_align(size, 1).expect("layout");
+        // SAFETY: size >= HEADER > 0; every byte of the block is written below before it is read.
+        unsafe {
+            let p = alloc(layout);
+            let Some(ptr) = NonNull::new(p) else {
+                handle_alloc_error(layout)
+            };
+            *p = if expire_at.is_some() { HAS_EXPIRE } else { 0 };
+            p.add(1).cast::<[u8; 3]>().write([0; 3]);
+            p.add(4)
+                .cast::<[u8; 4]>()
+                .write((key.len() as u32).to_le_bytes());
+            p.add(8)
+                .cast::<[u8; 4]>()
+                .write((val_len as u32).to_le_bytes());
+            let mut off = HEADER;
+            if let Some(t) = expire_at {
+                p.add(off).cast::<[u8; 8]>().write(t.to_le_bytes());
+                off += 8;
+            }
+            std::ptr::copy_nonoverlapping(key.as_ptr(), p.add(off), key.len());
+            off += key.len();
+            for part in parts {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), p.add(off), part.len());
+                off += part.len();
+            }
+            Entry { ptr }
+        }
+    }
+
+    fn header(&self) -> (u8, usize, usize) {
+        // SAFETY: the header's 9 bytes are always initialised (type invariant).
+        unsafe {
+            let p = self.ptr.as_ptr();
+            let k = u32::from_le_bytes(p.add(4).cast::<[u8; 4]>().read());
+            let v = u32::from_le_bytes(p.add(8).cast::<[u8; 4]>().read());
+            (*p, k as usize, v as usize)
+        }
+    }
+
+    fn data_offset(flags: u8) -> usize {
+        HEADER + if flags & HAS_EXPIRE != 0 { 8 } else { 0 }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        let (flags, k, _) = self.header();
+        // SAFETY: the block holds k key bytes at this offset (type invariant).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(Self::data_offset(flags)), k) }
+    }
+
+    pub fn value(&self) -> &[u8] {
+        let (flags, k, v) = self.header();
+        // SAFETY: as for key().
+        unsafe {
+            std::slice::from_raw_parts(self.ptr.as_ptr().add(Self::data_offset(flags) + k), v)
+        }
+    }
+
+    /// The value's bytes for an in-place overwrite of the same length (SET of a same-size value, SETRANGE).
+    pub fn value_mut(&mut self) -> &mut [u8] {
+        let (flags, k, v) = self.header();
+        // SAFETY: as for key(); &mut self makes the access unique.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(Self::data_offset(flags) + k), v)
+        }
+    }
+
+    pub fn expire_at(&self) -> Option<u64> {
+        let (flags, _, _) = self.header();
+        if flags & HAS_EXPIRE == 0 {
+            return None;
+        }
+        // SAFETY: HAS_EXPIRE means 8 bytes of expiry follow the header.
+        Some(u64::from_le_bytes(unsafe {
+            self.ptr.as_ptr().add(HEADER).cast::<[u8; 8]>().read()
+        }))
+    }
+
+    /// Changes the expiry. Adding or removing it changes the block's layout, so that rebuilds the block;
+    /// changing an existing one writes in place.
+    pub fn set_expire(&mut self, expire_at: Option<u64>) {
+        match (self.expire_at(), expire_at) {
+            (Some(_), Some(t)) => {
+                // SAFETY: HAS_EXPIRE is set, so the 8 bytes exist.
+                unsafe {
+                    self.ptr
+                        .as_ptr()
+                        .add(HEADER)
+                        .cast::<[u8; 8]>()
+                        .write(t.to_le_bytes())
+                }
+            }
+            (None, None) => {}
+            _ => {
+                let lru = self.lru();
+                *self = Entry::new(self.key(), self.value(), expire_at);
+                self.touch(lru as u64);
+            }
+        }
+    }
+
+    /// Replaces the value, keeping the expiry unless `expire_at` says otherwise.
+    pub fn set_value(&mut self, value: &[u8], expire_at: Option<u64>) {
+        if value.len() == self.value().len() && expire_at.is_some() == self.expire_at().is_some() {
+            self.value_mut().copy_from_slice(value);
+            self.set_expire(expire_at);
+        } else {
+            let lru = self.lru();
+            *self = Entry::new(self.key(), value, expire_at);
+            self.touch(lru as u64);
+        }
+    }
+
+    /// Last access time in seconds, modulo 2^24 (OBJECT IDLETIME).
+    pub fn lru(&self) -> u32 {
+        // SAFETY: header bytes 1..4 are always initialised.
+        let b = unsafe { self.ptr.as_ptr().add(1).cast::<[u8; 3]>().read() };
+        u32::from_le_bytes([b[0], b[1], b[2], 0])
+    }
+
+    pub fn touch(&mut self, now_secs: u64) {
+        let b = ((now_secs as u32) & LRU_MASK).to_le_bytes();
+        // SAFETY: as for lru(); &mut self makes the write unique.
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .add(1)
+                .cast::<[u8; 3]>()
+                .write([b[0], b[1], b[2]])
+        }
+    }
+
+    /// Bytes requested from the allocator for this key (the table's slot is counted by the table).
+    pub fn block_size(&self) -> usize {
+        let (flags, k, v) = self.header();
+        Self::data_offset(flags) + k + v
+    }
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Self {
+        let mut e = Entry::new(self.key(), self.value(), self.expire_at());
+        e.touch(self.lru() as u64);
+        e
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let layout = Layout::from_size_align(self.block_size(), 1).expect("layout");
+        // SAFETY: the block was allocated with exactly this layout (size derives from the header).
+        unsafe { dealloc(self.ptr.as_ptr(), layout) }
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("value_len", &self.value().len())
+            .field("expire_at", &self.expire_at())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip_through_every_change() {
+        let mut e = Entry::new(b"key:1", b"hello", None);
+        assert_eq!(
+            (e.key(), e.value(), e.expire_at()),
+            (&b"key:1"[..], &b"hello"[..], None)
+        );
+        e.set_expire(Some(42));
+        assert_eq!(
+            (e.key(), e.value(), e.expire_at()),
+            (&b"key:1"[..], &b"hello"[..], Some(42))
+        );
+        e.set_value(b"world", Some(43));
+        assert_eq!((e.value(), e.expire_at()), (&b"world"[..], Some(43)));
+        e.set_value(b"longer value", None);
+        assert_eq!(
+            (e.key(), e.value(), e.expire_at()),
+            (&b"key:1"[..], &b"longer value"[..], None)
+        );
+        let c = e.clone();
+        assert_eq!((c.key(), c.value()), (e.key(), e.value()));
+        let big = Entry::build(b"", &[b"ab", b"", b"cd"], Some(u64::MAX));
+        assert_eq!(
+            (big.key(), big.value(), big.expire_at()),
+            (&b""[..], &b"abcd"[..], Some(u64::MAX))
+        );
+        assert_eq!(
+            Entry::new(b"key:0", &[0u8; 100], None).block_size(),
+            12 + 5 + 100
+        );
+        let mut t = Entry::new(b"k", b"v", None);
+        t.touch((1 << 24) + 77);
+        assert_eq!(t.lru(), 77);
+        t.set_expire(Some(5));
+        assert_eq!((t.lru(), t.key(), t.value()), (77, &b"k"[..], &b"v"[..]));
+    }
+}

@@ -1,0 +1,452 @@
+//! One shard's keyspace: `databases` databases, each holding one segmented table per owned hash slot.
+//!
+//! Invariants:
+//! - a key lives in the table of its own slot, and only slots in `slots` (this shard's range) exist here;
+//! - `Db::keys` equals the sum of the slot tables' lengths and `expires` the number of entries with an
+//!   expiry; both are kept by the mutation methods and by `EntryMut`'s drop, never by callers;
+//! - an expired key is invisible: reads delete it on the way (lazy expiry, on a primary) and the active
+//!   cycle deletes the rest a bounded number of segments at a time.
+
+use super::entry::Entry;
+use super::segtable::SegTable;
+use crate::slot::key_slot;
+use std::ops::Range;
+
+pub struct SlotData {
+    pub table: SegTable,
+    pub expires: usize,
+}
+
+#[derive(Default)]
+pub struct Db {
+    /// Indexed by slot - first owned slot; allocated on the first write to this database.
+    slots: Vec<Option<Box<SlotData>>>,
+    keys: usize,
+    expires: usize,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct ExpireStats {
+    pub expired: u64,
+}
+
+pub struct Keyspace {
+    slots: Range<usize>,
+    dbs: Vec<Db>,
+    seed: u64,
+    /// Where the active expiry cycle resumes: (db, slot index, segment).
+    cursor: (usize, usize, usize),
+    pub active_expire_enabled: bool,
+    pub stats: ExpireStats,
+}
+
+/// A mutable handle on an entry that keeps the expiry counters right whatever the caller changes.
+pub struct EntryMut<'a> {
+    entry: &'a mut Entry,
+    had_expire: bool,
+    slot_expires: &'a mut usize,
+    db_expires: &'a mut usize,
+}
+
+impl std::ops::Deref for EntryMut<'_> {
+    type Target = Entry;
+    fn deref(&self) -> &Entry {
+        self.entry
+    }
+}
+
+impl std::ops::DerefMut for EntryMut<'_> {
+    fn deref_mut(&mut self) -> &mut Entry {
+        self.entry
+    }
+}
+
+impl Drop for EntryMut<'_> {
+    fn drop(&mut self) {
+        match (self.had_expire, self.entry.expire_at().is_some()) {
+            (false, true) => {
+                *self.slot_expires += 1;
+                *self.db_expires += 1;
+            }
+            (true, false) => {
+                *self.slot_expires -= 1;
+                *self.db_expires -= 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_expired(e: &Entry, now: u64) -> bool {
+    matches!(e.expire_at(), Some(t) if t <= now)
+}
+
+impl Keyspace {
+    pub fn new(slots: Range<usize>, databases: usize, seed: u64) -> Self {
+        Keyspace {
+            slots,
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            seed,
+            cursor: (0, 0, 0),
+            active_expire_enabled: true,
+            stats: ExpireStats::default(),
+        }
+    }
+
+    pub fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    pub fn owned_slots(&self) -> Range<usize> {
+        self.slots.clone()
+    }
+
+    fn index(&self, key: &[u8]) -> usize {
+        let slot = key_slot(key) as usize;
+        debug_assert!(
+            self.slots.contains(&slot),
+            "slot {slot} is not owned by this shard"
+        );
+        slot - self.slots.start
+    }
+
+    fn slot_ref(&self, db: usize, idx: usize) -> Option<&SlotData> {
+        self.dbs[db].slots.get(idx)?.as_deref()
+    }
+
+    fn slot_data(&mut self, db: usize, idx: usize) -> &mut SlotData {
+        let n = self.slots.len();
+        let seed = self.seed;
+        let d = &mut self.dbs[db];
+        if d.slots.is_empty() {
+            d.slots.resize_with(n, || None);
+        }
+        d.slots[idx].get_or_insert_with(|| {
+            Box::new(SlotData {
+                table: SegTable::new(seed),
+                expires: 0,
+            })
+        })
+    }
+
+    /// Reads a key, deleting it first if it has expired, and stamps its access time.
+    pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
+        self.expire_if_needed(db, key, now);
+        let idx = self.index(key);
+        let e = self.dbs[db]
+            .slots
+            .get_mut(idx)?
+            .as_deref_mut()?
+            .table
+            .get_mut(key)?;
+        e.touch(now / 1000);
+        Some(e)
+    }
+
+    /// Reads a key without lazy deletion (replica reads, DEBUG, OBJECT); expired keys are still hidden.
+    pub fn peek(&self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
+        let idx = self.index(key);
+        self.slot_ref(db, idx)?
+            .table
+            .get(key)
+            .filter(|e| !is_expired(e, now))
+    }
+
+    pub fn get_mut(&mut self, db: usize, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
+        self.expire_if_needed(db, key, now);
+        let idx = self.index(key);
+        let d = &mut self.dbs[db];
+        let slot = d.slots.get_mut(idx)?.as_deref_mut()?;
+        let entry = slot.table.get_mut(key)?;
+        entry.touch(now / 1000);
+        Some(EntryMut {
+            had_expire: entry.expire_at().is_some(),
+            entry,
+            slot_expires: &mut slot.expires,
+            db_expires: &mut d.expires,
+        })
+    }
+
+    /// Sets a key to `value` with `expire_at`, in one lookup; returns whether the key existed (live) before.
+    pub fn set(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<u64>,
+        now: u64,
+    ) -> bool {
+        self.expire_if_needed(db, key, now);
+        let idx = self.index(key);
+        self.slot_data(db, idx);
+        let d = &mut self.dbs[db];
+        let slot = d.slots[idx].as_deref_mut().expect("allocated above");
+        let (entry, inserted) = slot
+            .table
+            .entry_or_insert_with(key, || Entry::new(key, value, expire_at));
+        entry.touch(now / 1000);
+        if inserted {
+            d.keys += 1;
+            if expire_at.is_some() {
+                slot.expires += 1;
+                d.expires += 1;
+            }
+            return false;
+        }
+        let mut e = EntryMut {
+            had_expire: entry.expire_at().is_some(),
+            entry,
+            slot_expires: &mut slot.expires,
+            db_expires: &mut d.expires,
+        };
+        e.set_value(value, expire_at);
+        true
+    }
+
+    /// Inserts a whole entry (COPY, RENAME, MOVE, snapshot load), replacing any existing one.
+    pub fn insert_entry(&mut self, db: usize, entry: Entry) {
+        let idx = self.index(entry.key());
+        let has_expire = entry.expire_at().is_some();
+        let slot = self.slot_data(db, idx);
+        let old = slot.table.insert(entry);
+        let old_expire = old.as_ref().is_some_and(|o| o.expire_at().is_some());
+        slot.expires = slot.expires + has_expire as usize - old_expire as usize;
+        let d = &mut self.dbs[db];
+        d.expires = d.expires + has_expire as usize - old_expire as usize;
+        if old.is_none() {
+            d.keys += 1;
+        }
+    }
+
+    /// Removes a key; returns it if it was live.
+    pub fn remove(&mut self, db: usize, key: &[u8], now: u64) -> Option<Entry> {
+        let e = self.remove_raw(db, key)?;
+        (!is_expired(&e, now)).then_some(e)
+    }
+
+    fn remove_raw(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        let idx = self.index(key);
+        let d = &mut self.dbs[db];
+        let slot = d.slots.get_mut(idx)?.as_deref_mut()?;
+        let e = slot.table.remove(key)?;
+        d.keys -= 1;
+        if e.expire_at().is_some() {
+            slot.expires -= 1;
+            d.expires -= 1;
+        }
+        Some(e)
+    }
+
+    fn expire_if_needed(&mut self, db: usize, key: &[u8], now: u64) {
+        let idx = self.index(key);
+        let expired = self
+            .slot_ref(db, idx)
+            .and_then(|s| {
+                if s.expires > 0 {
+                    s.table.get(key)
+                } else {
+                    None
+                }
+            })
+            .is_some_and(|e| is_expired(e, now));
+        if expired {
+            self.remove_raw(db, key);
+            self.stats.expired += 1;
+        }
+    }
+
+    pub fn len(&self, db: usize) -> usize {
+        self.dbs[db].keys
+    }
+
+    pub fn expires(&self, db: usize) -> usize {
+        self.dbs[db].expires
+    }
+
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(|d| d.keys).sum()
+    }
+
+    pub fn flush_db(&mut self, db: usize) {
+        self.dbs[db] = Db::default();
+    }
+
+    pub fn swap_db(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+    }
+
+    /// Live entries of one slot (by absolute slot number) in database `db`.
+    pub fn slot_entries(&self, db: usize, slot: usize, now: u64) -> impl Iterator<Item = &Entry> {
+        let idx = slot
+            .checked_sub(self.slots.start)
+            .filter(|_| self.slots.contains(&slot));
+        idx.and_then(|i| self.slot_ref(db, i))
+            .into_iter()
+            .flat_map(|s| s.table.iter())
+            .filter(move |e| !is_expired(e, now))
+    }
+
+    pub fn entries(&self, db: usize, now: u64) -> impl Iterator<Item = &Entry> {
+        self.dbs[db]
+            .slots
+            .iter()
+            .flatten()
+            .flat_map(|s| s.table.iter())
+            .filter(move |e| !is_expired(e, now))
+    }
+
+    /// A uniformly chosen non-empty slot, then a uniformly chosen live key in it (close to Valkey's
+    /// RANDOMKEY, which is also not exactly uniform over keys).
+    pub fn random_key(
+        &self,
+        db: usize,
+        now: u64,
+        mut rand: impl FnMut(usize) -> usize,
+    ) -> Option<Vec<u8>> {
+        let d = &self.dbs[db];
+        if d.keys == 0 {
+            return None;
+        }
+        let n = d.slots.len();
+        let start = rand(n);
+        for i in 0..n {
+            let Some(slot) = d.slots[(start + i) % n].as_deref() else {
+                continue;
+            };
+            let live: Vec<&Entry> = slot.table.iter().filter(|e| !is_expired(e, now)).collect();
+            if !live.is_empty() {
+                return Some(live[rand(live.len())].key().to_vec());
+            }
+        }
+        None
+    }
+
+    /// One run of the active expiry cycle: deletes expired keys segment by segment in slots that hold keys
+    /// with an expiry, resuming where the last run stopped, until `out_of_time()` says the budget is spent.
+    pub fn active_expire(&mut self, now: u64, mut out_of_time: impl FnMut() -> bool) -> usize {
+        if !self.active_expire_enabled {
+            return 0;
+        }
+        let mut removed_total = 0;
+        let (mut db, mut idx, mut seg) = self.cursor;
+        let ndb = self.dbs.len();
+        let mut visited_dbs = 0;
+        while visited_dbs <= ndb {
+            if db >= ndb {
+                db = 0;
+            }
+            let d = &mut self.dbs[db];
+            if d.expires == 0 || idx >= d.slots.len() {
+                db += 1;
+                idx = 0;
+                seg = 0;
+                visited_dbs += 1;
+                continue;
+            }
+            if let Some(slot) = d.slots[idx].as_deref_mut().filter(|s| s.expires > 0) {
+                if seg < slot.table.segment_count() {
+                    let mut expired_here = 0;
+                    let removed = slot.table.retain_in_segment(seg, |e| {
+                        let dead = is_expired(e, now);
+                        expired_here += dead as usize;
+                        !dead
+                    });
+                    debug_assert_eq!(removed, expired_here);
+                    slot.expires -= removed;
+                    d.expires -= removed;
+                    d.keys -= removed;
+                    removed_total += removed;
+                    seg += 1;
+                    if out_of_time() {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            idx += 1;
+            seg = 0;
+        }
+        self.cursor = (db, idx, seg);
+        self.stats.expired += removed_total as u64;
+        removed_total
+    }
+
+    /// Bytes of table structure (not entries), for MEMORY-style reporting.
+    pub fn table_bytes(&self) -> usize {
+        self.dbs
+            .iter()
+            .flat_map(|d| d.slots.iter().flatten())
+            .map(|s| s.table.table_bytes() + std::mem::size_of::<SlotData>())
+            .sum::<usize>()
+            + self
+                .dbs
+                .iter()
+                .map(|d| d.slots.capacity() * 8)
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slot::SLOTS;
+
+    fn ks() -> Keyspace {
+        Keyspace::new(0..SLOTS, 16, 3)
+    }
+
+    #[test]
+    fn counters_follow_every_mutation() {
+        let mut k = ks();
+        assert!(!k.set(0, b"a", b"1", None, 0));
+        assert!(k.set(0, b"a", b"2", Some(100), 0));
+        k.set(0, b"b", b"1", Some(50), 0);
+        assert_eq!((k.len(0), k.expires(0)), (2, 2));
+        k.get_mut(0, b"a", 0).unwrap().set_expire(None);
+        assert_eq!(k.expires(0), 1);
+        // b expires at 50: a read at 60 deletes it lazily.
+        assert!(k.get(0, b"b", 60).is_none());
+        assert_eq!((k.len(0), k.expires(0), k.stats.expired), (1, 0, 1));
+        k.insert_entry(1, Entry::new(b"a", b"x", Some(9)));
+        assert_eq!((k.len(1), k.expires(1)), (1, 1));
+        k.swap_db(0, 1);
+        assert_eq!(k.get(0, b"a", 0).unwrap().value(), b"x");
+        assert!(k.remove(0, b"a", 0).is_some());
+        assert_eq!((k.len(0), k.expires(0)), (0, 0));
+    }
+
+    #[test]
+    fn active_expiry_is_bounded_and_completes() {
+        let mut k = ks();
+        for i in 0..5000 {
+            let exp = if i % 2 == 0 { Some(10) } else { None };
+            k.set(0, format!("k{i}").as_bytes(), b"v", exp, 0);
+        }
+        // One segment per run: many runs are needed, each bounded.
+        let mut runs = 0;
+        while k.expires(0) > 0 {
+            k.active_expire(100, || true);
+            runs += 1;
+            assert!(runs < 100_000);
+        }
+        assert!(runs > 1);
+        assert_eq!(k.len(0), 2500);
+        assert_eq!(k.entries(0, 100).count(), 2500);
+    }
+
+    #[test]
+    fn expired_keys_are_invisible_to_iteration_and_random() {
+        let mut k = ks();
+        k.set(0, b"gone", b"v", Some(5), 0);
+        k.set(0, b"here", b"v", None, 0);
+        assert_eq!(
+            k.entries(0, 10)
+                .map(|e| e.key().to_vec())
+                .collect::<Vec<_>>(),
+            vec![b"here".to_vec()]
+        );
+        for r in 0..20 {
+            assert_eq!(k.random_key(0, 10, |n| (r * 7919) % n).unwrap(), b"here");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Storage owned by one shard: entries, segmented tables, and the keyspace (databases of slots).
+
+pub mod entry;
+pub mod glob;
+pub mod keyspace;
+pub mod segtable;
+
+pub use entry::Entry;
+pub use keyspace::{EntryMut, Keyspace};
