@@ -273,7 +273,11 @@ impl Conn {
         Some(target.unwrap_or(self.local.id))
     }
 
+    /// CLIENT PAUSE applies to every command but CLIENT itself, so UNPAUSE always gets through.
     fn paused_for(&self, spec: &Spec) -> bool {
+        if spec.name == "client" {
+            return false;
+        }
         match self.local.shard.borrow().pause {
             Some((PauseKind::All, _)) => true,
             Some((PauseKind::Write, _)) => spec.is_write(),
@@ -417,13 +421,17 @@ impl Conn {
         }
         let start = std::time::Instant::now();
         let res = match spec.handler {
-            Handler::Key(_, merge) => {
-                if spec.flags.has(Flags::DENYOOM) && self.local.shard.borrow().over_maxmemory() {
-                    Err(CmdError::Oom)
-                } else {
-                    self.run_split(spec, args, merge, r).await
+            Handler::Key(_, merge) => match self.target_shard(spec, &args) {
+                Some(shard) => {
+                    let (ex, proto) = (self.exec(), self.proto);
+                    let (buf, _) = self.local.call(shard, Kind::Normal, move |sh| run_remote(sh, vec![Ready { spec, args }], ex, proto)).await;
+                    r.raw(&buf);
+                    // Statistics were recorded where it ran.
+                    return;
                 }
-            }
+                None if spec.flags.has(Flags::DENYOOM) && self.local.shard.borrow().over_maxmemory() => Err(CmdError::Oom),
+                None => self.run_split(spec, args, merge, r).await,
+            },
             Handler::Special(which) => self.special(which, spec, &args, r).await,
         };
         let usec = start.elapsed().as_micros() as u64;
