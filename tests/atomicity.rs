@@ -10,8 +10,10 @@ use tandem_server::slot::{key_slot, slot_owner};
 /// Keys that fall on both shards of a 2-shard server, checked rather than assumed.
 fn keys_on_both_shards() -> Vec<String> {
     let keys: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
-    let owners: std::collections::HashSet<usize> =
-        keys.iter().map(|k| slot_owner(key_slot(k.as_bytes()), 2)).collect();
+    let owners: std::collections::HashSet<usize> = keys
+        .iter()
+        .map(|k| slot_owner(key_slot(k.as_bytes()), 2))
+        .collect();
     assert_eq!(owners.len(), 2, "the test needs keys on both shards");
     keys
 }
@@ -42,7 +44,10 @@ fn mget_never_sees_half_an_mset() {
     for _ in 0..3000 {
         let vals: Vec<Option<u64>> = cmd("MGET").arg(&keys).query(&mut c).unwrap();
         if vals[0].is_some() {
-            assert!(vals.iter().all(|v| *v == vals[0]), "torn MSET observed: {vals:?}");
+            assert!(
+                vals.iter().all(|v| *v == vals[0]),
+                "torn MSET observed: {vals:?}"
+            );
             checks += 1;
         }
     }
@@ -56,7 +61,11 @@ fn renames_back_and_forth_never_lose_or_duplicate() {
     let s = Server::start(&["--shards", "2"]);
     let mut c = s.conn();
     assert_ne!(slot_owner(key_slot(b"a"), 2), slot_owner(key_slot(b"b"), 2));
-    cmd("SET").arg("a").arg("payload").query::<()>(&mut c).unwrap();
+    cmd("SET")
+        .arg("a")
+        .arg("payload")
+        .query::<()>(&mut c)
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let mover = {
         let (url, stop) = (s.url(), stop.clone());

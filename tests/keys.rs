@@ -28,17 +28,33 @@ fn expire_family_and_conditions() {
     assert_eq!(q::<i64>(c, &["EXPIRE", "k", "50", "GT"]).unwrap(), 0);
     assert_eq!(q::<i64>(c, &["EXPIRE", "k", "200", "GT"]).unwrap(), 1);
     assert_eq!(q::<i64>(c, &["EXPIRE", "k", "50", "LT"]).unwrap(), 1);
-    assert_eq!(err(c, &["EXPIRE", "k", "5", "NX", "XX"]), "ERR NX and XX, GT or LT options at the same time are not compatible");
-    assert_eq!(err(c, &["EXPIRE", "k", "5", "GT", "LT"]), "ERR GT and LT options at the same time are not compatible");
-    assert_eq!(err(c, &["EXPIRE", "k", "5", "FOO"]), "ERR Unsupported option FOO");
-    assert_eq!(err(c, &["EXPIRE", "k", "9223372036854775807"]), "ERR invalid expire time in 'expire' command");
+    assert_eq!(
+        err(c, &["EXPIRE", "k", "5", "NX", "XX"]),
+        "ERR NX and XX, GT or LT options at the same time are not compatible"
+    );
+    assert_eq!(
+        err(c, &["EXPIRE", "k", "5", "GT", "LT"]),
+        "ERR GT and LT options at the same time are not compatible"
+    );
+    assert_eq!(
+        err(c, &["EXPIRE", "k", "5", "FOO"]),
+        "ERR Unsupported option FOO"
+    );
+    assert_eq!(
+        err(c, &["EXPIRE", "k", "9223372036854775807"]),
+        "ERR invalid expire time in 'expire' command"
+    );
     let t: i64 = q(c, &["EXPIRETIME", "k"]).unwrap();
     let pt: i64 = q(c, &["PEXPIRETIME", "k"]).unwrap();
     assert_eq!(t, pt / 1000);
     assert_eq!(q::<i64>(c, &["PERSIST", "k"]).unwrap(), 1);
     assert_eq!(q::<i64>(c, &["TTL", "k"]).unwrap(), -1);
     assert_eq!(q::<i64>(c, &["TTL", "missing"]).unwrap(), -2);
-    assert_eq!(q::<i64>(c, &["PEXPIREAT", "k", "1"]).unwrap(), 1, "a past time deletes");
+    assert_eq!(
+        q::<i64>(c, &["PEXPIREAT", "k", "1"]).unwrap(),
+        1,
+        "a past time deletes"
+    );
     assert_eq!(q::<i64>(c, &["EXISTS", "k"]).unwrap(), 0);
 }
 
@@ -51,13 +67,18 @@ fn lazy_and_active_expiry() {
     }
     q::<()>(c, &["SET", "keep", "v"]).unwrap();
     // Nobody reads the keys: only the active cycle can remove them.
-    assert!(eventually(10, || q::<i64>(c, &["DBSIZE"]).unwrap() == 1), "active expiry removed the keys");
+    assert!(
+        eventually(10, || q::<i64>(c, &["DBSIZE"]).unwrap() == 1),
+        "active expiry removed the keys"
+    );
     let info: String = q(c, &["INFO", "stats"]).unwrap();
     assert!(info.contains("expired_keys:200"), "{info}");
     // Lazy expiry with the active cycle off.
     q::<()>(c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
     q::<()>(c, &["SET", "lazy", "v", "PX", "1"]).unwrap();
-    assert!(eventually(5, || q::<Option<String>>(c, &["GET", "lazy"]).unwrap().is_none()));
+    assert!(eventually(5, || q::<Option<String>>(c, &["GET", "lazy"])
+        .unwrap()
+        .is_none()));
 }
 
 #[test]
@@ -70,17 +91,29 @@ fn rename_copy_move_across_shards() {
     assert_eq!(q::<String>(c, &["RENAME", "src", "dst"]).unwrap(), "OK");
     assert_eq!(q::<Option<String>>(c, &["GET", "src"]).unwrap(), None);
     assert_eq!(q::<String>(c, &["GET", "dst"]).unwrap(), "v");
-    assert!(q::<i64>(c, &["TTL", "dst"]).unwrap() > 0, "RENAME keeps the TTL");
+    assert!(
+        q::<i64>(c, &["TTL", "dst"]).unwrap() > 0,
+        "RENAME keeps the TTL"
+    );
     assert_eq!(err(c, &["RENAME", "nosuch", "x"]), "ERR no such key");
     q::<()>(c, &["SET", "other", "o"]).unwrap();
     assert_eq!(q::<i64>(c, &["RENAMENX", "dst", "other"]).unwrap(), 0);
     assert_eq!(q::<i64>(c, &["RENAMENX", "dst", "fresh"]).unwrap(), 1);
     assert_eq!(q::<String>(c, &["RENAME", "fresh", "fresh"]).unwrap(), "OK");
     assert_eq!(q::<i64>(c, &["COPY", "fresh", "other"]).unwrap(), 0);
-    assert_eq!(q::<i64>(c, &["COPY", "fresh", "other", "REPLACE"]).unwrap(), 1);
+    assert_eq!(
+        q::<i64>(c, &["COPY", "fresh", "other", "REPLACE"]).unwrap(),
+        1
+    );
     assert_eq!(q::<String>(c, &["GET", "other"]).unwrap(), "v");
-    assert_eq!(q::<i64>(c, &["COPY", "fresh", "indb3", "DB", "3"]).unwrap(), 1);
-    assert_eq!(err(c, &["COPY", "fresh", "fresh"]), "ERR source and destination objects are the same");
+    assert_eq!(
+        q::<i64>(c, &["COPY", "fresh", "indb3", "DB", "3"]).unwrap(),
+        1
+    );
+    assert_eq!(
+        err(c, &["COPY", "fresh", "fresh"]),
+        "ERR source and destination objects are the same"
+    );
     assert_eq!(q::<i64>(c, &["MOVE", "fresh", "5"]).unwrap(), 1);
     assert_eq!(q::<i64>(c, &["EXISTS", "fresh"]).unwrap(), 0);
     q::<()>(c, &["SELECT", "5"]).unwrap();
@@ -88,7 +121,10 @@ fn rename_copy_move_across_shards() {
     q::<()>(c, &["SELECT", "3"]).unwrap();
     assert_eq!(q::<String>(c, &["GET", "indb3"]).unwrap(), "v");
     assert_eq!(err(c, &["SELECT", "16"]), "ERR DB index is out of range");
-    assert_eq!(err(c, &["MOVE", "indb3", "3"]), "ERR source and destination objects are the same");
+    assert_eq!(
+        err(c, &["MOVE", "indb3", "3"]),
+        "ERR source and destination objects are the same"
+    );
 }
 
 #[test]
@@ -106,7 +142,8 @@ fn scan_keys_randomkey_type_object() {
     let mut cursor = "0".to_string();
     let mut calls = 0;
     loop {
-        let (next, keys): (String, Vec<String>) = q(c, &["SCAN", &cursor, "MATCH", "user:*", "COUNT", "50"]).unwrap();
+        let (next, keys): (String, Vec<String>) =
+            q(c, &["SCAN", &cursor, "MATCH", "user:*", "COUNT", "50"]).unwrap();
         got.extend(keys);
         calls += 1;
         cursor = next;
@@ -120,19 +157,33 @@ fn scan_keys_randomkey_type_object() {
     assert_eq!(keys.len(), 10);
     let all: Vec<String> = q(c, &["KEYS", "*"]).unwrap();
     assert_eq!(all.len(), 501);
-    let (_, none): (String, Vec<String>) = q(c, &["SCAN", "0", "TYPE", "list", "COUNT", "10000"]).unwrap();
+    let (_, none): (String, Vec<String>) =
+        q(c, &["SCAN", "0", "TYPE", "list", "COUNT", "10000"]).unwrap();
     assert!(none.is_empty());
     let rk: String = q(c, &["RANDOMKEY"]).unwrap();
     assert!(want.contains(&rk) || rk == "other");
     assert_eq!(q::<String>(c, &["TYPE", "other"]).unwrap(), "string");
     assert_eq!(q::<String>(c, &["TYPE", "nope"]).unwrap(), "none");
-    assert_eq!(q::<String>(c, &["OBJECT", "ENCODING", "user:7"]).unwrap(), "int");
-    assert_eq!(q::<String>(c, &["OBJECT", "ENCODING", "other"]).unwrap(), "embstr");
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "user:7"]).unwrap(),
+        "int"
+    );
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "other"]).unwrap(),
+        "embstr"
+    );
     q::<()>(c, &["SET", "long", &"x".repeat(100)]).unwrap();
-    assert_eq!(q::<String>(c, &["OBJECT", "ENCODING", "long"]).unwrap(), "raw");
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "long"]).unwrap(),
+        "raw"
+    );
     assert!(q::<i64>(c, &["OBJECT", "IDLETIME", "long"]).unwrap() <= 1);
-    assert!(err(c, &["OBJECT", "FREQ", "long"]).starts_with("ERR An LFU maxmemory policy is not selected"));
-    assert_eq!(q::<Option<String>>(c, &["OBJECT", "ENCODING", "nope"]).unwrap(), None);
+    assert!(err(c, &["OBJECT", "FREQ", "long"])
+        .starts_with("ERR An LFU maxmemory policy is not selected"));
+    assert_eq!(
+        q::<Option<String>>(c, &["OBJECT", "ENCODING", "nope"]).unwrap(),
+        None
+    );
     q::<()>(c, &["FLUSHDB"]).unwrap();
     assert_eq!(q::<Option<String>>(c, &["RANDOMKEY"]).unwrap(), None);
 }
@@ -154,16 +205,36 @@ fn multi_key_commands_span_shards() {
     let vals: Vec<Option<String>> = q(c, &mget).unwrap();
     assert_eq!(vals.len(), 31);
     for (k, v) in keys.iter().zip(&vals) {
-        assert_eq!(v.as_deref(), Some(k.as_str()), "values come back in key order");
+        assert_eq!(
+            v.as_deref(),
+            Some(k.as_str()),
+            "values come back in key order"
+        );
     }
     assert_eq!(vals[30], None);
-    assert_eq!(q::<i64>(c, &["EXISTS", "k1", "k2", "k1", "nope"]).unwrap(), 3);
+    assert_eq!(
+        q::<i64>(c, &["EXISTS", "k1", "k2", "k1", "nope"]).unwrap(),
+        3
+    );
     assert_eq!(q::<i64>(c, &["TOUCH", "k1", "k2", "nope"]).unwrap(), 2);
     assert_eq!(q::<i64>(c, &["MSETNX", "k1", "x", "new1", "y"]).unwrap(), 0);
-    assert_eq!(q::<i64>(c, &["EXISTS", "new1"]).unwrap(), 0, "MSETNX sets nothing if any key exists");
-    assert_eq!(q::<i64>(c, &["MSETNX", "new1", "x", "new2", "y", "new3", "z"]).unwrap(), 1);
-    assert_eq!(q::<i64>(c, &["DEL", "k1", "k2", "k3", "nope", "new1"]).unwrap(), 4);
+    assert_eq!(
+        q::<i64>(c, &["EXISTS", "new1"]).unwrap(),
+        0,
+        "MSETNX sets nothing if any key exists"
+    );
+    assert_eq!(
+        q::<i64>(c, &["MSETNX", "new1", "x", "new2", "y", "new3", "z"]).unwrap(),
+        1
+    );
+    assert_eq!(
+        q::<i64>(c, &["DEL", "k1", "k2", "k3", "nope", "new1"]).unwrap(),
+        4
+    );
     assert_eq!(q::<i64>(c, &["UNLINK", "k4", "k5"]).unwrap(), 2);
     assert_eq!(q::<i64>(c, &["DBSIZE"]).unwrap(), 30 - 5 + 2);
-    assert_eq!(err(c, &["MSET", "a", "1", "b"]), "ERR wrong number of arguments for 'mset' command");
+    assert_eq!(
+        err(c, &["MSET", "a", "1", "b"]),
+        "ERR wrong number of arguments for 'mset' command"
+    );
 }

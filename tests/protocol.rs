@@ -10,8 +10,17 @@ fn pipeline_keeps_order_across_shards() {
     let mut c = s.raw();
     let mut wire = Vec::new();
     for i in 0..500 {
-        wire.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\nk{i}\r\n${}\r\n{i}\r\n", format!("k{i}").len(), i.to_string().len()).as_bytes());
-        wire.extend_from_slice(format!("*2\r\n$4\r\nINCR\r\n${}\r\nk{i}\r\n", format!("k{i}").len()).as_bytes());
+        wire.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\nk{i}\r\n${}\r\n{i}\r\n",
+                format!("k{i}").len(),
+                i.to_string().len()
+            )
+            .as_bytes(),
+        );
+        wire.extend_from_slice(
+            format!("*2\r\n$4\r\nINCR\r\n${}\r\nk{i}\r\n", format!("k{i}").len()).as_bytes(),
+        );
         wire.extend_from_slice(b"PING\r\n");
     }
     c.write(&wire);
@@ -37,7 +46,11 @@ fn a_command_split_over_many_writes() {
     let s = Server::start(&[]);
     let mut c = s.raw();
     let value = "v".repeat(200_000);
-    let wire = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n{}\r\n", value.len(), value);
+    let wire = format!(
+        "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n{}\r\n",
+        value.len(),
+        value
+    );
     for chunk in wire.as_bytes().chunks(7919) {
         c.s.write_all(chunk).unwrap();
     }
@@ -50,15 +63,25 @@ fn a_command_split_over_many_writes() {
 fn protocol_errors_reply_then_close() {
     let s = Server::start(&[]);
     for (bad, msg) in [
-        (&b"*1\r\n+PING\r\n"[..], "-ERR Protocol error: expected '$', got '+'"),
+        (
+            &b"*1\r\n+PING\r\n"[..],
+            "-ERR Protocol error: expected '$', got '+'",
+        ),
         (b"*abc\r\n", "-ERR Protocol error: invalid multibulk length"),
         (b"*1\r\n$-3\r\n", "-ERR Protocol error: invalid bulk length"),
-        (b"SET a \"unterminated\r\n", "-ERR Protocol error: unbalanced quotes in request"),
+        (
+            b"SET a \"unterminated\r\n",
+            "-ERR Protocol error: unbalanced quotes in request",
+        ),
     ] {
         let mut c = s.raw();
         c.write(b"PING\r\n");
         c.write(bad);
-        assert_eq!(c.read_line(), "+PONG", "commands before the error are served");
+        assert_eq!(
+            c.read_line(),
+            "+PONG",
+            "commands before the error are served"
+        );
         assert_eq!(c.read_line(), msg);
         assert!(c.closed(), "connection closed after {msg}");
     }
@@ -70,7 +93,12 @@ fn protocol_errors_reply_then_close() {
 
 #[test]
 fn proto_max_bulk_len_and_query_buffer_limit() {
-    let s = Server::start(&["--proto-max-bulk-len", "1mb", "--client-query-buffer-limit", "2mb"]);
+    let s = Server::start(&[
+        "--proto-max-bulk-len",
+        "1mb",
+        "--client-query-buffer-limit",
+        "2mb",
+    ]);
     let mut c = s.raw();
     c.write(b"*2\r\n$4\r\nECHO\r\n$2000000\r\n");
     assert_eq!(c.read_line(), "-ERR Protocol error: invalid bulk length");
@@ -96,7 +124,10 @@ fn resp3_hello_and_types() {
     c.send(&["HELLO", "3"]);
     let hello = c.read_reply();
     assert_eq!(hello[0], "%7");
-    assert!(hello.windows(2).any(|w| w[0] == "proto" && w[1] == ":3"), "{hello:?}");
+    assert!(
+        hello.windows(2).any(|w| w[0] == "proto" && w[1] == ":3"),
+        "{hello:?}"
+    );
     c.send(&["GET", "nope"]);
     assert_eq!(c.read_line(), "_");
     c.send(&["CONFIG", "GET", "port"]);
@@ -114,11 +145,23 @@ fn error_replies_in_valkey_words() {
     let s = Server::start(&[]);
     let mut c = s.raw();
     c.send(&["FOOBAR", "a", "b"]);
-    assert_eq!(c.read_line(), "-ERR unknown command 'FOOBAR', with args beginning with: 'a' 'b' ");
+    assert_eq!(
+        c.read_line(),
+        "-ERR unknown command 'FOOBAR', with args beginning with: 'a' 'b' "
+    );
     c.send(&["GET"]);
-    assert_eq!(c.read_line(), "-ERR wrong number of arguments for 'get' command");
+    assert_eq!(
+        c.read_line(),
+        "-ERR wrong number of arguments for 'get' command"
+    );
     c.send(&["CLIENT", "NOPE"]);
-    assert_eq!(c.read_line(), "-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.");
+    assert_eq!(
+        c.read_line(),
+        "-ERR unknown subcommand 'NOPE'. Try CLIENT HELP."
+    );
     c.send(&["DEBUG", "NOPE"]);
-    assert_eq!(c.read_line(), "-ERR unknown subcommand 'NOPE'. Try DEBUG HELP.");
+    assert_eq!(
+        c.read_line(),
+        "-ERR unknown subcommand 'NOPE'. Try DEBUG HELP."
+    );
 }

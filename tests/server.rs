@@ -20,17 +20,31 @@ fn err(c: &mut redis::Connection, args: &[&str]) -> String {
 #[test]
 fn version_help_and_bad_config() {
     let bin = env!("CARGO_BIN_EXE_tandem-server");
-    let out = std::process::Command::new(bin).arg("--version").output().unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("Tandem server v="));
-    let out = std::process::Command::new(bin).arg("--help").output().unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: tandem-server"));
-    let err = Server::try_start(&["--maxmemory", "lots"]).err().expect("refused");
-    assert!(err.contains("--maxmemory lots") && err.contains("memory value"), "{err}");
+    let err = Server::try_start(&["--maxmemory", "lots"])
+        .err()
+        .expect("refused");
+    assert!(
+        err.contains("--maxmemory lots") && err.contains("memory value"),
+        "{err}"
+    );
     let dir = std::env::temp_dir().join(format!("tandem-test-{}.conf", std::process::id()));
     std::fs::write(&dir, "port 0\n# comment\nno-such-directive yes\n").unwrap();
     let out = std::process::Command::new(bin).arg(&dir).output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && text.contains("line 3") && text.contains("no-such-directive"), "{text}");
+    assert!(
+        !out.status.success() && text.contains("line 3") && text.contains("no-such-directive"),
+        "{text}"
+    );
     std::fs::remove_file(dir).ok();
 }
 
@@ -40,11 +54,27 @@ fn config_file_with_command_line_override() {
     std::fs::write(&dir, "maxclients 77\nhz 20\nlist-max-listpack-size -3\n").unwrap();
     let s = Server::start(&[dir.to_str().unwrap(), "--hz", "30"]);
     let c = &mut s.conn();
-    let got: Vec<String> = q(c, &["CONFIG", "GET", "maxclients", "hz", "list-max-listpack-size"]).unwrap();
-    let map: std::collections::HashMap<_, _> = got.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+    let got: Vec<String> = q(
+        c,
+        &[
+            "CONFIG",
+            "GET",
+            "maxclients",
+            "hz",
+            "list-max-listpack-size",
+        ],
+    )
+    .unwrap();
+    let map: std::collections::HashMap<_, _> = got
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
     assert_eq!(map["maxclients"], "77");
     assert_eq!(map["hz"], "30", "command line wins over the file");
-    assert_eq!(map["list-max-listpack-size"], "-3", "no-effect knobs are kept");
+    assert_eq!(
+        map["list-max-listpack-size"], "-3",
+        "no-effect knobs are kept"
+    );
     std::fs::remove_file(dir).ok();
 }
 
@@ -56,12 +86,21 @@ fn config_get_set_resetstat() {
     assert!(all.len() > 60);
     let m: Vec<String> = q(c, &["CONFIG", "GET", "maxmemory*"]).unwrap();
     let names: Vec<&str> = m.chunks(2).map(|p| p[0].as_str()).collect();
-    assert_eq!(names, vec!["maxmemory", "maxmemory-policy", "maxmemory-samples"]);
+    assert_eq!(
+        names,
+        vec!["maxmemory", "maxmemory-policy", "maxmemory-samples"]
+    );
     assert!(m.chunks(2).any(|p| p[0] == "maxmemory" && p[1] == "0"));
-    assert_eq!(q::<String>(c, &["CONFIG", "SET", "maxmemory", "10mb", "timeout", "300"]).unwrap(), "OK");
+    assert_eq!(
+        q::<String>(c, &["CONFIG", "SET", "maxmemory", "10mb", "timeout", "300"]).unwrap(),
+        "OK"
+    );
     let v: Vec<String> = q(c, &["CONFIG", "GET", "maxmemory"]).unwrap();
     assert_eq!(v[1], "10485760");
-    assert_eq!(err(c, &["CONFIG", "SET", "port", "1"]), "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config");
+    assert_eq!(
+        err(c, &["CONFIG", "SET", "port", "1"]),
+        "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"
+    );
     assert_eq!(err(c, &["CONFIG", "SET", "hz", "x"]), "ERR CONFIG SET failed (possibly related to argument 'hz') - argument couldn't be parsed into an integer");
     assert!(err(c, &["CONFIG", "SET", "bogus", "1"]).contains("Unknown option"));
     q::<()>(c, &["SET", "a", "1"]).unwrap();
@@ -80,16 +119,37 @@ fn info_sections_and_fields() {
     q::<Option<String>>(c, &["GET", "zz"]).unwrap();
     let info: String = q(c, &["INFO"]).unwrap();
     for field in [
-        "redis_version:7.2.4", "valkey_version:", "tandem_version:", "process_id:", "run_id:", "tcp_port:",
-        "connected_clients:1", "used_memory:", "used_memory_rss:", "maxmemory:0", "loading:0",
-        "rdb_bgsave_in_progress:0", "total_commands_processed:", "keyspace_hits:1", "keyspace_misses:1",
-        "role:master", "master_replid:", "used_cpu_user:", "db0:keys=2,expires=1",
+        "redis_version:7.2.4",
+        "valkey_version:",
+        "tandem_version:",
+        "process_id:",
+        "run_id:",
+        "tcp_port:",
+        "connected_clients:1",
+        "used_memory:",
+        "used_memory_rss:",
+        "maxmemory:0",
+        "loading:0",
+        "rdb_bgsave_in_progress:0",
+        "total_commands_processed:",
+        "keyspace_hits:1",
+        "keyspace_misses:1",
+        "role:master",
+        "master_replid:",
+        "used_cpu_user:",
+        "db0:keys=2,expires=1",
     ] {
         assert!(info.contains(field), "missing {field}");
     }
-    assert!(!info.contains("cmdstat_"), "commandstats is not a default section");
+    assert!(
+        !info.contains("cmdstat_"),
+        "commandstats is not a default section"
+    );
     let cs: String = q(c, &["INFO", "commandstats"]).unwrap();
-    assert!(cs.contains("cmdstat_set:calls=2") && cs.contains("cmdstat_get:calls=2"), "{cs}");
+    assert!(
+        cs.contains("cmdstat_set:calls=2") && cs.contains("cmdstat_get:calls=2"),
+        "{cs}"
+    );
     let two: String = q(c, &["INFO", "server", "clients"]).unwrap();
     assert!(two.contains("# Server") && two.contains("# Clients") && !two.contains("# Memory"));
 }
@@ -102,16 +162,32 @@ fn client_commands() {
     let id2: i64 = q(c2, &["CLIENT", "ID"]).unwrap();
     q::<()>(c, &["CLIENT", "SETNAME", "first"]).unwrap();
     assert_eq!(q::<String>(c, &["CLIENT", "GETNAME"]).unwrap(), "first");
-    assert_eq!(err(c, &["CLIENT", "SETNAME", "a b"]), "ERR Client names cannot contain spaces, newlines or special characters.");
+    assert_eq!(
+        err(c, &["CLIENT", "SETNAME", "a b"]),
+        "ERR Client names cannot contain spaces, newlines or special characters."
+    );
     q::<()>(c, &["CLIENT", "SETINFO", "LIB-NAME", "mylib"]).unwrap();
     let list: String = q(c, &["CLIENT", "LIST"]).unwrap();
     assert_eq!(list.lines().count(), 2, "{list}");
     assert!(list.contains("name=first") && list.contains("lib-name=mylib"));
     let mine: String = q(c, &["CLIENT", "INFO"]).unwrap();
     assert!(mine.contains("name=first"));
-    assert_eq!(q::<i64>(c, &["CLIENT", "KILL", "ID", &id2.to_string()]).unwrap(), 1);
-    assert!(q::<String>(c2, &["PING"]).is_err(), "killed connection is closed");
-    assert!(common::eventually(5, || q::<String>(c, &["CLIENT", "LIST"]).unwrap().lines().count() == 1));
+    assert_eq!(
+        q::<i64>(c, &["CLIENT", "KILL", "ID", &id2.to_string()]).unwrap(),
+        1
+    );
+    assert!(
+        q::<String>(c2, &["PING"]).is_err(),
+        "killed connection is closed"
+    );
+    assert!(common::eventually(5, || q::<String>(
+        c,
+        &["CLIENT", "LIST"]
+    )
+    .unwrap()
+    .lines()
+    .count()
+        == 1));
 }
 
 #[test]
@@ -124,7 +200,10 @@ fn client_pause_delays_writes_not_reads() {
     assert_eq!(q::<String>(c, &["GET", "k"]).unwrap(), "v");
     assert!(start.elapsed().as_millis() < 300, "reads are not paused");
     q::<()>(c, &["SET", "k", "w"]).unwrap();
-    assert!(start.elapsed().as_millis() >= 350, "writes wait for the pause to end");
+    assert!(
+        start.elapsed().as_millis() >= 350,
+        "writes wait for the pause to end"
+    );
     q::<()>(c, &["CLIENT", "PAUSE", "100000"]).unwrap();
     let mut other = s.conn();
     let h = std::thread::spawn(move || {
@@ -138,7 +217,10 @@ fn client_pause_delays_writes_not_reads() {
     let t = std::time::Instant::now();
     q::<()>(&mut admin, &["CLIENT", "UNPAUSE"]).unwrap();
     assert!(t.elapsed().as_secs() < 5);
-    assert!(h.join().unwrap().as_secs() < 5, "the paused reader resumes on UNPAUSE");
+    assert!(
+        h.join().unwrap().as_secs() < 5,
+        "the paused reader resumes on UNPAUSE"
+    );
 }
 
 #[test]
@@ -148,7 +230,10 @@ fn requirepass_and_auth() {
     raw.send(&["GET", "k"]);
     assert_eq!(raw.read_line(), "-NOAUTH Authentication required.");
     raw.send(&["AUTH", "wrong"]);
-    assert_eq!(raw.read_line(), "-WRONGPASS invalid username-password pair or user is disabled.");
+    assert_eq!(
+        raw.read_line(),
+        "-WRONGPASS invalid username-password pair or user is disabled."
+    );
     raw.send(&["AUTH", "sesame"]);
     assert_eq!(raw.read_line(), "+OK");
     raw.send(&["GET", "k"]);
@@ -156,11 +241,15 @@ fn requirepass_and_auth() {
     let mut raw = s.raw();
     raw.send(&["HELLO", "3", "AUTH", "default", "sesame"]);
     assert_eq!(raw.read_reply()[0], "%7");
-    let c = &mut redis::Client::open(format!("redis://:sesame@127.0.0.1:{}/", s.port)).unwrap().get_connection().unwrap();
+    let c = &mut redis::Client::open(format!("redis://:sesame@127.0.0.1:{}/", s.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
     assert_eq!(q::<String>(c, &["PING"]).unwrap(), "PONG");
     let open = Server::start(&[]);
     let c = &mut open.conn();
-    assert!(err(c, &["AUTH", "x"]).starts_with("ERR AUTH <password> called without any password configured"));
+    assert!(err(c, &["AUTH", "x"])
+        .starts_with("ERR AUTH <password> called without any password configured"));
 }
 
 #[test]
@@ -173,9 +262,19 @@ fn maxclients_and_maxmemory() {
     drop(_a);
     let s = Server::start(&["--maxmemory", "1"]);
     let c = &mut s.conn();
-    assert_eq!(err(c, &["SET", "k", "v"]), "OOM command not allowed when used memory > 'maxmemory'.");
-    assert_eq!(q::<i64>(c, &["DEL", "k"]).unwrap(), 0, "commands that free memory still run");
-    assert_eq!(err(c, &["MSETNX", "a", "1", "b", "2"]), "OOM command not allowed when used memory > 'maxmemory'.");
+    assert_eq!(
+        err(c, &["SET", "k", "v"]),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    assert_eq!(
+        q::<i64>(c, &["DEL", "k"]).unwrap(),
+        0,
+        "commands that free memory still run"
+    );
+    assert_eq!(
+        err(c, &["MSETNX", "a", "1", "b", "2"]),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
 }
 
 #[test]
@@ -189,7 +288,10 @@ fn debug_gate_digest_and_populate() {
     let mut digests = Vec::new();
     for s in [&one, &three] {
         let c = &mut s.conn();
-        assert_eq!(q::<String>(c, &["DEBUG", "DIGEST"]).unwrap(), "0".repeat(40));
+        assert_eq!(
+            q::<String>(c, &["DEBUG", "DIGEST"]).unwrap(),
+            "0".repeat(40)
+        );
         q::<()>(c, &["DEBUG", "POPULATE", "1000", "key", "10"]).unwrap();
         q::<()>(c, &["SET", "t", "v", "PXAT", "99999999999999"]).unwrap();
         q::<()>(c, &["SELECT", "2"]).unwrap();
@@ -220,7 +322,10 @@ fn flush_swapdb_time_echo() {
     assert_eq!(q::<i64>(c, &["DBSIZE"]).unwrap(), 0);
     q::<()>(c, &["SELECT", "1"]).unwrap();
     assert_eq!(q::<i64>(c, &["DBSIZE"]).unwrap(), 2);
-    assert_eq!(err(c, &["SWAPDB", "0", "99"]), "ERR invalid second DB index");
+    assert_eq!(
+        err(c, &["SWAPDB", "0", "99"]),
+        "ERR invalid second DB index"
+    );
     q::<()>(c, &["FLUSHDB"]).unwrap();
     assert_eq!(q::<i64>(c, &["DBSIZE"]).unwrap(), 0);
     q::<()>(c, &["SET", "x", "1"]).unwrap();
@@ -228,7 +333,9 @@ fn flush_swapdb_time_echo() {
     assert_eq!(q::<i64>(c, &["DBSIZE"]).unwrap(), 0);
     assert_eq!(err(c, &["FLUSHALL", "NOW"]), "ERR syntax error");
     let (secs, usecs): (String, String) = q(c, &["TIME"]).unwrap();
-    assert!(secs.parse::<u64>().unwrap() > 1_700_000_000 && usecs.parse::<u64>().unwrap() < 1_000_000);
+    assert!(
+        secs.parse::<u64>().unwrap() > 1_700_000_000 && usecs.parse::<u64>().unwrap() < 1_000_000
+    );
     assert_eq!(q::<String>(c, &["ECHO", "hi"]).unwrap(), "hi");
     let n: i64 = q(c, &["COMMAND", "COUNT"]).unwrap();
     assert!(n > 60);
@@ -242,7 +349,10 @@ fn flush_swapdb_time_echo() {
 fn shutdown_and_sigterm_exit_cleanly() {
     let s = Server::start(&["--shards", "2"]);
     let _idle = s.conn();
-    assert!(s.stop().success(), "SIGTERM exits 0 with a client connected");
+    assert!(
+        s.stop().success(),
+        "SIGTERM exits 0 with a client connected"
+    );
     let mut s = Server::start(&["--shards", "2"]);
     let mut raw = s.raw();
     raw.send(&["SHUTDOWN", "NOSAVE"]);

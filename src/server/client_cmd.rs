@@ -154,10 +154,9 @@ impl Conn {
                 self.local
                     .broadcast(|sh| {
                         sh.pause = None;
-                        sh.wake_pending = true;
+                        sh.wake_clients();
                     })
                     .await;
-                self.local.wake_clients.notify();
                 r.ok();
             }
             ("help", 2) => help(r, &[
@@ -234,16 +233,16 @@ impl Conn {
                     if !c.killed && f.matches(&c, now) {
                         c.killed = true;
                         n += 1;
+                        if let Some(w) = c.waker.take() {
+                            w.wake();
+                        }
                     }
                 }
-                sh.wake_pending |= n > 0;
                 n
             })
             .await
             .into_iter()
             .sum();
-        // Other shards wake their connections after running the broadcast (inbox loop, `wake_pending`).
-        self.local.wake_clients.notify();
         if self.info.borrow().killed && me == self.id {
             self.closing = true;
         }

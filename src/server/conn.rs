@@ -31,10 +31,10 @@ const MAX_BATCH: usize = 1024;
 
 pub async fn accept_loop(local: Rc<Local>, listener: AsyncListener) {
     loop {
-        let seen = local.wake_clients.generation();
+        let seen = local.shutdown.generation();
         let accepted = match select(
             pin!(listener.accept()),
-            pin!(local.wake_clients.wait_since(seen)),
+            pin!(local.shutdown.wait_since(seen)),
         )
         .await
         {
@@ -128,7 +128,7 @@ pub async fn serve(local: Rc<Local>, mut stream: TcpStream, peer: SocketAddr) {
     local.shard.borrow_mut().clients.remove(&id);
     local.shared.connected.fetch_sub(1, Ordering::AcqRel);
     if local.shared.shutdown.load(Ordering::Acquire) {
-        local.wake_clients.notify();
+        local.shutdown.notify();
     }
 }
 
@@ -150,6 +150,22 @@ struct Ready {
 }
 
 impl Conn {
+    /// Resolves once `cond` holds, re-checked whenever the shard wakes this client (kill, unpause,
+    /// shutdown). The client's single waker slot is replaced, never appended to.
+    async fn until(&self, cond: impl Fn(&Self) -> bool) {
+        std::future::poll_fn(|cx| {
+            if cond(self) {
+                return std::task::Poll::Ready(());
+            }
+            let mut info = self.info.borrow_mut();
+            if !info.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                info.waker = Some(cx.waker().clone());
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
     fn should_stop(&self) -> bool {
         self.info.borrow().killed || self.local.shared.shutdown.load(Ordering::Acquire)
     }
@@ -171,29 +187,26 @@ impl Conn {
             // The read stays alive across wake-ups: it is abandoned (cancelled with whatever it read) only
             // when the connection closes anyway (killed, shutdown, idle timeout), so no byte is ever lost.
             let BufResult(res, buf) = {
-                let mut read = pin!(stream.append(rbuf));
-                loop {
-                    let seen = self.local.wake_clients.generation();
-                    if self.should_stop() {
-                        return;
-                    }
-                    let idle = pin!(async {
-                        match deadline {
-                            None => std::future::pending::<()>().await,
-                            Some(d) => {
-                                runtime::sleep(
-                                    d.saturating_duration_since(std::time::Instant::now()),
-                                )
-                                .await
-                            }
+                let read = pin!(stream.append(rbuf));
+                let stop = pin!(self.until(|c| c.should_stop()));
+                let outcome = match deadline {
+                    None => match select(read, stop).await {
+                        Either::Left((r, _)) => Some(r),
+                        Either::Right(_) => None,
+                    },
+                    Some(d) => {
+                        let idle = pin!(runtime::sleep(
+                            d.saturating_duration_since(std::time::Instant::now())
+                        ));
+                        match select(read, select(stop, idle)).await {
+                            Either::Left((r, _)) => Some(r),
+                            Either::Right(_) => None,
                         }
-                    });
-                    let woken = pin!(self.local.wake_clients.wait_since(seen));
-                    match select(read.as_mut(), select(woken, idle)).await {
-                        Either::Left((r, _)) => break r,
-                        Either::Right((Either::Left(_), _)) => continue,
-                        Either::Right((Either::Right(_), _)) => return,
                     }
+                };
+                match outcome {
+                    Some(r) => r,
+                    None => return,
                 }
             };
             rbuf = buf;
@@ -406,14 +419,10 @@ impl Conn {
             return;
         }
         while self.paused_for(spec) && !self.should_stop() {
-            let seen = self.local.wake_clients.generation();
             let until = self.local.shard.borrow().pause.map_or(0, |p| p.1);
             let wait = Duration::from_millis(until.saturating_sub(runtime::now_ms()).max(1));
-            select(
-                pin!(self.local.wake_clients.wait_since(seen)),
-                pin!(runtime::sleep(wait)),
-            )
-            .await;
+            let lifted = pin!(self.until(|c| !c.paused_for(spec) || c.should_stop()));
+            select(lifted, pin!(runtime::sleep(wait))).await;
             let mut sh = self.local.shard.borrow_mut();
             if sh.pause.is_some_and(|p| p.1 <= runtime::now_ms()) {
                 sh.pause = None;
@@ -424,12 +433,21 @@ impl Conn {
             Handler::Key(_, merge) => match self.target_shard(spec, &args) {
                 Some(shard) => {
                     let (ex, proto) = (self.exec(), self.proto);
-                    let (buf, _) = self.local.call(shard, Kind::Normal, move |sh| run_remote(sh, vec![Ready { spec, args }], ex, proto)).await;
+                    let (buf, _) = self
+                        .local
+                        .call(shard, Kind::Normal, move |sh| {
+                            run_remote(sh, vec![Ready { spec, args }], ex, proto)
+                        })
+                        .await;
                     r.raw(&buf);
                     // Statistics were recorded where it ran.
                     return;
                 }
-                None if spec.flags.has(Flags::DENYOOM) && self.local.shard.borrow().over_maxmemory() => Err(CmdError::Oom),
+                None if spec.flags.has(Flags::DENYOOM)
+                    && self.local.shard.borrow().over_maxmemory() =>
+                {
+                    Err(CmdError::Oom)
+                }
                 None => self.run_split(spec, args, merge, r).await,
             },
             Handler::Special(which) => self.special(which, spec, &args, r).await,

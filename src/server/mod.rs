@@ -42,8 +42,8 @@ pub struct Local {
     pub shared: Arc<Shared>,
     /// Signalled when this shard's transaction lock is released.
     pub unlocked: Notify,
-    /// Signalled on CLIENT KILL, CLIENT UNPAUSE and shutdown: connections re-check their state.
-    pub wake_clients: Notify,
+    /// Signalled on shutdown (accept loops and the shard's main task wait on it).
+    pub shutdown: Notify,
 }
 
 impl Local {
@@ -305,7 +305,7 @@ pub async fn shard_main(
         shard: RefCell::new(Shard::new(id, nshards, config, seed)),
         shared: shared.clone(),
         unlocked: Notify::default(),
-        wake_clients: Notify::default(),
+        shutdown: Notify::default(),
     });
     runtime::spawn(inbox_loop(local.clone())).detach();
     runtime::spawn(cron(local.clone())).detach();
@@ -315,25 +315,23 @@ pub async fn shard_main(
             Err(e) => tracing::warn!("shard {id}: listener: {e}"),
         }
     }
-    // The shard lives until shutdown; connections watch the same flag and close themselves.
+    // The shard lives until shutdown.
     loop {
-        let seen = local.wake_clients.generation();
+        let seen = local.shutdown.generation();
         if shared.shutdown.load(Ordering::Acquire) {
             break;
         }
-        local.wake_clients.wait_since(seen).await;
+        local.shutdown.wait_since(seen).await;
     }
-    // Let connections see the flag and close their sockets.
+    // Connections see the flag when woken, close their sockets and deregister; wait for them.
     while !local.shard.borrow().clients.is_empty() {
-        let seen = local.wake_clients.generation();
+        local.shard.borrow().wake_clients();
+        let seen = local.shutdown.generation();
         futures_util::future::select(
-            std::pin::pin!(local.wake_clients.wait_since(seen)),
-            std::pin::pin!(runtime::sleep(std::time::Duration::from_millis(50))),
+            std::pin::pin!(local.shutdown.wait_since(seen)),
+            std::pin::pin!(runtime::sleep(std::time::Duration::from_millis(20))),
         )
         .await;
-        if local.shard.borrow().clients.is_empty() {
-            break;
-        }
     }
 }
 
@@ -353,9 +351,9 @@ async fn inbox_loop(local: Rc<Local>) {
         if was_locked && !now_locked {
             local.unlocked.notify();
         }
-        let wake = std::mem::take(&mut local.shard.borrow_mut().wake_pending);
-        if wake || local.shared.shutdown.load(Ordering::Acquire) {
-            local.wake_clients.notify();
+        if local.shared.shutdown.load(Ordering::Acquire) {
+            local.shutdown.notify();
+            local.shard.borrow().wake_clients();
         }
     }
 }
@@ -378,8 +376,7 @@ async fn cron(local: Rc<Local>) {
         if let Some((_, until)) = sh.pause {
             if until <= now {
                 sh.pause = None;
-                drop(sh);
-                local.wake_clients.notify();
+                sh.wake_clients();
             }
         }
     }

@@ -31,6 +31,9 @@ pub struct ClientInfo {
     pub last_cmd: String,
     pub qbuf: usize,
     pub killed: bool,
+    /// The connection's task while it waits (read, pause): woken on kill, unpause and shutdown. One slot
+    /// per client, replaced on each wait, so it never grows.
+    pub waker: Option<std::task::Waker>,
 }
 
 /// CLIENT PAUSE state, one copy per shard (set by broadcast).
@@ -51,8 +54,6 @@ pub struct Shard {
     pub lock: LockState,
     pub clients: BTreeMap<u64, std::rc::Rc<std::cell::RefCell<ClientInfo>>>,
     pub pause: Option<(PauseKind, u64)>,
-    /// Set by a message that changed client state (kill, unpause): the inbox loop then wakes connections.
-    pub wake_pending: bool,
 }
 
 impl Shard {
@@ -74,7 +75,6 @@ impl Shard {
             lock: LockState::default(),
             clients: BTreeMap::new(),
             pause: None,
-            wake_pending: false,
         }
     }
 
@@ -86,6 +86,15 @@ impl Shard {
     pub fn set_config(&mut self, config: Arc<Config>) {
         self.settings = Arc::new(config.settings());
         self.config = config;
+    }
+
+    /// Wakes every waiting connection of this shard so it re-checks its state (killed, paused, shutdown).
+    pub fn wake_clients(&self) {
+        for c in self.clients.values() {
+            if let Some(w) = c.borrow_mut().waker.take() {
+                w.wake();
+            }
+        }
     }
 
     pub fn rand_below(&mut self, n: usize) -> usize {

@@ -26,7 +26,9 @@ impl Server {
             Some(f) if !f.starts_with("--") => (Some(*f), &args[1..]),
             _ => (None, args),
         };
-        cmd.args(file).args(["--port", "0", "--enable-debug-command", "yes"]).args(rest);
+        cmd.args(file)
+            .args(["--port", "0", "--enable-debug-command", "yes"])
+            .args(rest);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn tandem-server");
         let stdout = child.stdout.take().unwrap();
@@ -62,7 +64,11 @@ impl Server {
                 }
                 return Err(log.lock().unwrap().join("\n"));
             }
-            assert!(Instant::now() < deadline, "server did not start: {:?}", log.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "server did not start: {:?}",
+                log.lock().unwrap()
+            );
         };
         let s = Server { child, port, log };
         let mut c = s.raw();
@@ -76,7 +82,10 @@ impl Server {
     }
 
     pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 
     pub fn raw(&self) -> Raw {
@@ -89,7 +98,8 @@ impl Server {
     pub fn stop(mut self) -> std::process::ExitStatus {
         // SAFETY: sending a signal to our own child process.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = wait_timeout(&mut self.child, Duration::from_secs(10)).expect("server exits after SIGTERM");
+        let status = wait_timeout(&mut self.child, Duration::from_secs(10))
+            .expect("server exits after SIGTERM");
         std::mem::forget(self);
         status
     }
