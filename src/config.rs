@@ -21,6 +21,8 @@ enum Kind {
     Text,
     /// Space-separated list of addresses (bind).
     List,
+    /// Valkey's cpulist syntax: "0-7:2,9" (ranges with an optional step, comma-separated).
+    CpuList,
 }
 
 #[derive(Debug)]
@@ -103,6 +105,7 @@ static DIRECTIVES: &[Directive] = &[
     d("proto-max-bulk-len", Kind::Memory, "512mb", true),
     d("client-query-buffer-limit", Kind::Memory, "1gb", true),
     d("enable-debug-command", Kind::Enum(DEBUG_GATE), "no", false),
+    d("server-cpulist", Kind::CpuList, "", false),
     d("daemonize", Kind::Enum(&["no"]), "no", false),
     d("cluster-enabled", Kind::Enum(&["no"]), "no", false),
     knob("save", Kind::Text, ""),
@@ -239,7 +242,33 @@ fn validate(d: &Directive, raw: &str) -> Result<String, String> {
             }
         }
         Kind::Text | Kind::List => Ok(raw.to_string()),
+        Kind::CpuList => parse_cpulist(raw)
+            .map(|_| raw.to_string())
+            .ok_or_else(|| "invalid cpulist".into()),
     }
+}
+
+/// Parses Valkey's cpulist ("0-3,8-15:2"); Some(empty) for "".
+pub fn parse_cpulist(s: &str) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (range, step) = match part.split_once(':') {
+            Some((r, st)) => (r, st.parse::<usize>().ok().filter(|v| *v > 0)?),
+            None => (part, 1),
+        };
+        let (a, b) = match range.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
+            None => {
+                let v = range.parse::<usize>().ok()?;
+                (v, v)
+            }
+        };
+        if a > b || b > 4096 {
+            return None;
+        }
+        out.extend((a..=b).step_by(step));
+    }
+    Some(out)
 }
 
 /// All directives' values as text: what CONFIG GET returns.
@@ -398,6 +427,7 @@ impl Config {
             proto_max_bulk_len: self.int("proto-max-bulk-len") as usize,
             client_query_buffer_limit: self.int("client-query-buffer-limit") as usize,
             enable_debug_command: self.get("enable-debug-command").to_string(),
+            cpus: parse_cpulist(self.get("server-cpulist")).unwrap_or_default(),
         }
     }
 
@@ -426,6 +456,8 @@ pub struct Settings {
     pub proto_max_bulk_len: usize,
     pub client_query_buffer_limit: usize,
     pub enable_debug_command: String,
+    /// CPUs the shard threads are pinned to (shard i to cpus[i % len]); empty = not pinned.
+    pub cpus: Vec<usize>,
 }
 
 /// Splits `--name v1 v2 --other v` into directives; the first argument may be a config file path.
@@ -519,6 +551,17 @@ mod tests {
         );
         assert_eq!(Config::default().get("proto-max-bulk-len"), "536870912");
         assert!(Config::no_effect_directives().any(|d| d == "activerehashing"));
+    }
+
+    #[test]
+    fn cpulists() {
+        assert_eq!(
+            parse_cpulist("0-3,8-12:2,20"),
+            Some(vec![0, 1, 2, 3, 8, 10, 12, 20])
+        );
+        assert_eq!(parse_cpulist(""), Some(vec![]));
+        assert_eq!(parse_cpulist("3-1"), None);
+        assert!(Config::load(None, &cli(&["--server-cpulist", "x"])).is_err());
     }
 
     #[test]

@@ -125,14 +125,13 @@ fn main() {
         std::process::id()
     );
     let config = Arc::new(config);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
     let mut threads = Vec::new();
     for (id, l) in listeners.into_iter().enumerate() {
         let (shared, config) = (shared.clone(), config.clone());
         let seed: u64 = u64::from_str_radix(&random_hex(16), 16).unwrap_or(id as u64);
-        let core = (shards <= cores).then_some(id);
+        // Pinned only when asked (server-cpulist), as in Valkey: with other busy processes on the same
+        // cores (a load generator, say), the kernel places unpinned threads better (docs/performance.md).
+        let core = (!settings.cpus.is_empty()).then(|| settings.cpus[id % settings.cpus.len()]);
         let t = runtime::spawn_shard_thread(format!("shard-{id}"), core, move || {
             server::shard_main(id, shared, config, l, seed)
         });

@@ -23,9 +23,25 @@ where
         if let Some(c) = core {
             pin_to_core(c);
         }
-        let rt = compio::runtime::Runtime::new().expect("io_uring runtime");
+        let rt = build_runtime().expect("io_uring runtime");
         rt.block_on(f());
     })
+}
+
+/// A shard's ring is submitted to only by its own thread, which lets the kernel run completion work when the
+/// thread asks for events (DEFER_TASKRUN) instead of interrupting it with IPIs while it runs: on loopback
+/// that interruption, and the socket-lock contention it causes with the sender's softirq, was the largest
+/// cost of a small request (see docs/performance.md).
+fn build_runtime() -> io::Result<compio::runtime::Runtime> {
+    let mut proactor = compio::driver::ProactorBuilder::new();
+    proactor
+        .capacity(4096)
+        .single_issuer(true)
+        .defer_taskrun(true)
+        .coop_taskrun(true);
+    compio::runtime::RuntimeBuilder::new()
+        .with_proactor(proactor)
+        .build()
 }
 
 fn pin_to_core(core: usize) {

@@ -20,9 +20,9 @@ pub struct Entry {
     ptr: NonNull<u8>,
 }
 
-// SAFETY: an Entry uniquely owns its block, like a Box<[u8]>.
+// SAFETY: an Entry uniquely owns its block, like a Box<[u8]>. It is deliberately not Sync: `touch` writes
+// the access clock through `&self`.
 unsafe impl Send for Entry {}
-unsafe impl Sync for Entry {}
 
 impl Entry {
     pub fn new(key: &[u8], value: &[u8], expire_at: Option<u64>) -> Entry {
@@ -158,9 +158,12 @@ impl Entry {
         u32::from_le_bytes([b[0], b[1], b[2], 0])
     }
 
-    pub fn touch(&mut self, now_secs: u64) {
+    /// Stamps the access clock. Takes `&self` so reads need no mutable lookup: the clock bytes are never
+    /// part of a slice handed out (`key()`/`value()` start after the header), the block is reached only
+    /// through this raw pointer, and `Entry` is not Sync, so the write cannot race or alias a reference.
+    pub fn touch(&self, now_secs: u64) {
         let b = ((now_secs as u32) & LRU_MASK).to_le_bytes();
-        // SAFETY: as for lru(); &mut self makes the write unique.
+        // SAFETY: see above; bytes 1..4 of the block are the clock.
         unsafe {
             self.ptr
                 .as_ptr()
@@ -179,7 +182,7 @@ impl Entry {
 
 impl Clone for Entry {
     fn clone(&self) -> Self {
-        let mut e = Entry::new(self.key(), self.value(), self.expire_at());
+        let e = Entry::new(self.key(), self.value(), self.expire_at());
         e.touch(self.lru() as u64);
         e
     }

@@ -129,16 +129,23 @@ impl Keyspace {
         })
     }
 
-    /// Reads a key, deleting it first if it has expired, and stamps its access time.
+    /// Reads a key, deleting it first if it has expired, and stamps its access time. One CRC16 and one hash
+    /// per call; the second probe after the expiry check hits lines the first one just loaded.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
-        self.expire_if_needed(db, key, now);
         let idx = self.index(key);
-        let e = self.dbs[db]
-            .slots
-            .get_mut(idx)?
-            .as_deref_mut()?
-            .table
-            .get_mut(key)?;
+        let d = &mut self.dbs[db];
+        let slot = d.slots.get_mut(idx)?.as_deref_mut()?;
+        let h = slot.table.hash(key);
+        if is_expired(slot.table.get_hashed(h, key)?, now) {
+            let e = slot.table.remove(key).expect("found above");
+            debug_assert!(e.expire_at().is_some());
+            slot.expires -= 1;
+            d.expires -= 1;
+            d.keys -= 1;
+            self.stats.expired += 1;
+            return None;
+        }
+        let e = slot.table.get_hashed(h, key)?;
         e.touch(now / 1000);
         Some(e)
     }

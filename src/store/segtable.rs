@@ -60,12 +60,21 @@ impl SegTable {
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        let h = self.hash(key);
+        self.get_hashed(self.hash(key), key)
+    }
+
+    /// Lookup with a hash from `hash()`, so a caller that probes twice hashes once.
+    #[inline]
+    pub fn get_hashed(&self, h: u64, key: &[u8]) -> Option<&Entry> {
         self.segs[self.seg_of(h)].table.find(h, |e| e.key() == key)
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let h = self.hash(key);
+        self.get_mut_hashed(self.hash(key), key)
+    }
+
+    #[inline]
+    pub fn get_mut_hashed(&mut self, h: u64, key: &[u8]) -> Option<&mut Entry> {
         let s = self.seg_of(h);
         self.segs[s].table.find_mut(h, |e| e.key() == key)
     }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs redis-benchmark against redis-server and tandem-server alternately, ROUNDS times, and prints the
+# median ops/s of each and their ratio, per pipeline depth and command.
+# Needs: redis-server and redis-benchmark (apt-get install redis-server redis-tools), a release build of
+# tandem-server (cargo build --release). Writes: nothing but stdout (and server logs under $TMPDIR).
+# Usage: perf-scripts/redis-benchmark-compare.sh [ROUNDS=5] [SHARDS=2] [REQUESTS=1000000]
+set -euo pipefail
+ROUNDS=${1:-5}
+SHARDS=${2:-2}
+N=${3:-1000000}
+cd "$(dirname "$0")/.."
+TANDEM=${TANDEM:-target/release/tandem-server}
+REDIS=${REDIS:-redis-server}
+[ -x "$TANDEM" ] || cargo build --release --bin tandem-server
+tmp=$(mktemp -d)
+RPORT=$((20000 + RANDOM % 10000)); TPORT=$((RPORT + 1))
+$REDIS --port $RPORT --save "" --appendonly no --daemonize no > "$tmp/redis.log" 2>&1 &
+RPID=$!
+"$TANDEM" --port $TPORT --shards "$SHARDS" > "$tmp/tandem.log" 2>&1 &
+TPID=$!
+trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$tmp"' EXIT
+for p in $RPORT $TPORT; do
+  for _ in $(seq 100); do redis-cli -p $p ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+run() { # port pipeline -> "SET GET" ops/s
+  redis-benchmark -p "$1" -t set,get -n "$N" -r 1000000 -c 50 -P "$2" -q 2>/dev/null | tr '\r' '\n' |
+    awk '/requests per second/ { sub(":", "", $1); printf "%s=%s ", $1, $2 }'
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for P in 1 16; do
+  : > "$tmp/r"; : > "$tmp/t"
+  for _ in $(seq "$ROUNDS"); do
+    run $RPORT $P >> "$tmp/r"; echo >> "$tmp/r"
+    run $TPORT $P >> "$tmp/t"; echo >> "$tmp/t"
+  done
+  for cmd in SET GET; do
+    r=$(grep -o "$cmd=[0-9.]*" "$tmp/r" | cut -d= -f2 | median)
+    t=$(grep -o "$cmd=[0-9.]*" "$tmp/t" | cut -d= -f2 | median)
+    printf "P=%-2s %-3s redis-server %10.0f  tandem(--shards %s) %10.0f  ratio %.2fx\n" "$P" "$cmd" "$r" "$SHARDS" "$t" \
+      "$(echo "$t / $r" | bc -l)"
+  done
+done
