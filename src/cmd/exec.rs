@@ -5,7 +5,6 @@ use super::table::{Flags, Handler, Spec};
 use crate::resp::Reply;
 use crate::shard::Shard;
 use bytes::Bytes;
-use std::time::Instant;
 
 /// Per-command execution context: the selected database and the command's clock (ms since the epoch),
 /// read once per batch so that every key of a command sees the same time, as in Valkey.
@@ -20,15 +19,48 @@ pub fn execute(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Exec, r
         unreachable!("{} is not a key command", spec.name);
     };
     if spec.flags.has(Flags::DENYOOM) && sh.over_maxmemory() {
-        sh.stats.rejected(spec.name);
+        sh.stats.rejected(spec);
         r.error(&super::CmdError::Oom.message());
         return;
     }
-    let start = Instant::now();
     let res = f(sh, ex, args, r);
-    sh.stats
-        .call(spec.name, start.elapsed().as_micros() as u64, res.is_err());
+    sh.stats.call(spec, res.is_err());
     if let Err(e) = res {
         r.error(&e.message());
+    }
+}
+
+/// Runs one shard's part of a multi-shard command: no statistics (the coordinator counts the command
+/// once) and no OOM check (made once, before any part runs, so a command is refused whole or not at all).
+pub fn execute_part(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Exec, r: &mut Reply) {
+    let Handler::Key(f, _) = spec.handler else {
+        unreachable!("{} is not a key command", spec.name);
+    };
+    if let Err(e) = f(sh, ex, args, r) {
+        r.error(&e.message());
+    }
+}
+
+/// Runs a batch of key commands on their shard, replies appended to `r`, each reply's end offset pushed to
+/// `ends`. The clock is read once per batch for INFO commandstats.
+pub fn execute_batch<'a>(
+    sh: &mut Shard,
+    cmds: impl Iterator<Item = (&'static Spec, &'a [Bytes])> + Clone,
+    ex: &Exec,
+    r: &mut Reply,
+    mut ends: Option<&mut Vec<usize>>,
+) {
+    let start = std::time::Instant::now();
+    let mut n = 0u64;
+    for (spec, args) in cmds.clone() {
+        execute(sh, spec, args, ex, r);
+        if let Some(e) = ends.as_deref_mut() {
+            e.push(r.len());
+        }
+        n += 1;
+    }
+    let per = start.elapsed().as_micros() as u64 / n.max(1);
+    for (spec, _) in cmds {
+        sh.stats.add_usec(spec, per);
     }
 }

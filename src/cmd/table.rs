@@ -6,7 +6,7 @@ use super::{keys, strings, CmdResult};
 use crate::resp::Reply;
 use crate::shard::Shard;
 use bytes::Bytes;
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::LazyLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +137,11 @@ impl Spec {
         (first..end.min(argc)).step_by(step)
     }
 
+    /// Position in `TABLE`, for per-command arrays (statistics).
+    pub fn index(&'static self) -> usize {
+        (self as *const Spec as usize - TABLE.as_ptr() as usize) / std::mem::size_of::<Spec>()
+    }
+
     pub fn is_write(&self) -> bool {
         self.flags.has(Flags::WRITE)
     }
@@ -239,7 +244,7 @@ pub static TABLE: &[Spec] = &[
     spec!("object", -2, R, 2, 2, 1, K(keys::object, None), "generic", "A container for object introspection commands."),
 ];
 
-static INDEX: LazyLock<HashMap<&'static str, &'static Spec>> =
+static INDEX: LazyLock<HashMap<&'static str, &'static Spec, foldhash::fast::RandomState>> =
     LazyLock::new(|| TABLE.iter().map(|s| (s.name, s)).collect());
 
 /// Case-insensitive lookup without allocating for names up to 32 bytes.
@@ -270,6 +275,9 @@ mod tests {
         assert_eq!(obj.key_positions(2).count(), 0, "OBJECT HELP has no key");
         assert_eq!(lookup(b"ping").unwrap().key_positions(2).count(), 0);
         assert!(lookup(b"nosuchcommand").is_none());
+        for (i, s) in TABLE.iter().enumerate() {
+            assert_eq!(s.index(), i);
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! barrier: it runs alone, after everything before it completed.
 
 use super::Local;
-use crate::cmd::exec::{execute, Exec};
+use crate::cmd::exec::{execute_batch, Exec};
 use crate::cmd::{lookup, CmdError, Flags, Handler, Spec};
 use crate::resp::{Proto, ProtocolError, Reply, RequestParser};
 use crate::runtime::{self, AsyncListener, TcpStream};
@@ -357,9 +357,13 @@ impl Conn {
                 proto,
             };
             let mut sh = self.local.shard.borrow_mut();
-            for (_, c) in &group {
-                execute(&mut sh, c.spec, &c.args, &ex, &mut r);
-            }
+            execute_batch(
+                &mut sh,
+                group.iter().map(|(_, c)| (c.spec, &c.args[..])),
+                &ex,
+                &mut r,
+                None,
+            );
             *out = r.buf;
             return;
         }
@@ -454,7 +458,8 @@ impl Conn {
         };
         let usec = start.elapsed().as_micros() as u64;
         let mut sh = self.local.shard.borrow_mut();
-        sh.stats.call(spec.name, usec, res.is_err());
+        sh.stats.call(spec, res.is_err());
+        sh.stats.add_usec(spec, usec);
         drop(sh);
         if let Err(e) = res {
             r.error(&e.message());
@@ -483,9 +488,12 @@ fn run_remote(
 ) -> (Vec<u8>, Vec<usize>) {
     let mut r = Reply::new(proto);
     let mut ends = Vec::with_capacity(cmds.len());
-    for c in &cmds {
-        execute(sh, c.spec, &c.args, &ex, &mut r);
-        ends.push(r.len());
-    }
+    execute_batch(
+        sh,
+        cmds.iter().map(|c| (c.spec, &c.args[..])),
+        &ex,
+        &mut r,
+        Some(&mut ends),
+    );
     (r.buf, ends)
 }

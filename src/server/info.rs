@@ -206,8 +206,13 @@ impl Conn {
                     let _ = write!(w, "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n");
                 }
                 "commandstats" => {
-                    let mut names: Vec<_> = total.per_cmd.iter().collect();
-                    names.sort_by_key(|(k, _)| **k);
+                    let mut names: Vec<_> = crate::cmd::TABLE
+                        .iter()
+                        .zip(&total.per_cmd)
+                        .filter(|(_, s)| s.calls + s.rejected > 0)
+                        .map(|(spec, s)| (spec.name, s))
+                        .collect();
+                    names.sort_by_key(|(k, _)| *k);
                     for (name, s) in names {
                         let per = if s.calls > 0 {
                             s.usec as f64 / s.calls as f64

@@ -2,7 +2,7 @@
 
 use super::conn::Conn;
 use crate::cmd::args::{eq, int, lower};
-use crate::cmd::exec::execute;
+use crate::cmd::exec::execute_part;
 use crate::cmd::keys::parse_db;
 use crate::cmd::{lookup, CmdError, CmdResult, Merge, Spec, Special};
 use crate::resp::{Proto, Reply};
@@ -291,7 +291,7 @@ impl Conn {
                     if merge == Merge::Gather {
                         // One GET per key, so the replies can be interleaved back into key order.
                         for k in &args[1..] {
-                            execute(
+                            execute_part(
                                 sh,
                                 get,
                                 &[Bytes::from_static(b"get"), k.clone()],
@@ -301,7 +301,7 @@ impl Conn {
                             ends.push(r.len());
                         }
                     } else {
-                        execute(sh, spec, &args, &ex, &mut r);
+                        execute_part(sh, spec, &args, &ex, &mut r);
                         ends.push(r.len());
                     }
                     (r.buf, ends)

@@ -1,6 +1,6 @@
 //! Per-shard counters; INFO sums them over shards.
 
-use std::collections::HashMap;
+use crate::cmd::{Spec, TABLE};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CmdStat {
@@ -13,7 +13,8 @@ pub struct CmdStat {
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     pub commands: u64,
-    pub per_cmd: HashMap<&'static str, CmdStat>,
+    /// Indexed by `Spec::index()`; empty until the first command.
+    pub per_cmd: Vec<CmdStat>,
     pub hits: u64,
     pub misses: u64,
     pub connections_received: u64,
@@ -24,19 +25,31 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn call(&mut self, name: &'static str, usec: u64, failed: bool) {
+    fn slot(&mut self, spec: &'static Spec) -> &mut CmdStat {
+        if self.per_cmd.is_empty() {
+            self.per_cmd = vec![CmdStat::default(); TABLE.len()];
+        }
+        &mut self.per_cmd[spec.index()]
+    }
+
+    pub fn call(&mut self, spec: &'static Spec, failed: bool) {
         self.commands += 1;
-        let s = self.per_cmd.entry(name).or_default();
+        let s = self.slot(spec);
         s.calls += 1;
-        s.usec += usec;
         if failed {
             s.failed += 1;
             self.error_replies += 1;
         }
     }
 
-    pub fn rejected(&mut self, name: &'static str) {
-        self.per_cmd.entry(name).or_default().rejected += 1;
+    /// Time is measured per batch of commands and shared among them (one clock read per batch, not two
+    /// per command); totals stay exact, per-call averages are approximate within a batch.
+    pub fn add_usec(&mut self, spec: &'static Spec, usec: u64) {
+        self.slot(spec).usec += usec;
+    }
+
+    pub fn rejected(&mut self, spec: &'static Spec) {
+        self.slot(spec).rejected += 1;
         self.error_replies += 1;
     }
 
@@ -50,8 +63,10 @@ impl Stats {
 
     pub fn merge(&mut self, o: &Stats) {
         self.commands += o.commands;
-        for (k, v) in &o.per_cmd {
-            let s = self.per_cmd.entry(k).or_default();
+        if self.per_cmd.is_empty() && !o.per_cmd.is_empty() {
+            self.per_cmd = vec![CmdStat::default(); TABLE.len()];
+        }
+        for (s, v) in self.per_cmd.iter_mut().zip(&o.per_cmd) {
             s.calls += v.calls;
             s.usec += v.usec;
             s.rejected += v.rejected;
