@@ -20,7 +20,7 @@ pub struct SlotData {
 #[derive(Default)]
 pub struct Db {
     /// Indexed by slot - first owned slot; allocated on the first write to this database.
-    slots: Vec<Option<Box<SlotData>>>,
+    slots: Vec<SlotData>,
     keys: usize,
     expires: usize,
 }
@@ -111,22 +111,21 @@ impl Keyspace {
     }
 
     fn slot_ref(&self, db: usize, idx: usize) -> Option<&SlotData> {
-        self.dbs[db].slots.get(idx)?.as_deref()
+        self.dbs[db].slots.get(idx)
     }
 
     fn slot_data(&mut self, db: usize, idx: usize) -> &mut SlotData {
         let n = self.slots.len();
         let seed = self.seed;
         let d = &mut self.dbs[db];
+        // A database's slot array is allocated on its first write; empty slot tables allocate nothing.
         if d.slots.is_empty() {
-            d.slots.resize_with(n, || None);
-        }
-        d.slots[idx].get_or_insert_with(|| {
-            Box::new(SlotData {
+            d.slots.resize_with(n, || SlotData {
                 table: SegTable::new(seed),
                 expires: 0,
-            })
-        })
+            });
+        }
+        &mut d.slots[idx]
     }
 
     /// Reads a key, deleting it first if it has expired, and stamps its access time. One CRC16 and one hash
@@ -134,7 +133,7 @@ impl Keyspace {
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
         let idx = self.index(key);
         let d = &mut self.dbs[db];
-        let slot = d.slots.get_mut(idx)?.as_deref_mut()?;
+        let slot = d.slots.get_mut(idx)?;
         let h = slot.table.hash(key);
         if is_expired(slot.table.get_hashed(h, key)?, now) {
             let e = slot.table.remove(key).expect("found above");
@@ -163,7 +162,7 @@ impl Keyspace {
         self.expire_if_needed(db, key, now);
         let idx = self.index(key);
         let d = &mut self.dbs[db];
-        let slot = d.slots.get_mut(idx)?.as_deref_mut()?;
+        let slot = d.slots.get_mut(idx)?;
         let entry = slot.table.get_mut(key)?;
         entry.touch(now / 1000);
         Some(EntryMut {
@@ -187,7 +186,7 @@ impl Keyspace {
         let idx = self.index(key);
         self.slot_data(db, idx);
         let d = &mut self.dbs[db];
-        let slot = d.slots[idx].as_deref_mut().expect("allocated above");
+        let slot = &mut d.slots[idx];
         let (entry, inserted) = slot
             .table
             .entry_or_insert_with(key, || Entry::new(key, value, expire_at));
@@ -234,7 +233,7 @@ impl Keyspace {
     fn remove_raw(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
         let idx = self.index(key);
         let d = &mut self.dbs[db];
-        let slot = d.slots.get_mut(idx)?.as_deref_mut()?;
+        let slot = d.slots.get_mut(idx)?;
         let e = slot.table.remove(key)?;
         d.keys -= 1;
         if e.expire_at().is_some() {
@@ -297,7 +296,6 @@ impl Keyspace {
         self.dbs[db]
             .slots
             .iter()
-            .flatten()
             .flat_map(|s| s.table.iter())
             .filter(move |e| !is_expired(e, now))
     }
@@ -317,7 +315,7 @@ impl Keyspace {
         let n = d.slots.len();
         let start = rand(n);
         for i in 0..n {
-            let Some(slot) = d.slots[(start + i) % n].as_deref() else {
+            let Some(slot) = Some(&d.slots[(start + i) % n]).filter(|s| !s.table.is_empty()) else {
                 continue;
             };
             let live: Vec<&Entry> = slot.table.iter().filter(|e| !is_expired(e, now)).collect();
@@ -350,7 +348,7 @@ impl Keyspace {
                 visited_dbs += 1;
                 continue;
             }
-            if let Some(slot) = d.slots[idx].as_deref_mut().filter(|s| s.expires > 0) {
+            if let Some(slot) = Some(&mut d.slots[idx]).filter(|s| s.expires > 0) {
                 if seg < slot.table.segment_count() {
                     let mut expired_here = 0;
                     let removed = slot.table.retain_in_segment(seg, |e| {
@@ -382,7 +380,7 @@ impl Keyspace {
     pub fn table_bytes(&self) -> usize {
         self.dbs
             .iter()
-            .flat_map(|d| d.slots.iter().flatten())
+            .flat_map(|d| d.slots.iter())
             .map(|s| s.table.table_bytes() + std::mem::size_of::<SlotData>())
             .sum::<usize>()
             + self

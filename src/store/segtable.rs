@@ -21,11 +21,16 @@ pub struct Segment {
     table: HashTable<Entry>,
 }
 
+/// Segment 0 lives inline and the directory stays empty until the first split, so a small table (most
+/// slots hold a few thousand keys at most) costs one hashbrown probe with no extra indirection.
 pub struct SegTable {
     hasher: foldhash::fast::FixedState,
     depth: u32,
+    /// Empty while depth == 0.
     dir: Vec<u32>,
-    segs: Vec<Segment>,
+    head: Segment,
+    /// Segments 1.. (index i is at more[i - 1]).
+    more: Vec<Segment>,
     len: usize,
 }
 
@@ -34,8 +39,9 @@ impl SegTable {
         SegTable {
             hasher: foldhash::fast::FixedState::with_seed(seed),
             depth: 0,
-            dir: vec![0],
-            segs: vec![Segment::default()],
+            dir: Vec::new(),
+            head: Segment::default(),
+            more: Vec::new(),
             len: 0,
         }
     }
@@ -55,8 +61,29 @@ impl SegTable {
 
     #[inline]
     fn seg_of(&self, hash: u64) -> usize {
+        if self.depth == 0 {
+            return 0;
+        }
         let mask = (1u64 << self.depth) - 1;
         self.dir[((hash >> DIR_SHIFT) & mask) as usize] as usize
+    }
+
+    #[inline]
+    fn seg(&self, i: usize) -> &Segment {
+        if i == 0 {
+            &self.head
+        } else {
+            &self.more[i - 1]
+        }
+    }
+
+    #[inline]
+    fn seg_mut(&mut self, i: usize) -> &mut Segment {
+        pick(&mut self.head, &mut self.more, i)
+    }
+
+    fn segments(&self) -> impl Iterator<Item = &Segment> {
+        std::iter::once(&self.head).chain(self.more.iter())
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
@@ -66,7 +93,7 @@ impl SegTable {
     /// Lookup with a hash from `hash()`, so a caller that probes twice hashes once.
     #[inline]
     pub fn get_hashed(&self, h: u64, key: &[u8]) -> Option<&Entry> {
-        self.segs[self.seg_of(h)].table.find(h, |e| e.key() == key)
+        self.seg(self.seg_of(h)).table.find(h, |e| e.key() == key)
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
@@ -76,23 +103,27 @@ impl SegTable {
     #[inline]
     pub fn get_mut_hashed(&mut self, h: u64, key: &[u8]) -> Option<&mut Entry> {
         let s = self.seg_of(h);
-        self.segs[s].table.find_mut(h, |e| e.key() == key)
+        self.seg_mut(s).table.find_mut(h, |e| e.key() == key)
     }
 
     /// Inserts or replaces; returns the replaced entry.
     pub fn insert(&mut self, entry: Entry) -> Option<Entry> {
         let h = self.hash(entry.key());
         let mut s = self.seg_of(h);
-        if let Some(old) = self.segs[s].table.find_mut(h, |e| e.key() == entry.key()) {
+        if let Some(old) = self
+            .seg_mut(s)
+            .table
+            .find_mut(h, |e| e.key() == entry.key())
+        {
             return Some(std::mem::replace(old, entry));
         }
-        let seg = &self.segs[s];
+        let seg = self.seg(s);
         if seg.table.len() >= SEG_MAX_ITEMS && seg.table.len() == seg.table.capacity() {
             self.split(s);
             s = self.seg_of(h);
         }
         let hasher = self.hasher.clone();
-        self.segs[s]
+        self.seg_mut(s)
             .table
             .insert_unique(h, entry, |e| hasher.hash_one(e.key()));
         self.len += 1;
@@ -102,7 +133,10 @@ impl SegTable {
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let h = self.hash(key);
         let s = self.seg_of(h);
-        match self.segs[s].table.find_entry(h, |e| e.key() == key) {
+        match pick(&mut self.head, &mut self.more, s)
+            .table
+            .find_entry(h, |e| e.key() == key)
+        {
             Ok(occ) => {
                 self.len -= 1;
                 Some(occ.remove().0)
@@ -112,15 +146,18 @@ impl SegTable {
     }
 
     fn split(&mut self, s: usize) {
-        let d = self.segs[s].depth;
+        let d = self.seg(s).depth;
+        if self.dir.is_empty() {
+            self.dir.push(0);
+        }
         if d == self.depth {
             // Entry i and i + 2^depth share their low `depth` bits, hence their segment.
             self.dir.extend_from_within(..);
             self.depth += 1;
         }
-        let new_idx = self.segs.len() as u32;
+        let new_idx = self.more.len() as u32 + 1;
         let hasher = self.hasher.clone();
-        let old = std::mem::take(&mut self.segs[s].table);
+        let old = std::mem::take(&mut self.seg_mut(s).table);
         let half = old.len() / 2 + old.len() / 4;
         let mut low = HashTable::with_capacity(half);
         let mut high = HashTable::with_capacity(half);
@@ -133,11 +170,11 @@ impl SegTable {
             };
             t.insert_unique(h, e, |e| hasher.hash_one(e.key()));
         }
-        self.segs[s] = Segment {
+        *self.seg_mut(s) = Segment {
             depth: d + 1,
             table: low,
         };
-        self.segs.push(Segment {
+        self.more.push(Segment {
             depth: d + 1,
             table: high,
         });
@@ -149,19 +186,20 @@ impl SegTable {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.segs.iter().flat_map(|s| s.table.iter())
+        self.segments().flat_map(|s| s.table.iter())
     }
 
     pub fn segment_count(&self) -> usize {
-        self.segs.len()
+        1 + self.more.len()
     }
 
     /// Keeps the entries of segment `seg` for which `keep` is true; returns how many were removed. Lets the
     /// active expiry cycle work one bounded segment at a time.
     pub fn retain_in_segment(&mut self, seg: usize, mut keep: impl FnMut(&Entry) -> bool) -> usize {
-        let Some(segment) = self.segs.get_mut(seg) else {
+        if seg >= self.segment_count() {
             return 0;
-        };
+        }
+        let segment = self.seg_mut(seg);
         let before = segment.table.len();
         segment.table.retain(|e| keep(e));
         let removed = before - segment.table.len();
@@ -170,16 +208,19 @@ impl SegTable {
     }
 
     pub fn segment_iter(&self, seg: usize) -> impl Iterator<Item = &Entry> {
-        self.segs.get(seg).into_iter().flat_map(|s| s.table.iter())
+        (seg < self.segment_count())
+            .then(|| self.seg(seg))
+            .into_iter()
+            .flat_map(|s| s.table.iter())
     }
 
     /// Bytes held by the table itself (buckets and control bytes), excluding the entries' blocks.
     pub fn table_bytes(&self) -> usize {
-        self.segs
-            .iter()
+        self.segments()
             .map(|s| s.table.allocation_size())
             .sum::<usize>()
-            + self.dir.len() * 4
+            + self.dir.capacity() * 4
+            + self.more.capacity() * std::mem::size_of::<Segment>()
     }
 
     /// Uses the hashbrown entry API so a lookup-then-insert hashes and probes once.
@@ -190,23 +231,34 @@ impl SegTable {
     ) -> (&mut Entry, bool) {
         let h = self.hash(key);
         let s = self.seg_of(h);
-        let seg = &self.segs[s];
+        let seg = self.seg(s);
         let full = seg.table.len() >= SEG_MAX_ITEMS && seg.table.len() == seg.table.capacity();
-        if full && self.segs[s].table.find(h, |e| e.key() == key).is_none() {
+        if full && seg.table.find(h, |e| e.key() == key).is_none() {
             self.split(s);
         }
         let s = self.seg_of(h);
         let hasher = self.hasher.clone();
-        match self.segs[s]
-            .table
-            .entry(h, |e| e.key() == key, |e| hasher.hash_one(e.key()))
-        {
+        match pick(&mut self.head, &mut self.more, s).table.entry(
+            h,
+            |e| e.key() == key,
+            |e| hasher.hash_one(e.key()),
+        ) {
             HEntry::Occupied(o) => (o.into_mut(), false),
             HEntry::Vacant(v) => {
                 self.len += 1;
                 (v.insert(make()).into_mut(), true)
             }
         }
+    }
+}
+
+/// Segment `i` by disjoint field borrows, so callers can update `len` while holding it.
+#[inline]
+fn pick<'a>(head: &'a mut Segment, more: &'a mut [Segment], i: usize) -> &'a mut Segment {
+    if i == 0 {
+        head
+    } else {
+        &mut more[i - 1]
     }
 }
 
@@ -230,7 +282,7 @@ mod tests {
         }
         assert_eq!(t.len(), n);
         assert!(t.segment_count() >= 9, "segments: {}", t.segment_count());
-        for seg in &t.segs {
+        for seg in t.segments() {
             assert!(seg.table.len() <= SEG_MAX_ITEMS);
         }
         for i in 0..n {
