@@ -1,0 +1,9 @@
+//! tandem-bench: measurements of Tandem the way operators measure Valkey.
+//!
+//! Module map:
+//! - `load`: the memtier-style load generator: `options` (arguments and their validation), `keys` (key
+//!   patterns), `resp` (reply framing and error prefixes), `stats` (HDR histograms per command and per
+//!   second), `client` (one connection's request loop), `report` (text and JSON), and `mod.rs` (threads
+//!   on the project's runtime, the live line, the end).
+
+pub mod load;

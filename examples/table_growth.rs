@@ -1,0 +1,88 @@
+//! Worst single-insert time while a table grows to N keys: Tandem's SegTable against one hashbrown map
+//! (which rehashes everything when it doubles). Run: `cargo run --release --example table_growth [N]`.
+//! Prints the slowest inserts and how many took over 1 ms; numbers are wall-clock on this machine.
+
+use std::time::Instant;
+use tandem_server::store::segtable::SegTable;
+use tandem_server::store::Entry;
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000_000);
+    let keys = |i: usize| format!("key:{i}");
+    let report = |name: &str, mut worst: Vec<(u128, usize)>, over_1ms: usize, total: f64| {
+        worst.sort_unstable_by(|a, b| b.cmp(a));
+        let top: Vec<String> = worst
+            .iter()
+            .take(3)
+            .map(|(ns, i)| format!("{:.3} ms at {i}", *ns as f64 / 1e6))
+            .collect();
+        println!(
+            "{name:<22} {n} inserts in {total:.1} s; slowest: {}; inserts over 1 ms: {over_1ms}",
+            top.join(", ")
+        );
+    };
+    {
+        let mut t = SegTable::new(42);
+        let (mut worst, mut over) = (Vec::new(), 0);
+        let start = Instant::now();
+        for i in 0..n {
+            let k = keys(i);
+            let e = Entry::new(k.as_bytes(), &[0u8; 16], None);
+            let t0 = Instant::now();
+            t.insert(e);
+            let ns = t0.elapsed().as_nanos();
+            over += (ns > 1_000_000) as usize;
+            if ns > 200_000 {
+                worst.push((ns, i));
+            }
+        }
+        report("SegTable", worst, over, start.elapsed().as_secs_f64());
+    }
+    {
+        // The server's structure: one shard owning all 16384 slots, a table per slot.
+        let mut ks = tandem_server::store::Keyspace::new(0..tandem_server::slot::SLOTS, 1, 42);
+        let (mut worst, mut over) = (Vec::new(), 0);
+        let start = Instant::now();
+        for i in 0..n {
+            let k = keys(i);
+            let t0 = Instant::now();
+            ks.set(0, k.as_bytes(), &[0u8; 16], None, 0);
+            let ns = t0.elapsed().as_nanos();
+            over += (ns > 1_000_000) as usize;
+            if ns > 200_000 {
+                worst.push((ns, i));
+            }
+        }
+        report(
+            "Keyspace (slot tables)",
+            worst,
+            over,
+            start.elapsed().as_secs_f64(),
+        );
+    }
+    {
+        let mut m: hashbrown::HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState> =
+            Default::default();
+        let (mut worst, mut over) = (Vec::new(), 0);
+        let start = Instant::now();
+        for i in 0..n {
+            let k = keys(i).into_bytes();
+            let t0 = Instant::now();
+            m.insert(k, vec![0u8; 16]);
+            let ns = t0.elapsed().as_nanos();
+            over += (ns > 1_000_000) as usize;
+            if ns > 200_000 {
+                worst.push((ns, i));
+            }
+        }
+        report(
+            "hashbrown::HashMap",
+            worst,
+            over,
+            start.elapsed().as_secs_f64(),
+        );
+    }
+}
