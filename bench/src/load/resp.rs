@@ -118,7 +118,7 @@ mod tests {
             (b"-OOM command not allowed\r\n", 26, Some("OOM")),
             (b"$3\r\nabc\r\n", 9, None),
             (b"$-1\r\n", 5, None),
-            (b"*2\r\n$1\r\na\r\n-WRONGTYPE x\r\n", 26, Some("WRONGTYPE")),
+            (b"*2\r\n$1\r\na\r\n-WRONGTYPE x\r\n", 25, Some("WRONGTYPE")),
             (b"%1\r\n+k\r\n:1\r\n", 12, None),
             (b"_\r\n", 3, None),
         ];
