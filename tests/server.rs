@@ -168,7 +168,14 @@ fn client_commands() {
     );
     q::<()>(c, &["CLIENT", "SETINFO", "LIB-NAME", "mylib"]).unwrap();
     // The harness's readiness connection closes asynchronously; wait until only ours remain.
-    assert!(common::eventually(5, || q::<String>(c, &["CLIENT", "LIST"]).unwrap().lines().count() == 2));
+    assert!(common::eventually(5, || q::<String>(
+        c,
+        &["CLIENT", "LIST"]
+    )
+    .unwrap()
+    .lines()
+    .count()
+        == 2));
     let list: String = q(c, &["CLIENT", "LIST"]).unwrap();
     assert!(list.contains("name=first") && list.contains("lib-name=mylib"));
     let mine: String = q(c, &["CLIENT", "INFO"]).unwrap();
