@@ -1,4 +1,4 @@
-//! The global allocator: mimalloc, counting the usable size of live blocks so that INFO's used_memory and
+//! The global allocator: jemalloc (as Valkey uses), counting the usable size of live blocks so that INFO's used_memory and
 //! maxmemory see what the allocator really hands out (size classes included), like Valkey's zmalloc.
 //!
 //! The counter is the one piece of process-wide mutable state, by necessity (an allocator has no owner to
@@ -47,14 +47,16 @@ pub struct Counting;
 
 #[inline]
 unsafe fn usable(p: *mut u8) -> usize {
-    // SAFETY: p is a live mimalloc block (callers pass only pointers mimalloc returned).
-    unsafe { libmimalloc_sys::mi_usable_size(p as *const _) }
+    // SAFETY: p is a live jemalloc block (callers pass only pointers jemalloc returned).
+    unsafe { tikv_jemallocator::usable_size(p as *const u8) }
 }
+
+static JE: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded contract.
-        let p = unsafe { mimalloc::MiMalloc.alloc(layout) };
+        let p = unsafe { JE.alloc(layout) };
         if !p.is_null() {
             add(unsafe { usable(p) } as i64);
         }
@@ -62,7 +64,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) };
+        let p = unsafe { JE.alloc_zeroed(layout) };
         if !p.is_null() {
             add(unsafe { usable(p) } as i64);
         }
@@ -71,12 +73,12 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         add(-(unsafe { usable(p) } as i64));
-        unsafe { mimalloc::MiMalloc.dealloc(p, layout) }
+        unsafe { JE.dealloc(p, layout) }
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let old = unsafe { usable(p) } as i64;
-        let q = unsafe { mimalloc::MiMalloc.realloc(p, layout, new_size) };
+        let q = unsafe { JE.realloc(p, layout, new_size) };
         if !q.is_null() {
             add(unsafe { usable(q) } as i64 - old);
         }

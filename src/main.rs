@@ -66,7 +66,7 @@ fn main() {
     }
     if args.iter().any(|a| a == "-v" || a == "--version") {
         println!(
-            "Tandem server v={} valkey_api={} redis_api={} bits=64 malloc=mimalloc",
+            "Tandem server v={} valkey_api={} redis_api={} bits=64 malloc=jemalloc-5.3.0",
             env!("CARGO_PKG_VERSION"),
             server::info::VALKEY_VERSION,
             server::info::REDIS_VERSION

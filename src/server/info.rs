@@ -157,7 +157,7 @@ impl Conn {
                         w,
                         "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\n\
                          used_memory_peak:{used}\r\nused_memory_dataset_tables:{tables}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\n\
-                         maxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_allocator:mimalloc\r\n",
+                         maxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_allocator:jemalloc-5.3.0\r\n",
                         human(used),
                         human(rss),
                         settings.maxmemory,
