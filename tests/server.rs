@@ -368,3 +368,60 @@ fn shutdown_and_sigterm_exit_cleanly() {
     let st = common::wait_timeout(&mut s.child, std::time::Duration::from_secs(10)).expect("exits");
     assert!(st.success());
 }
+
+#[test]
+fn idle_clients_are_closed_after_timeout() {
+    let s = Server::start(&["--timeout", "1"]);
+    let mut c = s.raw();
+    c.send(&["PING"]);
+    assert_eq!(c.read_line(), "+PONG");
+    let t = std::time::Instant::now();
+    assert!(c.closed(), "an idle client is closed");
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(900),
+        "not before the timeout"
+    );
+}
+
+#[test]
+fn logfile_receives_the_log() {
+    let log = std::env::temp_dir().join(format!("tandem-log-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem-server"))
+        .args(["--port", "0", "--logfile", log.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = None;
+    assert!(common::eventually(10, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        port = text
+            .split("Server initialized on port ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok());
+        port.is_some() && text.contains("Ready to accept connections tcp")
+    }));
+    let c = &mut redis::Client::open(format!("redis://127.0.0.1:{}/", port.unwrap()))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    assert_eq!(q::<String>(c, &["PING"]).unwrap(), "PONG");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(
+        common::wait_timeout(&mut child, std::time::Duration::from_secs(10))
+            .unwrap()
+            .success(),
+        "SIGINT exits 0"
+    );
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        !out.contains("Ready to accept"),
+        "nothing logged to stdout when a logfile is set"
+    );
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("Received SIGINT"));
+    std::fs::remove_file(&log).ok();
+}
