@@ -25,6 +25,8 @@ pub struct RequestParser {
     /// Length of the bulk whose header was consumed but whose payload has not fully arrived.
     bulk_len: Option<usize>,
     args: Vec<Bytes>,
+    /// Bytes of the arguments already parsed for the command in progress.
+    args_bytes: usize,
 }
 
 impl RequestParser {
@@ -35,6 +37,12 @@ impl RequestParser {
     /// True while a command is partially read; the connection uses it for the query-buffer limit.
     pub fn in_progress(&self) -> bool {
         self.pending > 0
+    }
+
+    /// Bytes the unfinished command holds in parsed arguments; with what is still in the read buffer, what
+    /// client-query-buffer-limit bounds.
+    pub fn held_bytes(&self) -> usize {
+        self.args_bytes
     }
 
     /// Parses the next complete command from `buf`. `Ok(None)` means more bytes are needed.
@@ -104,8 +112,11 @@ impl RequestParser {
                         buf.advance(used);
                         let len = n as usize;
                         self.bulk_len = Some(len);
-                        if buf.capacity() - buf.len() < len + 2 {
-                            buf.reserve(len + 2);
+                        // Room for a big argument up front saves copies, but only up to 1 MiB: a header
+                        // alone must not make the server allocate proto-max-bulk-len bytes.
+                        let want = (len + 2).min(1 << 20);
+                        if buf.capacity() - buf.len() < want {
+                            buf.reserve(want);
                         }
                         len
                     }
@@ -115,10 +126,12 @@ impl RequestParser {
                 }
                 let arg = buf.split_to(len).freeze();
                 buf.advance(2);
+                self.args_bytes += len;
                 self.args.push(arg);
                 self.bulk_len = None;
                 self.pending -= 1;
             }
+            self.args_bytes = 0;
             return Ok(Some(std::mem::take(&mut self.args)));
         }
     }

@@ -261,7 +261,7 @@ impl Conn {
                     break;
                 }
             }
-            if parser.in_progress() && rbuf.len() > qlimit {
+            if parser.in_progress() && rbuf.len() + parser.held_bytes() > qlimit {
                 tracing::warn!(
                     "Closing client that reached max query buffer length (id={})",
                     self.id

@@ -207,9 +207,25 @@ impl Raw {
         out
     }
 
-    /// True once the server closed the connection.
+    /// True if the server closed (or reset) the connection, reading and discarding anything before the
+    /// close. False if it stays open until the read timeout: a timeout is not a close.
     pub fn closed(&mut self) -> bool {
         self.buf.clear();
-        !self.fill()
+        let mut tmp = [0u8; 65536];
+        loop {
+            match self.s.read(&mut tmp) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
     }
 }
