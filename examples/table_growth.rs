@@ -10,83 +10,52 @@ static GLOBAL: tandem_server::alloc::Counting = tandem_server::alloc::Counting;
 use tandem_server::store::segtable::SegTable;
 use tandem_server::store::Entry;
 
+/// Inserts keys 0..n with `insert`, timing each; reports the slowest and how many took over 1 ms.
+fn measure(name: &str, n: usize, mut insert: impl FnMut(String)) {
+    let (mut worst, mut over_1ms) = (Vec::new(), 0);
+    let start = Instant::now();
+    for i in 0..n {
+        let key = format!("key:{i}");
+        let t0 = Instant::now();
+        insert(key);
+        let ns = t0.elapsed().as_nanos();
+        over_1ms += (ns > 1_000_000) as usize;
+        if ns > 200_000 {
+            worst.push((ns, i));
+        }
+    }
+    let total = start.elapsed().as_secs_f64();
+    worst.sort_unstable_by(|a, b| b.cmp(a));
+    let top: Vec<String> = worst
+        .iter()
+        .take(3)
+        .map(|(ns, i)| format!("{:.3} ms at {i}", *ns as f64 / 1e6))
+        .collect();
+    println!(
+        "{name:<22} {n} inserts in {total:.1} s; slowest: {}; inserts over 1 ms: {over_1ms}",
+        top.join(", ")
+    );
+}
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000_000);
-    let keys = |i: usize| format!("key:{i}");
-    let report = |name: &str, mut worst: Vec<(u128, usize)>, over_1ms: usize, total: f64| {
-        worst.sort_unstable_by(|a, b| b.cmp(a));
-        let top: Vec<String> = worst
-            .iter()
-            .take(3)
-            .map(|(ns, i)| format!("{:.3} ms at {i}", *ns as f64 / 1e6))
-            .collect();
-        println!(
-            "{name:<22} {n} inserts in {total:.1} s; slowest: {}; inserts over 1 ms: {over_1ms}",
-            top.join(", ")
-        );
-    };
-    {
-        let mut t = SegTable::new(42);
-        let (mut worst, mut over) = (Vec::new(), 0);
-        let start = Instant::now();
-        for i in 0..n {
-            let k = keys(i);
-            let e = Entry::new(k.as_bytes(), &[0u8; 16], None);
-            let t0 = Instant::now();
-            t.insert(e);
-            let ns = t0.elapsed().as_nanos();
-            over += (ns > 1_000_000) as usize;
-            if ns > 200_000 {
-                worst.push((ns, i));
-            }
-        }
-        report("SegTable", worst, over, start.elapsed().as_secs_f64());
-    }
-    {
-        // The server's structure: one shard owning all 16384 slots, a table per slot.
-        let mut ks = tandem_server::store::Keyspace::new(0..tandem_server::slot::SLOTS, 1, 42);
-        let (mut worst, mut over) = (Vec::new(), 0);
-        let start = Instant::now();
-        for i in 0..n {
-            let k = keys(i);
-            let t0 = Instant::now();
-            ks.set(0, k.as_bytes(), &[0u8; 100], None, 0);
-            let ns = t0.elapsed().as_nanos();
-            over += (ns > 1_000_000) as usize;
-            if ns > 200_000 {
-                worst.push((ns, i));
-            }
-        }
-        report(
-            "Keyspace (slot tables)",
-            worst,
-            over,
-            start.elapsed().as_secs_f64(),
-        );
-    }
-    {
-        let mut m: hashbrown::HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState> =
-            Default::default();
-        let (mut worst, mut over) = (Vec::new(), 0);
-        let start = Instant::now();
-        for i in 0..n {
-            let k = keys(i).into_bytes();
-            let t0 = Instant::now();
-            m.insert(k, vec![0u8; 16]);
-            let ns = t0.elapsed().as_nanos();
-            over += (ns > 1_000_000) as usize;
-            if ns > 200_000 {
-                worst.push((ns, i));
-            }
-        }
-        report(
-            "hashbrown::HashMap",
-            worst,
-            over,
-            start.elapsed().as_secs_f64(),
-        );
-    }
+    let mut table = SegTable::new(42);
+    measure("SegTable", n, |k| {
+        table.insert(Entry::new(k.as_bytes(), &[0u8; 16], None));
+    });
+    drop(table);
+    // The server's structure: one shard owning all 16384 slots, a table per slot.
+    let mut ks = tandem_server::store::Keyspace::new(0..tandem_server::slot::SLOTS, 1, 42);
+    measure("Keyspace (slot tables)", n, |k| {
+        ks.set(0, k.as_bytes(), &[0u8; 100], None, 0);
+    });
+    drop(ks);
+    let mut map: hashbrown::HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState> =
+        Default::default();
+    measure("hashbrown::HashMap", n, |k| {
+        map.insert(k.into_bytes(), vec![0u8; 16]);
+    });
 }

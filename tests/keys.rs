@@ -1,22 +1,8 @@
 //! Generic key commands on a 3-shard server (keys spread over shards).
 
 mod common;
-use common::{eventually, Server};
-use redis::{cmd, Value};
+use common::{err, eventually, q, Server};
 use std::collections::HashSet;
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<T> {
-    let mut command = cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    command.query(c)
-}
-
-fn err(c: &mut redis::Connection, args: &[&str]) -> String {
-    let e = q::<Value>(c, args).expect_err("expected an error reply");
-    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
-}
 
 #[test]
 fn expire_family_and_conditions() {

@@ -1,21 +1,8 @@
 //! Server-level behaviour: start-up configuration, CONFIG, INFO, CLIENT, AUTH, limits, shutdown.
 
 mod common;
-use common::Server;
+use common::{err, q, Server};
 use redis::{cmd, Value};
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<T> {
-    let mut command = cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    command.query(c)
-}
-
-fn err(c: &mut redis::Connection, args: &[&str]) -> String {
-    let e = q::<Value>(c, args).expect_err("expected an error reply");
-    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
-}
 
 #[test]
 fn version_help_and_bad_config() {

@@ -1,21 +1,8 @@
 //! String commands against a real 2-shard server, compared with Valkey's documented replies.
 
 mod common;
-use common::Server;
-use redis::{cmd, Value};
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<T> {
-    let mut command = cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    command.query(c)
-}
-
-fn err(c: &mut redis::Connection, args: &[&str]) -> String {
-    let e = q::<Value>(c, args).expect_err("expected an error reply");
-    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
-}
+use common::{err, q, Server};
+use redis::Value;
 
 #[test]
 fn set_options() {

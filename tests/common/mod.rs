@@ -129,6 +129,24 @@ impl Drop for Server {
     }
 }
 
+/// Runs a command given as words and converts the reply.
+pub fn q<T: redis::FromRedisValue>(
+    c: &mut redis::Connection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let mut command = redis::cmd(args[0]);
+    for a in &args[1..] {
+        command.arg(*a);
+    }
+    command.query(c)
+}
+
+/// Runs a command that must fail; returns "CODE detail" as the server wrote it.
+pub fn err(c: &mut redis::Connection, args: &[&str]) -> String {
+    let e = q::<redis::Value>(c, args).expect_err("expected an error reply");
+    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
+}
+
 /// Polls `cond` until it holds or `secs` pass (for effects the server makes on its own clock).
 pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
