@@ -117,7 +117,6 @@ fn main() {
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        config_version: AtomicU64::new(0),
     });
     tracing::info!(
         "Tandem version={} pid={} shards={shards} just started",

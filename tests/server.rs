@@ -206,8 +206,14 @@ fn client_pause_delays_writes_not_reads() {
         let _: String = cmd("GET").arg("k").query(&mut other).unwrap();
         t.elapsed()
     });
-    std::thread::sleep(std::time::Duration::from_millis(200));
     let mut admin = s.conn();
+    // Wait until the reader's GET has reached the server and is held by the pause.
+    assert!(common::eventually(5, || q::<String>(
+        &mut admin,
+        &["CLIENT", "LIST"]
+    )
+    .unwrap()
+    .contains("cmd=get")));
     // CLIENT is never paused, so an admin can always unpause.
     let t = std::time::Instant::now();
     q::<()>(&mut admin, &["CLIENT", "UNPAUSE"]).unwrap();
@@ -411,4 +417,32 @@ fn logfile_receives_the_log() {
         .unwrap()
         .contains("Received SIGINT"));
     std::fs::remove_file(&log).ok();
+}
+
+#[test]
+fn concurrent_config_sets_leave_every_shard_agreeing() {
+    let s = Server::start(&["--shards", "2"]);
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = s.url();
+            std::thread::spawn(move || {
+                let c = &mut redis::Client::open(url).unwrap().get_connection().unwrap();
+                for i in 0..50 {
+                    q::<()>(c, &["CONFIG", "SET", "hz", &(10 + (w * 50 + i) % 400).to_string()]).unwrap();
+                }
+            })
+        })
+        .collect();
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    // Connections land on both shards; every one must read the same final value.
+    let seen: std::collections::HashSet<String> = (0..20)
+        .map(|_| {
+            let c = &mut s.conn();
+            let v: Vec<String> = q(c, &["CONFIG", "GET", "hz"]).unwrap();
+            let info: String = q(c, &["INFO", "server"]).unwrap();
+            assert!(info.contains(&format!("hz:{}", v[1])), "INFO agrees with CONFIG GET");
+            v[1].clone()
+        })
+        .collect();
+    assert_eq!(seen.len(), 1, "shards disagree: {seen:?}");
 }

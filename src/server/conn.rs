@@ -109,7 +109,7 @@ pub async fn serve(local: Rc<Local>, mut stream: TcpStream, peer: SocketAddr) {
         resp: 2,
         created_ms: now,
         last_ms: now,
-        last_cmd: "NULL".into(),
+        last_cmd: "NULL",
         ..Default::default()
     }));
     local.shard.borrow_mut().clients.insert(id, info.clone());
@@ -315,7 +315,8 @@ impl Conn {
             let mut info = self.info.borrow_mut();
             info.last_ms = runtime::now_ms();
             if let Some(last) = cmds.last() {
-                info.last_cmd = String::from_utf8_lossy(&last[0]).to_ascii_lowercase();
+                // The table's own name: no allocation per batch.
+                info.last_cmd = lookup(&last[0]).map_or("unknown", |s| s.name);
             }
         }
         let mut group: Vec<(usize, Ready)> = Vec::new();
@@ -454,7 +455,7 @@ impl Conn {
                 }
                 None => self.run_split(spec, args, merge, r).await,
             },
-            Handler::Special(which) => self.special(which, spec, &args, r).await,
+            Handler::Special(which) => self.special(which, &args, r).await,
         };
         let usec = start.elapsed().as_micros() as u64;
         let mut sh = self.local.shard.borrow_mut();

@@ -32,7 +32,6 @@ pub struct Shared {
     pub port: u16,
     pub config_file: Option<String>,
     pub executable: String,
-    pub config_version: AtomicU64,
 }
 
 /// One shard's view of the world, owned by its thread.

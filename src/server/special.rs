@@ -19,13 +19,7 @@ impl Conn {
         slot_owner(key_slot(key), self.local.nshards())
     }
 
-    pub async fn special(
-        &mut self,
-        which: Special,
-        spec: &'static Spec,
-        a: &[Bytes],
-        r: &mut Reply,
-    ) -> CmdResult {
+    pub async fn special(&mut self, which: Special, a: &[Bytes], r: &mut Reply) -> CmdResult {
         match which {
             Special::Ping => {
                 match a.len() {
@@ -219,7 +213,6 @@ impl Conn {
                 let x = vals[0].as_deref().unwrap_or(empty);
                 let y = vals[1].as_deref().unwrap_or(empty);
                 crate::cmd::strings::lcs(x, y, &a[3..], r)?;
-                let _ = spec;
                 Ok(())
             }
         }
@@ -654,27 +647,28 @@ impl Conn {
                     .chunks(2)
                     .map(|c| (lower(&c[0]), String::from_utf8_lossy(&c[1]).into_owned()))
                     .collect();
-                // Shard 0 holds the authoritative copy: updates are serialised there, then broadcast.
-                let version = self
-                    .local
-                    .shared
-                    .config_version
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
-                    + 1;
-                let updated = self
+                // Shard 0 holds the authoritative copy: updates are serialised there and numbered, then
+                // broadcast; a shard applies a copy only if it is newer than its own, so two concurrent
+                // CONFIG SETs cannot leave a shard with the older one.
+                let (updated, version) = self
                     .local
                     .call(0, Kind::Normal, move |sh| {
                         let mut c = (*sh.config).clone();
                         c.set_many(&pairs)?;
                         let c = Arc::new(c);
+                        sh.config_version += 1;
                         sh.set_config(c.clone());
-                        Ok::<_, String>(c)
+                        Ok::<_, String>((c, sh.config_version))
                     })
                     .await
                     .map_err(CmdError::other)?;
-                let _ = version;
                 self.local
-                    .broadcast(move |sh| sh.set_config(updated.clone()))
+                    .broadcast(move |sh| {
+                        if version > sh.config_version {
+                            sh.config_version = version;
+                            sh.set_config(updated.clone());
+                        }
+                    })
                     .await;
                 r.ok();
                 Ok(())

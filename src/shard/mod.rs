@@ -28,7 +28,7 @@ pub struct ClientInfo {
     pub resp: u8,
     pub created_ms: u64,
     pub last_ms: u64,
-    pub last_cmd: String,
+    pub last_cmd: &'static str,
     pub qbuf: usize,
     pub killed: bool,
     /// The connection's task while it waits (read, pause): woken on kill, unpause and shutdown. One slot
@@ -49,6 +49,8 @@ pub struct Shard {
     pub ks: Keyspace,
     pub config: Arc<Config>,
     pub settings: Arc<Settings>,
+    /// Version of `config` (CONFIG SET numbers its updates on shard 0).
+    pub config_version: u64,
     pub stats: Stats,
     pub rng: SmallRng,
     pub lock: LockState,
@@ -70,6 +72,7 @@ impl Shard {
             ),
             config,
             settings,
+            config_version: 0,
             stats: Stats::default(),
             rng: SmallRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15),
             lock: LockState::default(),
