@@ -45,10 +45,19 @@ pub fn used_memory() -> u64 {
 
 pub struct Counting;
 
+/// The usable size jemalloc gives for `layout`, computed from its size classes (`nallocx`): the same
+/// value `malloc_usable_size` would return for the block, without looking the pointer up.
 #[inline]
-unsafe fn usable(p: *mut u8) -> usize {
-    // SAFETY: p is a live jemalloc block (callers pass only pointers jemalloc returned).
-    unsafe { tikv_jemallocator::usable_size(p as *const u8) }
+fn usable(layout: Layout) -> usize {
+    let size = layout.size().max(1);
+    // jemallocator passes an alignment flag only in this case; mirror it so the class matches.
+    let flags = if layout.align() <= 16 && layout.align() <= size {
+        0
+    } else {
+        tikv_jemalloc_sys::MALLOCX_ALIGN(layout.align())
+    };
+    // SAFETY: nallocx is a pure size-class computation.
+    unsafe { tikv_jemalloc_sys::nallocx(size, flags) }
 }
 
 static JE: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -58,7 +67,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded contract.
         let p = unsafe { JE.alloc(layout) };
         if !p.is_null() {
-            add(unsafe { usable(p) } as i64);
+            add(usable(layout) as i64);
         }
         p
     }
@@ -66,21 +75,22 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { JE.alloc_zeroed(layout) };
         if !p.is_null() {
-            add(unsafe { usable(p) } as i64);
+            add(usable(layout) as i64);
         }
         p
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        add(-(unsafe { usable(p) } as i64));
+        add(-(usable(layout) as i64));
         unsafe { JE.dealloc(p, layout) }
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let old = unsafe { usable(p) } as i64;
         let q = unsafe { JE.realloc(p, layout, new_size) };
         if !q.is_null() {
-            add(unsafe { usable(q) } as i64 - old);
+            // SAFETY (of the layout): realloc keeps the alignment and the size is the new one.
+            let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+            add(usable(new) as i64 - usable(layout) as i64);
         }
         q
     }
@@ -97,4 +107,45 @@ pub fn rss_bytes() -> u64 {
                 .and_then(|v| v.parse::<u64>().ok())
         })
         .map_or(0, |pages| pages * page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The computed usable size is the one jemalloc reports for real blocks, for the sizes and alignments
+    /// the server uses (entries of any length, tables, aligned buffers).
+    #[test]
+    fn usable_size_matches_jemalloc() {
+        for size in [
+            1usize,
+            7,
+            8,
+            16,
+            100,
+            123,
+            128,
+            129,
+            1000,
+            4096,
+            5000,
+            70_000,
+            3 << 20,
+        ] {
+            for align in [1usize, 8, 16, 64, 4096] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: matched alloc/dealloc with the same layout.
+                unsafe {
+                    let p = JE.alloc(layout);
+                    assert!(!p.is_null());
+                    assert_eq!(
+                        usable(layout),
+                        tikv_jemallocator::usable_size(p),
+                        "size {size} align {align}"
+                    );
+                    JE.dealloc(p, layout);
+                }
+            }
+        }
+    }
 }

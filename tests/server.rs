@@ -428,7 +428,16 @@ fn concurrent_config_sets_leave_every_shard_agreeing() {
             std::thread::spawn(move || {
                 let c = &mut redis::Client::open(url).unwrap().get_connection().unwrap();
                 for i in 0..50 {
-                    q::<()>(c, &["CONFIG", "SET", "hz", &(10 + (w * 50 + i) % 400).to_string()]).unwrap();
+                    q::<()>(
+                        c,
+                        &[
+                            "CONFIG",
+                            "SET",
+                            "hz",
+                            &(10 + (w * 50 + i) % 400).to_string(),
+                        ],
+                    )
+                    .unwrap();
                 }
             })
         })
@@ -440,7 +449,10 @@ fn concurrent_config_sets_leave_every_shard_agreeing() {
             let c = &mut s.conn();
             let v: Vec<String> = q(c, &["CONFIG", "GET", "hz"]).unwrap();
             let info: String = q(c, &["INFO", "server"]).unwrap();
-            assert!(info.contains(&format!("hz:{}", v[1])), "INFO agrees with CONFIG GET");
+            assert!(
+                info.contains(&format!("hz:{}", v[1])),
+                "INFO agrees with CONFIG GET"
+            );
             v[1].clone()
         })
         .collect();
