@@ -61,9 +61,22 @@ pub async fn accept_loop(local: Rc<Local>, listener: AsyncListener) {
 
 /// Why a connection is refused before it may send anything.
 fn refusal(local: &Local, peer: &SocketAddr) -> Option<&'static str> {
-    let sh = local.shard.borrow();
-    let s = &sh.settings;
-    if s.protected_mode && s.requirepass.is_none() && !peer.ip().is_loopback() {
+    protected_mode_refusal(&local.shard.borrow().settings, peer)
+}
+
+/// Valkey's protected mode: with no password set, only loopback clients are served. An IPv4-mapped IPv6
+/// loopback address counts as loopback.
+pub fn protected_mode_refusal(
+    s: &crate::config::Settings,
+    peer: &SocketAddr,
+) -> Option<&'static str> {
+    let loopback = match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        ip => ip.is_loopback(),
+    };
+    if s.protected_mode && s.requirepass.is_none() && !loopback {
         return Some(
             "-DENIED Running in protected mode because protected mode is enabled and no password is set for \
              the default user. In this mode connections are only accepted from the loopback interface. If you \
@@ -497,4 +510,42 @@ fn run_remote(
         Some(&mut ends),
     );
     (r.buf, ends)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::protected_mode_refusal;
+    use crate::config::Config;
+
+    #[test]
+    fn protected_mode_refuses_only_remote_clients_without_a_password() {
+        let open = Config::default().settings();
+        for (peer, refused) in [
+            ("127.0.0.1:5000", false),
+            ("[::1]:5000", false),
+            ("[::ffff:127.0.0.1]:5000", false),
+            ("192.0.2.7:5000", true),
+            ("[2001:db8::1]:5000", true),
+        ] {
+            let r = protected_mode_refusal(&open, &peer.parse().unwrap());
+            assert_eq!(r.is_some(), refused, "{peer}");
+            if let Some(msg) = r {
+                assert!(
+                    msg.starts_with("-DENIED Running in protected mode") && msg.ends_with("\r\n")
+                );
+            }
+        }
+        let mut with_pass = Config::default();
+        with_pass
+            .set_many(&[("requirepass".into(), "x".into())])
+            .unwrap();
+        assert!(
+            protected_mode_refusal(&with_pass.settings(), &"192.0.2.7:1".parse().unwrap())
+                .is_none()
+        );
+        let mut off = Config::default();
+        off.set_many(&[("protected-mode".into(), "no".into())])
+            .unwrap();
+        assert!(protected_mode_refusal(&off.settings(), &"192.0.2.7:1".parse().unwrap()).is_none());
+    }
 }
