@@ -52,6 +52,13 @@ pub fn execute_batch<'a>(
 ) {
     let start = std::time::Instant::now();
     let mut n = 0u64;
+    if cmds.clone().nth(1).is_some() {
+        for (spec, args) in cmds.clone() {
+            if spec.first_key == 1 && args.len() > 1 && ex.db < sh.ks.databases() {
+                sh.ks.warm(ex.db, &args[1]);
+            }
+        }
+    }
     for (spec, args) in cmds.clone() {
         execute(sh, spec, args, ex, r);
         if let Some(e) = ends.as_deref_mut() {
