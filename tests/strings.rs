@@ -105,9 +105,14 @@ fn counters() {
         err(c, &["INCRBYFLOAT", "inf", "1e308"]),
         "ERR increment would produce NaN or Infinity"
     );
-    // INCR keeps an existing TTL.
+    // INCR, INCRBYFLOAT and APPEND keep an existing TTL.
     q::<()>(c, &["SET", "t", "1", "EX", "100"]).unwrap();
     q::<i64>(c, &["INCR", "t"]).unwrap();
+    assert!(q::<i64>(c, &["TTL", "t"]).unwrap() > 0);
+    q::<String>(c, &["INCRBYFLOAT", "t", "0.5"]).unwrap();
+    assert!(q::<i64>(c, &["TTL", "t"]).unwrap() > 0);
+    assert_eq!(q::<i64>(c, &["APPEND", "t", "0"]).unwrap(), 4);
+    assert_eq!(q::<String>(c, &["GET", "t"]).unwrap(), "2.50");
     assert!(q::<i64>(c, &["TTL", "t"]).unwrap() > 0);
 }
 

@@ -90,23 +90,28 @@ pub fn set(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
         i += 1;
     }
     let (key, val) = (&a[1], &a[2]);
-    let old = sh.ks.get(ex.db, key, ex.now);
-    let exists = old.is_some();
-    if get {
-        match old {
-            Some(e) => r.bulk(e.value()),
-            None => r.null(),
+    // The old entry matters only to NX, XX, GET and KEEPTTL: a plain SET goes straight to one upsert.
+    let mut old_expire = None;
+    if nx || xx || get || ttl == Ttl::Keep {
+        let old = sh.ks.get(ex.db, key, ex.now);
+        let exists = old.is_some();
+        old_expire = old.and_then(|e| e.expire_at());
+        if get {
+            match old {
+                Some(e) => r.bulk(e.value()),
+                None => r.null(),
+            }
         }
-    }
-    if (nx && exists) || (xx && !exists) {
-        if !get {
-            r.null();
+        if (nx && exists) || (xx && !exists) {
+            if !get {
+                r.null();
+            }
+            return Ok(());
         }
-        return Ok(());
     }
     let expire_at = match ttl {
         Ttl::At(t) => Some(t),
-        Ttl::Keep => sh.ks.peek(ex.db, key, ex.now).and_then(|e| e.expire_at()),
+        Ttl::Keep => old_expire,
         _ => None,
     };
     sh.ks.set(ex.db, key, val, expire_at, ex.now);
@@ -245,15 +250,22 @@ fn check_len(sh: &Shard, len: u64) -> CmdResult {
 }
 
 pub fn append(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    let new_len = match sh.ks.get(ex.db, &a[1], ex.now) {
-        Some(e) => {
+    let max = sh.settings.proto_max_bulk_len;
+    let appended = match sh.ks.get_mut(ex.db, &a[1], ex.now) {
+        Some(mut e) => {
             let total = e.value().len() + a[2].len();
-            check_len(sh, total as u64)?;
-            let mut e = sh.ks.get_mut(ex.db, &a[1], ex.now).expect("present");
+            if total > max {
+                return Err(CmdError::StringTooLong);
+            }
             let rebuilt = crate::store::Entry::build(e.key(), &[e.value(), &a[2]], e.expire_at());
+            rebuilt.touch(ex.now / 1000);
             *e = rebuilt;
-            total
+            Some(total)
         }
+        None => None,
+    };
+    let new_len = match appended {
+        Some(total) => total,
         None => {
             sh.ks.set(ex.db, &a[1], &a[2], None, ex.now);
             a[2].len()
@@ -273,24 +285,24 @@ pub fn strlen(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
 }
 
 fn incr_by(sh: &mut Shard, ex: &Exec, key: &[u8], by: i64, r: &mut Reply) -> CmdResult {
-    let cur = match sh.ks.get(ex.db, key, ex.now) {
-        Some(e) => super::args::parse_i64_strict(e.value()).ok_or(CmdError::NotInteger)?,
-        None => 0,
+    // One lookup reads the value and the expiry the new value keeps.
+    let (cur, expire_at) = match sh.ks.get(ex.db, key, ex.now) {
+        Some(e) => (
+            super::args::parse_i64_strict(e.value()).ok_or(CmdError::NotInteger)?,
+            e.expire_at(),
+        ),
+        None => (0, None),
     };
     let next = cur.checked_add(by).ok_or(CmdError::Overflow)?;
-    let text = itoa::Buffer::new().format(next).as_bytes().to_vec();
-    store_keeping_ttl(sh, ex, key, &text);
+    sh.ks.set(
+        ex.db,
+        key,
+        itoa::Buffer::new().format(next).as_bytes(),
+        expire_at,
+        ex.now,
+    );
     r.int(next);
     Ok(())
-}
-
-/// Replaces a key's value, keeping its expiry (INCR family, INCRBYFLOAT), or creates it without one.
-fn store_keeping_ttl(sh: &mut Shard, ex: &Exec, key: &[u8], value: &[u8]) {
-    let exp = sh.ks.peek(ex.db, key, ex.now).map(|e| e.expire_at());
-    match exp {
-        Some(exp) => sh.ks.set(ex.db, key, value, exp, ex.now),
-        None => sh.ks.set(ex.db, key, value, None, ex.now),
-    };
 }
 
 pub fn incr(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
@@ -315,9 +327,9 @@ pub fn decrby(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
 
 pub fn incrbyfloat(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let by = float(&a[2])?;
-    let cur = match sh.ks.get(ex.db, &a[1], ex.now) {
-        Some(e) => float(e.value())?,
-        None => 0.0,
+    let (cur, expire_at) = match sh.ks.get(ex.db, &a[1], ex.now) {
+        Some(e) => (float(e.value())?, e.expire_at()),
+        None => (0.0, None),
     };
     let next = cur + by;
     if !next.is_finite() {
@@ -326,7 +338,7 @@ pub fn incrbyfloat(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> Cmd
     // Valkey's "human friendly" form: fixed point, no exponent, no trailing zeros; Rust's Display for f64
     // prints exactly that (shortest round-trip digits, never an exponent).
     let text = format!("{next}").into_bytes();
-    store_keeping_ttl(sh, ex, &a[1], &text);
+    sh.ks.set(ex.db, &a[1], &text, expire_at, ex.now);
     r.bulk(&text);
     Ok(())
 }

@@ -132,18 +132,15 @@ impl Keyspace {
     /// per call; the second probe after the expiry check hits lines the first one just loaded.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
         let idx = self.index(key);
-        let d = &mut self.dbs[db];
-        let slot = d.slots.get_mut(idx)?;
+        let slot = self.dbs[db].slots.get(idx)?;
         let h = slot.table.hash(key);
         if is_expired(slot.table.get_hashed(h, key)?, now) {
-            let e = slot.table.remove(key).expect("found above");
-            debug_assert!(e.expire_at().is_some());
-            slot.expires -= 1;
-            d.expires -= 1;
-            d.keys -= 1;
+            // Rare: the second index computation in remove_raw costs nothing that matters here.
+            self.remove_raw(db, key);
             self.stats.expired += 1;
             return None;
         }
+        let slot = &self.dbs[db].slots[idx];
         let e = slot.table.get_hashed(h, key)?;
         e.touch(now / 1000);
         Some(e)
@@ -244,7 +241,12 @@ impl Keyspace {
     /// Removes a key; returns it if it was live.
     pub fn remove(&mut self, db: usize, key: &[u8], now: u64) -> Option<Entry> {
         let e = self.remove_raw(db, key)?;
-        (!is_expired(&e, now)).then_some(e)
+        if is_expired(&e, now) {
+            // It was already dead: removing it is its expiry, counted like any other.
+            self.stats.expired += 1;
+            return None;
+        }
+        Some(e)
     }
 
     fn remove_raw(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
@@ -435,6 +437,10 @@ mod tests {
         assert_eq!(k.get(0, b"a", 0).unwrap().value(), b"x");
         assert!(k.remove(0, b"a", 0).is_some());
         assert_eq!((k.len(0), k.expires(0)), (0, 0));
+        // Removing a key that was already dead is its expiry: counted, and not reported as removed.
+        k.set(0, b"dead", b"v", Some(5), 0);
+        assert!(k.remove(0, b"dead", 10).is_none());
+        assert_eq!((k.len(0), k.expires(0), k.stats.expired), (0, 0, 2));
     }
 
     #[test]
