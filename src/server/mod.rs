@@ -50,8 +50,13 @@ impl Local {
         self.shared.mesh.shards()
     }
 
-    fn after_local_job(&self, was_locked: bool) {
-        if was_locked && !self.shard.borrow().locked() {
+    /// After a transition on this shard: if it went from locked to free, run what waited for it (deferred
+    /// messages, then this shard's own waiting connections).
+    fn released_if(&self, was_locked: bool) {
+        let mut sh = self.shard.borrow_mut();
+        if was_locked && !sh.locked() {
+            sh.drain_deferred();
+            drop(sh);
             self.unlocked.notify();
         }
     }
@@ -91,16 +96,9 @@ impl Local {
         }
         let mut sh = self.shard.borrow_mut();
         let was_locked = sh.locked();
-        if let Kind::Lock(t) = kind {
-            sh.lock.holder = Some(t);
-        }
-        let out = f(&mut sh);
-        if let Kind::Unlock(_) = kind {
-            sh.lock.holder = None;
-            sh.drain_deferred();
-        }
+        let out = sh.with_lock_kind(kind, f);
         drop(sh);
-        self.after_local_job(was_locked || matches!(kind, Kind::Unlock(_)));
+        self.released_if(was_locked);
         out
     }
 
@@ -214,10 +212,9 @@ impl Drop for Tx {
             if s == self.local.id {
                 let mut sh = self.local.shard.borrow_mut();
                 if sh.lock.holder == Some(self.id) {
-                    sh.lock.holder = None;
-                    sh.drain_deferred();
+                    sh.with_lock_kind(Kind::Unlock(self.id), |_| ());
                     drop(sh);
-                    self.local.unlocked.notify();
+                    self.local.released_if(true);
                 }
             } else {
                 self.local

@@ -55,15 +55,22 @@ impl Shard {
         self.drain_deferred();
     }
 
-    /// Applies the lock transition of `kind` around `job`. Callers ensure `is_free_for(kind)`.
-    pub fn run_job(&mut self, kind: Kind, job: Job) {
+    /// Runs `f` under `kind`'s lock transition: a Lock takes the shard before `f`, an Unlock releases it
+    /// after. The one place these transitions happen, for messages and for direct calls alike. Callers
+    /// ensure `is_free_for(kind)`; after an Unlock they run `drain_deferred`.
+    pub fn with_lock_kind<R>(&mut self, kind: Kind, f: impl FnOnce(&mut Shard) -> R) -> R {
         if let Kind::Lock(t) = kind {
             self.lock.holder = Some(t);
         }
-        job(self);
+        let out = f(self);
         if let Kind::Unlock(_) = kind {
             self.lock.holder = None;
         }
+        out
+    }
+
+    pub fn run_job(&mut self, kind: Kind, job: Job) {
+        self.with_lock_kind(kind, job)
     }
 
     /// Runs deferred messages that may now run: in order while the shard is free, and, while a transaction
