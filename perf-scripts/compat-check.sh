@@ -4,13 +4,15 @@
 # Writes: stdout only. Exits non-zero on the first mismatch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x target/release/tandem-server ] || cargo build --release --bin tandem-server
+. perf-scripts/lib.sh
+ensure_release tandem-server
 python3 -c "import redis" 2>/dev/null || pip install -q redis
-PORT=$((20000 + RANDOM % 10000))
+pick_ports
+PORT=$TPORT
 target/release/tandem-server --port $PORT --shards 2 > /dev/null 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null' EXIT
-for _ in $(seq 100); do redis-cli -p $PORT ping >/dev/null 2>&1 && break; sleep 0.1; done
+wait_ping $PORT
 [ "$(redis-cli -p $PORT set greeting hello)" = OK ] && [ "$(redis-cli -p $PORT get greeting)" = hello ]
 redis-cli -p $PORT --no-raw info server | grep -q "redis_version:7.2.4"
 echo "redis-cli $(redis-cli --version | awk '{print $2}') OK"

@@ -11,11 +11,11 @@ SHARDS=${2:-1}
 OUT=${3:-$(mktemp -d)}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
-[ -x target/release/tandem-server ] && [ -x target/release/tandem-bench ] || cargo build --release
+. perf-scripts/lib.sh
+ensure_release tandem-server tandem-bench
 CLIENTS=50
 PER_CLIENT=$((KEYS / CLIENTS))
-RPORT=$((20000 + RANDOM % 10000)); TPORT=$((RPORT + 1))
-wait_ping() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done; }
+pick_ports
 load() { # port json
   target/release/tandem-bench load --port "$1" --threads 1 --clients $CLIENTS --requests $PER_CLIENT \
     --ratio 1:0 --key-pattern S --key-minimum 0 --key-maximum $((KEYS - 1)) --data-size 100 \

@@ -8,8 +8,8 @@ COUNT=${1:-10000000}
 SIZE=${2:-100}
 SHARDS=${3:-2}
 cd "$(dirname "$0")/.."
-TANDEM=${TANDEM:-target/release/tandem-server}
-[ -x "$TANDEM" ] || cargo build --release --bin tandem-server
+. perf-scripts/lib.sh
+ensure_release tandem-server
 field() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
 measure() { # name port
   local u0 r0 u1 r1
@@ -21,13 +21,14 @@ measure() { # name port
   printf "%-28s used_memory %6.1f B/key   RSS %6.1f B/key   populate %5.1f s\n" "$1" \
     "$(echo "($u1 - $u0) / $COUNT" | bc -l)" "$(echo "($r1 - $r0) / $COUNT" | bc -l)" "$(echo "$t1 - $t0" | bc -l)"
 }
-RPORT=$((20000 + RANDOM % 10000)); TPORT=$((RPORT + 1))
+pick_ports
 redis-server --port $RPORT --save "" --appendonly no --enable-debug-command yes > /dev/null 2>&1 &
 RPID=$!
 "$TANDEM" --port $TPORT --shards "$SHARDS" --enable-debug-command yes > /dev/null 2>&1 &
 TPID=$!
 trap 'kill $RPID $TPID 2>/dev/null' EXIT
-for p in $RPORT $TPORT; do for _ in $(seq 100); do redis-cli -p $p ping >/dev/null 2>&1 && break; sleep 0.1; done; done
+wait_ping $RPORT
+wait_ping $TPORT
 echo "DEBUG POPULATE $COUNT key $SIZE"
 measure "redis-server $(redis-server --version | awk '{print $3}')" $RPORT
 kill $RPID

@@ -9,19 +9,18 @@ ROUNDS=${1:-5}
 SHARDS=${2:-2}
 N=${3:-1000000}
 cd "$(dirname "$0")/.."
-TANDEM=${TANDEM:-target/release/tandem-server}
+. perf-scripts/lib.sh
 REDIS=${REDIS:-redis-server}
-[ -x "$TANDEM" ] || cargo build --release --bin tandem-server
+ensure_release tandem-server
 tmp=$(mktemp -d)
-RPORT=$((20000 + RANDOM % 10000)); TPORT=$((RPORT + 1))
+pick_ports
 $REDIS --port $RPORT --save "" --appendonly no --daemonize no > "$tmp/redis.log" 2>&1 &
 RPID=$!
 "$TANDEM" --port $TPORT --shards "$SHARDS" > "$tmp/tandem.log" 2>&1 &
 TPID=$!
 trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$tmp"' EXIT
-for p in $RPORT $TPORT; do
-  for _ in $(seq 100); do redis-cli -p $p ping >/dev/null 2>&1 && break; sleep 0.1; done
-done
+wait_ping $RPORT
+wait_ping $TPORT
 run() { # port pipeline -> "SET GET" ops/s
   redis-benchmark -p "$1" -t set,get -n "$N" -r 1000000 -c 50 -P "$2" -q 2>/dev/null | tr '\r' '\n' |
     awk '/requests per second/ { sub(":", "", $1); printf "%s=%s ", $1, $2 }'

@@ -1,0 +1,19 @@
+# Shared by the perf scripts: sourced, not run. Expects the caller to have cd'd to the repository root.
+TANDEM=${TANDEM:-target/release/tandem-server}
+
+# Builds the release binaries unless every one named exists (e.g. `ensure_release tandem-server tandem-bench`).
+ensure_release() {
+  for b in "$@"; do
+    [ -x "target/release/$b" ] || { cargo build --release; return; }
+  done
+}
+
+# Picks two adjacent ports for a comparison server (RPORT) and Tandem (TPORT).
+pick_ports() { RPORT=$((20000 + RANDOM % 10000)); TPORT=$((RPORT + 1)); }
+
+# Waits until the server on port $1 answers PING; fails loudly after 10 s instead of measuring nothing.
+wait_ping() {
+  for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "server on port $1 did not answer PING within 10 s" >&2
+  return 1
+}
