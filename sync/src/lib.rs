@@ -6,10 +6,13 @@
 //! - `replid`: 40-hex replication ids, replid2 after promotion, and the PSYNC continue-or-full decision.
 //! - `frame`: the checksummed frame every Tandem-to-Tandem replication stream is made of
 //!   (docs/replication-format.md).
-//!
-//! Coming with issue 3: the journal record format, the snapshot format, and the full-sync and ack state
-//! machines (no I/O: `step(msg)`, `tick(now)`, outputs to send).
+//! - `snapshot`: the record format of snapshot chunks (one key each).
+//! - `spool`: the replica's per-flow journal buffer during a full sync (memory, then a temporary file).
+//! - `acks`: replicas' per-shard acknowledgements, WAIT's count and min-replicas' good count.
 
+pub mod acks;
 pub mod backlog;
 pub mod frame;
 pub mod replid;
+pub mod snapshot;
+pub mod spool;

@@ -1,0 +1,176 @@
+//! The snapshot record: one key of a shard's point-in-time snapshot, as carried in the payload of
+//! `SnapshotChunk` frames. A chunk holds whole records only, so it can be loaded on its own as soon as it
+//! arrives. Layout, little-endian (docs/replication-format.md):
+//!
+//! ```text
+//!  0  db        2   database index
+//!  2  key_len   4
+//!  6  val_len   4
+//! 10  expire_at 8   absolute expiry in ms since the epoch, 0 = none
+//! 18  key       key_len
+//!  .  value     val_len
+//! ```
+//!
+//! The chunk itself is protected by the frame's CRC-32C; a record that runs past the end of its chunk is
+//! an error, never a partly loaded key.
+
+use bytes::BufMut;
+
+pub const RECORD_HEADER: usize = 18;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub db: u16,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    /// Absolute ms since the epoch; `None` for keys without a TTL.
+    pub expire_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("snapshot chunk truncated at byte {0}")]
+pub struct Truncated(pub usize);
+
+pub fn encoded_len(key: &[u8], value: &[u8]) -> usize {
+    RECORD_HEADER + key.len() + value.len()
+}
+
+pub fn encode(out: &mut impl BufMut, r: &Record<'_>) {
+    out.put_u16_le(r.db);
+    out.put_u32_le(r.key.len() as u32);
+    out.put_u32_le(r.value.len() as u32);
+    out.put_u64_le(r.expire_at.unwrap_or(0));
+    out.put_slice(r.key);
+    out.put_slice(r.value);
+}
+
+/// Iterates over the records of one chunk payload.
+pub struct Records<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+pub fn records(buf: &[u8]) -> Records<'_> {
+    Records { buf, pos: 0 }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<Record<'a>, Truncated>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = &self.buf[self.pos..];
+        if rest.is_empty() {
+            return None;
+        }
+        if rest.len() < RECORD_HEADER {
+            let at = self.pos;
+            self.pos = self.buf.len();
+            return Some(Err(Truncated(at)));
+        }
+        let db = u16::from_le_bytes([rest[0], rest[1]]);
+        let kl = u32::from_le_bytes(rest[2..6].try_into().expect("4")) as usize;
+        let vl = u32::from_le_bytes(rest[6..10].try_into().expect("4")) as usize;
+        let exp = u64::from_le_bytes(rest[10..18].try_into().expect("8"));
+        let total = RECORD_HEADER
+            .checked_add(kl)
+            .and_then(|t| t.checked_add(vl));
+        match total {
+            Some(t) if t <= rest.len() => {
+                let key = &rest[RECORD_HEADER..RECORD_HEADER + kl];
+                let value = &rest[RECORD_HEADER + kl..t];
+                self.pos += t;
+                Some(Ok(Record {
+                    db,
+                    key,
+                    value,
+                    expire_at: (exp != 0).then_some(exp),
+                }))
+            }
+            _ => {
+                let at = self.pos;
+                self.pos = self.buf.len();
+                Some(Err(Truncated(at)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// If this changes, the format changed: bump the frame VERSION and update docs/replication-format.md.
+    #[test]
+    fn golden_bytes() {
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            &Record {
+                db: 2,
+                key: b"k",
+                value: b"vv",
+                expire_at: Some(0x0102_0304_0506_0708),
+            },
+        );
+        encode(
+            &mut out,
+            &Record {
+                db: 0,
+                key: b"a",
+                value: b"",
+                expire_at: None,
+            },
+        );
+        assert_eq!(
+            hex(&out),
+            "0200010000000200000008070605040302016b7676\
+             00000100000000000000000000000000000061"
+        );
+        let got: Vec<_> = records(&out).collect::<Result<_, _>>().unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].expire_at, Some(0x0102_0304_0506_0708));
+        assert_eq!(
+            (got[1].key, got[1].value, got[1].expire_at),
+            (&b"a"[..], &b""[..], None)
+        );
+    }
+
+    #[test]
+    fn truncation_is_an_error_not_a_partial_key() {
+        let mut out = Vec::new();
+        let r = Record {
+            db: 0,
+            key: b"key",
+            value: b"value",
+            expire_at: None,
+        };
+        encode(&mut out, &r);
+        for cut in 1..out.len() {
+            let got: Vec<_> = records(&out[..cut]).collect();
+            assert_eq!(got, vec![Err(Truncated(0))], "cut at {cut}");
+        }
+        let mut huge = out.clone();
+        huge[2..6].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(records(&huge).next(), Some(Err(Truncated(0))));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(recs in prop::collection::vec((any::<u16>(), prop::collection::vec(any::<u8>(), 0..40), prop::collection::vec(any::<u8>(), 0..100), prop::option::of(1u64..)), 0..20)) {
+            let mut out = Vec::new();
+            for (db, k, v, e) in &recs {
+                encode(&mut out, &Record { db: *db, key: k, value: v, expire_at: *e });
+            }
+            let got: Vec<_> = records(&out).collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(got.len(), recs.len());
+            for (g, (db, k, v, e)) in got.iter().zip(&recs) {
+                prop_assert_eq!((g.db, g.key, g.value, g.expire_at), (*db, &k[..], &v[..], *e));
+            }
+        }
+    }
+}
