@@ -8,6 +8,7 @@
 //!   cycle deletes the rest a bounded number of segments at a time.
 
 use super::entry::Entry;
+use super::hooks::{Hooks, SlotSnapshot, PIECE_BYTES};
 use super::segtable::SegTable;
 use crate::slot::key_slot;
 use std::ops::Range;
@@ -37,7 +38,11 @@ pub struct Keyspace {
     /// Where the active expiry cycle resumes: (db, slot index, segment).
     cursor: (usize, usize, usize),
     pub active_expire_enabled: bool,
+    /// A replica's keyspace: expired keys are hidden from reads but only deleted when the primary says so,
+    /// so the replica never diverges from the primary's journal.
+    pub passive_expiry: bool,
     pub stats: ExpireStats,
+    pub hooks: Hooks,
 }
 
 /// A mutable handle on an entry that keeps the expiry counters right whatever the caller changes.
@@ -89,7 +94,9 @@ impl Keyspace {
             seed,
             cursor: (0, 0, 0),
             active_expire_enabled: true,
+            passive_expiry: false,
             stats: ExpireStats::default(),
+            hooks: Hooks::default(),
         }
     }
 
@@ -128,6 +135,52 @@ impl Keyspace {
         &mut d.slots[idx]
     }
 
+    /// Replication hooks before slot `idx` of `db` changes because of `key` (hooks.rs). One predictable
+    /// branch when no replication is going on.
+    #[inline]
+    fn before_write(&mut self, db: usize, idx: usize, key: &[u8]) {
+        if self.hooks.active() {
+            self.before_write_slow(db, idx, key);
+        }
+    }
+
+    #[cold]
+    fn before_write_slow(&mut self, db: usize, idx: usize, key: &[u8]) {
+        let Keyspace { dbs, hooks, .. } = self;
+        for snap in &mut hooks.snapshots {
+            snap.before_write(idx, |i| serialize_slot(dbs, i));
+        }
+        if hooks.capture {
+            hooks.dirty.push((db, key.to_vec()));
+        }
+    }
+
+    /// Starts a point-in-time snapshot of every slot of this shard (all databases).
+    pub fn begin_snapshot(&mut self, id: u64) {
+        self.hooks
+            .snapshots
+            .push(SlotSnapshot::new(id, self.slots.len()));
+    }
+
+    /// The snapshot's next piece of records, or None when it is complete (and then forgotten).
+    pub fn snapshot_piece(&mut self, id: u64) -> Option<Vec<u8>> {
+        let Keyspace { dbs, hooks, .. } = self;
+        let i = hooks.snapshots.iter().position(|s| s.id == id)?;
+        let p = hooks.snapshots[i].next_piece(|idx| serialize_slot(dbs, idx));
+        if p.is_none() {
+            hooks.snapshots.swap_remove(i);
+        }
+        p
+    }
+
+    pub fn snapshot(&self, id: u64) -> Option<&SlotSnapshot> {
+        self.hooks.snapshots.iter().find(|s| s.id == id)
+    }
+
+    pub fn end_snapshot(&mut self, id: u64) {
+        self.hooks.snapshots.retain(|s| s.id != id);
+    }
+
     /// Reads a key, deleting it first if it has expired, and stamps its access time. One CRC16 and one hash
     /// per call; the second probe after the expiry check hits lines the first one just loaded.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
@@ -135,6 +188,9 @@ impl Keyspace {
         let slot = self.dbs[db].slots.get(idx)?;
         let h = slot.table.hash(key);
         if is_expired(slot.table.get_hashed(h, key)?, now) {
+            if self.passive_expiry {
+                return None;
+            }
             // Rare: the second index computation in remove_raw costs nothing that matters here.
             self.remove_raw(db, key);
             self.stats.expired += 1;
@@ -175,6 +231,13 @@ impl Keyspace {
     pub fn get_mut(&mut self, db: usize, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
         self.expire_if_needed(db, key, now);
         let idx = self.index(key);
+        if self.hooks.active()
+            && self
+                .slot_ref(db, idx)
+                .is_some_and(|s| s.table.get(key).is_some())
+        {
+            self.before_write(db, idx, key);
+        }
         let d = &mut self.dbs[db];
         let slot = d.slots.get_mut(idx)?;
         let entry = slot.table.get_mut(key)?;
@@ -198,6 +261,7 @@ impl Keyspace {
     ) -> bool {
         self.expire_if_needed(db, key, now);
         let idx = self.index(key);
+        self.before_write(db, idx, key);
         self.slot_data(db, idx);
         let d = &mut self.dbs[db];
         let slot = &mut d.slots[idx];
@@ -226,6 +290,7 @@ impl Keyspace {
     /// Inserts a whole entry (COPY, RENAME, MOVE, snapshot load), replacing any existing one.
     pub fn insert_entry(&mut self, db: usize, entry: Entry) {
         let idx = self.index(entry.key());
+        self.before_write(db, idx, entry.key());
         let has_expire = entry.expire_at().is_some();
         let slot = self.slot_data(db, idx);
         let old = slot.table.insert(entry);
@@ -251,6 +316,13 @@ impl Keyspace {
 
     fn remove_raw(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
         let idx = self.index(key);
+        if self.hooks.active()
+            && self
+                .slot_ref(db, idx)
+                .is_some_and(|s| s.table.get(key).is_some())
+        {
+            self.before_write(db, idx, key);
+        }
         let d = &mut self.dbs[db];
         let slot = d.slots.get_mut(idx)?;
         let e = slot.table.remove(key)?;
@@ -298,6 +370,69 @@ impl Keyspace {
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
+    }
+
+    /// Empties the given slots (absolute numbers, clipped to this shard's) of `db`, or of every database:
+    /// a replica applying one primary shard's FLUSHDB/FLUSHALL, which covers only that shard's slots.
+    pub fn flush_slots(&mut self, db: Option<usize>, slots: Range<usize>) {
+        let (lo, hi) = (
+            slots.start.max(self.slots.start),
+            slots.end.min(self.slots.end),
+        );
+        let dbs = match db {
+            Some(d) => d..d + 1,
+            None => 0..self.dbs.len(),
+        };
+        for d in dbs {
+            if lo >= hi || self.dbs[d].slots.is_empty() {
+                continue;
+            }
+            for slot in lo..hi {
+                let idx = slot - self.slots.start;
+                let seed = self.seed;
+                let db = &mut self.dbs[d];
+                let old = std::mem::replace(
+                    &mut db.slots[idx],
+                    SlotData {
+                        table: SegTable::new(seed),
+                        expires: 0,
+                    },
+                );
+                db.keys -= old.table.len();
+                db.expires -= old.expires;
+            }
+        }
+    }
+
+    /// Swaps databases `a` and `b` in the given slots only (a replica applying one primary shard's SWAPDB).
+    pub fn swap_slots(&mut self, a: usize, b: usize, slots: Range<usize>) {
+        let (lo, hi) = (
+            slots.start.max(self.slots.start),
+            slots.end.min(self.slots.end),
+        );
+        if a == b || lo >= hi {
+            return;
+        }
+        let first = self.slots.start;
+        self.slot_data(a, 0);
+        self.slot_data(b, 0);
+        for slot in lo..hi {
+            let idx = slot - first;
+            let (x, y) = if a < b {
+                let (l, r) = self.dbs.split_at_mut(b);
+                (&mut l[a], &mut r[0])
+            } else {
+                let (l, r) = self.dbs.split_at_mut(a);
+                (&mut r[0], &mut l[b])
+            };
+            let (nx, ex) = (x.slots[idx].table.len(), x.slots[idx].expires);
+            let (ny, ey) = (y.slots[idx].table.len(), y.slots[idx].expires);
+            std::mem::swap(&mut x.slots[idx], &mut y.slots[idx]);
+            x.keys = x.keys + ny - nx;
+            x.expires = x.expires + ey - ex;
+            y.keys = y.keys + nx - ny;
+            y.expires = y.expires + ex - ey;
+        }
     }
 
     /// Live entries of one slot (by absolute slot number) in database `db`.
@@ -369,6 +504,21 @@ impl Keyspace {
             }
             if let Some(slot) = Some(&mut d.slots[idx]).filter(|s| s.expires > 0) {
                 if seg < slot.table.segment_count() {
+                    if self.hooks.active()
+                        && slot.table.segment_iter(seg).any(|e| is_expired(e, now))
+                    {
+                        let dead: Vec<Vec<u8>> = slot
+                            .table
+                            .segment_iter(seg)
+                            .filter(|e| is_expired(e, now))
+                            .map(|e| e.key().to_vec())
+                            .collect();
+                        for k in dead {
+                            self.before_write(db, idx, &k);
+                        }
+                    }
+                    let d = &mut self.dbs[db];
+                    let slot = &mut d.slots[idx];
                     let mut expired_here = 0;
                     let removed = slot.table.retain_in_segment(seg, |e| {
                         let dead = is_expired(e, now);
@@ -408,6 +558,43 @@ impl Keyspace {
                 .map(|d| d.slots.capacity() * 8)
                 .sum::<usize>()
     }
+}
+
+/// Serializes slot `idx` of every database as snapshot records (tandem_sync::snapshot), in pieces of about
+/// PIECE_BYTES; returns the pieces and the key count.
+fn serialize_slot(dbs: &[Db], idx: usize) -> (Vec<Vec<u8>>, u64) {
+    use tandem_sync::snapshot::{encode, encoded_len, Record};
+    let mut pieces = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    let mut keys = 0;
+    for (db, d) in dbs.iter().enumerate() {
+        let Some(slot) = d.slots.get(idx) else {
+            continue;
+        };
+        for e in slot.table.iter() {
+            let n = encoded_len(e.key(), e.value());
+            if !cur.is_empty() && cur.len() + n > PIECE_BYTES {
+                pieces.push(std::mem::take(&mut cur));
+            }
+            if cur.is_empty() {
+                cur.reserve(PIECE_BYTES.max(n));
+            }
+            encode(
+                &mut cur,
+                &Record {
+                    db: db as u16,
+                    key: e.key(),
+                    value: e.value(),
+                    expire_at: e.expire_at(),
+                },
+            );
+            keys += 1;
+        }
+    }
+    if !cur.is_empty() {
+        pieces.push(cur);
+    }
+    (pieces, keys)
 }
 
 #[cfg(test)]
@@ -476,5 +663,124 @@ mod tests {
         for r in 0..20 {
             assert_eq!(k.random_key(0, 10, |n| (r * 7919) % n).unwrap(), b"here");
         }
+    }
+
+    fn snapshot_contents(k: &mut Keyspace, id: u64) -> Vec<(u16, Vec<u8>, Vec<u8>, Option<u64>)> {
+        let mut out = Vec::new();
+        while let Some(p) = k.snapshot_piece(id) {
+            for r in tandem_sync::snapshot::records(&p) {
+                let r = r.unwrap();
+                out.push((r.db, r.key.to_vec(), r.value.to_vec(), r.expire_at));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn snapshot_is_the_state_at_its_start_despite_writes() {
+        let mut k = Keyspace::new(100..200, 4, 1);
+        let keys: Vec<Vec<u8>> = (0..3000)
+            .map(|i| format!("k{i}").into_bytes())
+            .filter(|key| (100..200).contains(&(key_slot(key) as usize)))
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            k.set(i % 2, key, b"old", (i % 3 == 0).then_some(1_000_000), 0);
+        }
+        let mut want: Vec<_> = (0..2)
+            .flat_map(|db| {
+                k.entries(db, 0)
+                    .map(|e| {
+                        (
+                            db as u16,
+                            e.key().to_vec(),
+                            e.value().to_vec(),
+                            e.expire_at(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        want.sort();
+        k.begin_snapshot(7);
+        // Writes of every kind interleaved with the walk.
+        let mut got = Vec::new();
+        let mut n = 0;
+        while let Some(p) = k.snapshot_piece(7) {
+            for r in tandem_sync::snapshot::records(&p) {
+                let r = r.unwrap();
+                got.push((r.db, r.key.to_vec(), r.value.to_vec(), r.expire_at));
+            }
+            for key in keys.iter().skip(n).step_by(7).take(20) {
+                k.set(0, key, b"new", None, 0);
+                k.remove(1, key, 0);
+                if let Some(mut e) = k.get_mut(0, key, 0) {
+                    e.set_expire(Some(5));
+                }
+            }
+            n += 1;
+        }
+        got.sort();
+        assert_eq!(got, want);
+        assert!(k.snapshot(7).is_none(), "forgotten once complete");
+        // A second snapshot sees the new state.
+        k.begin_snapshot(8);
+        let now: Vec<_> = snapshot_contents(&mut k, 8);
+        assert_ne!(now, want);
+    }
+
+    #[test]
+    fn capture_records_every_mutation_including_expiry() {
+        let mut k = ks();
+        k.hooks.capture = true;
+        k.set(0, b"a", b"1", None, 0);
+        k.set(0, b"b", b"1", Some(10), 0);
+        k.get_mut(0, b"a", 0).unwrap().set_expire(Some(20));
+        assert!(k.get(0, b"zz", 0).is_none());
+        assert!(k.get(0, b"b", 50).is_none(), "lazily expired");
+        k.active_expire(100, || false);
+        let keys: Vec<_> = k.hooks.dirty.iter().map(|(_, key)| key.clone()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                b"a".to_vec(),
+                b"b".to_vec(),
+                b"a".to_vec(),
+                b"b".to_vec(),
+                b"a".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn replica_keyspace_hides_but_keeps_expired_keys() {
+        let mut k = ks();
+        k.passive_expiry = true;
+        k.set(0, b"a", b"1", Some(10), 0);
+        assert!(k.get(0, b"a", 50).is_none());
+        assert_eq!(k.len(0), 1, "deleted only when the primary says so");
+    }
+
+    #[test]
+    fn slot_range_flush_and_swap() {
+        let mut k = ks();
+        let (a, b) = (b"a".as_slice(), b"b".as_slice());
+        let (sa, sb) = (key_slot(a) as usize, key_slot(b) as usize);
+        assert_ne!(sa, sb);
+        k.set(0, a, b"1", Some(99), 0);
+        k.set(0, b, b"2", None, 0);
+        k.set(1, a, b"3", None, 0);
+        k.swap_slots(0, 1, sa..sa + 1);
+        assert_eq!(k.get(0, a, 0).unwrap().value(), b"3");
+        assert_eq!(k.get(1, a, 0).unwrap().value(), b"1");
+        assert_eq!(k.get(0, b, 0).unwrap().value(), b"2", "other slots stay");
+        assert_eq!(
+            (k.len(0), k.expires(0), k.len(1), k.expires(1)),
+            (2, 0, 1, 1)
+        );
+        k.flush_slots(None, sa..sa + 1);
+        assert_eq!((k.len(0), k.len(1), k.expires(1)), (1, 0, 0));
+        k.flush_slots(Some(0), 0..SLOTS);
+        assert_eq!(k.total_keys(), 0);
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod entry;
 pub mod glob;
+pub mod hooks;
 pub mod keyspace;
 pub mod segtable;
 
