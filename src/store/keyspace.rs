@@ -665,7 +665,9 @@ mod tests {
         }
     }
 
-    fn snapshot_contents(k: &mut Keyspace, id: u64) -> Vec<(u16, Vec<u8>, Vec<u8>, Option<u64>)> {
+    type Rec = (u16, Vec<u8>, Vec<u8>, Option<u64>);
+
+    fn snapshot_contents(k: &mut Keyspace, id: u64) -> Vec<Rec> {
         let mut out = Vec::new();
         while let Some(p) = k.snapshot_piece(id) {
             for r in tandem_sync::snapshot::records(&p) {
