@@ -108,6 +108,33 @@ static DIRECTIVES: &[Directive] = &[
     d("server-cpulist", Kind::CpuList, "", false),
     d("daemonize", Kind::Enum(&["no"]), "no", false),
     d("cluster-enabled", Kind::Enum(&["no"]), "no", false),
+    // replication (docs/replication.md)
+    d("replicaof", Kind::List, "", false),
+    d("masterauth", Kind::Text, "", true),
+    d("masteruser", Kind::Text, "", true),
+    d("replica-read-only", Kind::Bool, "yes", true),
+    d("replica-serve-stale-data", Kind::Bool, "yes", true),
+    d("repl-backlog-size", Kind::Memory, "10mb", true),
+    d("repl-timeout", POS, "60", true),
+    d("repl-ping-replica-period", POS, "10", true),
+    d("min-replicas-to-write", U32, "0", true),
+    d("min-replicas-max-lag", U32, "10", true),
+    // Tandem's own: memory a replica buffers per flow during a full sync before spilling to `dir`.
+    d("repl-sync-buffer-memory", Kind::Memory, "64mb", true),
+    // Test-only: the primary corrupts its Nth snapshot chunk (1-based) once, to exercise the retry path.
+    d("debug-repl-corrupt-chunk", U32, "0", true),
+    knob("repl-diskless-sync", Kind::Bool, "yes"),
+    knob("repl-diskless-sync-delay", U32, "5"),
+    knob("repl-diskless-sync-max-replicas", U32, "0"),
+    knob(
+        "repl-diskless-load",
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        "disabled",
+    ),
+    knob("dual-channel-replication-enabled", Kind::Bool, "no"),
+    knob("repl-backlog-ttl", U32, "3600"),
+    knob("replica-priority", U32, "100"),
+    knob("repl-disable-tcp-nodelay", Kind::Bool, "no"),
     knob("save", Kind::Text, ""),
     knob("appendonly", Kind::Bool, "no"),
     knob(
@@ -239,6 +266,14 @@ fn validate(d: &Directive, raw: &str) -> Result<String, String> {
                     "argument(s) must be one of the following: {}",
                     opts.join(", ")
                 ))
+            }
+        }
+        Kind::List if d.name == "replicaof" => {
+            let v: Vec<&str> = raw.split_whitespace().collect();
+            match v[..] {
+                [] => Ok(String::new()),
+                [_, p] if p.parse::<u16>().is_ok_and(|p| p > 0) => Ok(v.join(" ")),
+                _ => Err("replicaof takes a host and a port".into()),
             }
         }
         Kind::Text | Kind::List => Ok(raw.to_string()),
@@ -428,6 +463,24 @@ impl Config {
             client_query_buffer_limit: self.int("client-query-buffer-limit") as usize,
             enable_debug_command: self.get("enable-debug-command").to_string(),
             cpus: parse_cpulist(self.get("server-cpulist")).unwrap_or_default(),
+            replicaof: {
+                let v: Vec<&str> = self.get("replicaof").split_whitespace().collect();
+                match v[..] {
+                    [h, p] => p.parse().ok().map(|p| (h.to_string(), p)),
+                    _ => None,
+                }
+            },
+            masterauth: Some(self.get("masterauth").to_string()).filter(|s| !s.is_empty()),
+            masteruser: Some(self.get("masteruser").to_string()).filter(|s| !s.is_empty()),
+            replica_read_only: self.get("replica-read-only") == "yes",
+            replica_serve_stale_data: self.get("replica-serve-stale-data") == "yes",
+            repl_backlog_size: (self.int("repl-backlog-size") as usize).max(1),
+            repl_timeout_secs: self.int("repl-timeout") as u64,
+            repl_ping_period_secs: self.int("repl-ping-replica-period") as u64,
+            min_replicas_to_write: self.int("min-replicas-to-write") as usize,
+            min_replicas_max_lag_secs: self.int("min-replicas-max-lag") as u64,
+            repl_sync_buffer_memory: self.int("repl-sync-buffer-memory") as usize,
+            debug_repl_corrupt_chunk: self.int("debug-repl-corrupt-chunk") as u64,
         }
     }
 
@@ -458,6 +511,19 @@ pub struct Settings {
     pub enable_debug_command: String,
     /// CPUs the shard threads are pinned to (shard i to cpus[i % len]); empty = not pinned.
     pub cpus: Vec<usize>,
+    pub replicaof: Option<(String, u16)>,
+    pub masterauth: Option<String>,
+    pub masteruser: Option<String>,
+    pub replica_read_only: bool,
+    pub replica_serve_stale_data: bool,
+    /// Total over the shards; each shard's backlog holds its share.
+    pub repl_backlog_size: usize,
+    pub repl_timeout_secs: u64,
+    pub repl_ping_period_secs: u64,
+    pub min_replicas_to_write: usize,
+    pub min_replicas_max_lag_secs: u64,
+    pub repl_sync_buffer_memory: usize,
+    pub debug_repl_corrupt_chunk: u64,
 }
 
 /// Splits `--name v1 v2 --other v` into directives; the first argument may be a config file path.

@@ -9,6 +9,8 @@
 //!   counters (`stats`), and a single-thread `notify`.
 //! - `cmd`: the command table (data), argument helpers, typed errors, the one execution path (`exec`), and
 //!   the key commands (`strings`, `keys`).
+//! - `repl`: replication: journals, the primary's flows, the replica's controller, WAIT, INFO replication
+//!   (the storage-agnostic parts are in the tandem-sync crate).
 //! - `store`: storage a shard owns: compact entries, segmented tables, the keyspace of slots.
 //! - `resp`: request parser and reply encoder (RESP2/RESP3).
 //! - `config`: the directive table, config files, CONFIG GET/SET.
@@ -18,6 +20,7 @@
 pub mod alloc;
 pub mod cmd;
 pub mod config;
+pub mod repl;
 pub mod resp;
 pub mod runtime;
 pub mod server;

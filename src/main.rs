@@ -117,6 +117,9 @@ fn main() {
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
+        repl: Default::default(),
+        replid: tandem_sync::replid::ReplId::parse(random_hex(40).as_bytes())
+            .expect("40 hex characters"),
     });
     tracing::info!(
         "Tandem version={} pid={} shards={shards} just started",

@@ -73,6 +73,18 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(s.into())
 }
 
+/// A blocking-mode-agnostic duplicate of a connection's socket, to hand it to another shard's thread (each
+/// ring only ever touches descriptors of its own thread). The caller drops the original.
+pub fn detach(s: &TcpStream) -> io::Result<std::net::TcpStream> {
+    use std::os::fd::AsFd;
+    Ok(std::net::TcpStream::from(s.as_fd().try_clone_to_owned()?))
+}
+
+/// Adopts a socket detached on another shard.
+pub fn attach(s: std::net::TcpStream) -> io::Result<TcpStream> {
+    TcpStream::from_std(s)
+}
+
 pub fn to_async(l: TcpListener) -> io::Result<AsyncListener> {
     AsyncListener::from_std(l)
 }

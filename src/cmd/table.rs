@@ -93,6 +93,12 @@ pub enum Special {
     Copy,
     Move,
     Lcs,
+    Replicaof,
+    Role,
+    Wait,
+    Replconf,
+    Psync,
+    Tflow,
 }
 
 #[derive(Clone, Copy)]
@@ -196,6 +202,14 @@ pub static TABLE: &[Spec] = &[
     spec!("time", 1, F | LS, 0, 0, 0, S(X::Time), "server", "Returns the server time."),
     spec!("shutdown", -1, A | LS | NP | NA, 0, 0, 0, S(X::Shutdown), "server", "Shuts down the server."),
     spec!("debug", -2, A | LS | NP, 0, 0, 0, S(X::Debug), "server", "A container for debugging commands."),
+    // replication (docs/replication.md)
+    spec!("replicaof", 3, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Replicaof), "server", "Configures a server as replica of another, or promotes it to a master."),
+    spec!("slaveof", 3, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Replicaof), "server", "Sets a server as a replica of another, or promotes it to being a master."),
+    spec!("role", 1, F | LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Role), "server", "Returns the replication role."),
+    spec!("wait", 3, Flags::NOSCRIPT, 0, 0, 0, S(X::Wait), "generic", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
+    spec!("replconf", -1, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Replconf), "server", "An internal command for configuring the replication stream."),
+    spec!("psync", -3, A | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Psync), "server", "An internal command used in replication."),
+    spec!("tflow", -4, A | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Tflow), "server", "Tandem-internal: opens one stream of a replica's sync (docs/replication.md)."),
     // strings
     spec!("get", 2, R | F, 1, 1, 1, K(strings::get, None), "string", "Returns the string value of a key."),
     spec!("set", -3, W | OOM, 1, 1, 1, K(strings::set, None), "string", "Sets the string value of a key."),

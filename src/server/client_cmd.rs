@@ -48,6 +48,8 @@ struct KillFilter {
     skip: Option<u64>,
     maxage: Option<u64>,
     type_normal_only: Option<bool>,
+    /// TYPE master: the replica's link to its primary (not a registered client here).
+    master: bool,
 }
 
 impl KillFilter {
@@ -213,9 +215,11 @@ impl Conn {
                     },
                     "type" => match v.to_ascii_lowercase().as_str() {
                         "normal" => f.type_normal_only = Some(true),
-                        "master" | "replica" | "slave" | "pubsub" => {
-                            f.type_normal_only = Some(false)
+                        "master" => {
+                            f.type_normal_only = Some(false);
+                            f.master = true;
                         }
+                        "replica" | "slave" | "pubsub" => f.type_normal_only = Some(false),
                         _ => return Err(CmdError::other(format!("ERR Unknown client type '{v}'"))),
                     },
                     _ => return Err(CmdError::Syntax),
@@ -224,25 +228,41 @@ impl Conn {
         }
         let now = runtime::now_ms();
         let me = self.id;
-        let killed: usize = self
-            .local
-            .broadcast(move |sh| {
-                let mut n = 0;
-                for c in sh.clients.values() {
-                    let mut c = c.borrow_mut();
-                    if !c.killed && f.matches(&c, now) {
-                        c.killed = true;
-                        n += 1;
-                        if let Some(w) = c.waker.take() {
-                            w.wake();
+        let link_killed = if f.master && f.id.is_none() && f.addr.is_none() && f.laddr.is_none() {
+            self.local
+                .call(0, crate::shard::mesh::Kind::Normal, |sh| {
+                    match sh.link.as_mut() {
+                        Some(l) if l.progress.is_some() => {
+                            l.kill = true;
+                            1
+                        }
+                        _ => 0,
+                    }
+                })
+                .await
+        } else {
+            0
+        };
+        let killed: usize = link_killed
+            + self
+                .local
+                .broadcast(move |sh| {
+                    let mut n = 0;
+                    for c in sh.clients.values() {
+                        let mut c = c.borrow_mut();
+                        if !c.killed && f.matches(&c, now) {
+                            c.killed = true;
+                            n += 1;
+                            if let Some(w) = c.waker.take() {
+                                w.wake();
+                            }
                         }
                     }
-                }
-                n
-            })
-            .await
-            .into_iter()
-            .sum();
+                    n
+                })
+                .await
+                .into_iter()
+                .sum::<usize>();
         if self.info.borrow().killed && me == self.id {
             self.closing = true;
         }

@@ -135,11 +135,19 @@ pub async fn serve(local: Rc<Local>, mut stream: TcpStream, peer: SocketAddr) {
         proto: Proto::Resp2,
         authed,
         closing: false,
+        takeover: None,
+        repl_port: 0,
+        wrote: false,
     };
     conn.run(&mut stream).await;
-    let _ = stream.close().await;
     local.shard.borrow_mut().clients.remove(&id);
     local.shared.connected.fetch_sub(1, Ordering::AcqRel);
+    if let Some(t) = conn.takeover.take() {
+        // A replica's session or flow: no longer a client (Valkey does not count replicas either).
+        crate::repl::primary::take_over(local.clone(), stream, t).await;
+    } else {
+        let _ = stream.close().await;
+    }
     if local.shared.shutdown.load(Ordering::Acquire) {
         local.shutdown.notify();
     }
@@ -154,6 +162,12 @@ pub struct Conn {
     pub authed: bool,
     /// Set by QUIT, SHUTDOWN, CLIENT KILL of itself: close once the replies so far are written.
     pub closing: bool,
+    /// Set by PSYNC and TFLOW: once the replies are written the socket becomes a replication stream.
+    pub takeover: Option<crate::repl::primary::Takeover>,
+    /// REPLCONF listening-port.
+    pub repl_port: u16,
+    /// This client ran a write command (WAIT waits for nothing otherwise).
+    pub wrote: bool,
 }
 
 /// A key command ready to run on one shard.
@@ -320,6 +334,10 @@ impl Conn {
         if !self.authed || self.paused_for(spec) {
             return None;
         }
+        let g = self.local.shared.repl.gate.load(Ordering::Relaxed);
+        if g != 0 && crate::repl::gate::refusal(g, spec).is_some() {
+            return None;
+        }
         Some((spec, self.target_shard(spec, args)?))
     }
 
@@ -338,6 +356,7 @@ impl Conn {
                 break;
             }
             if let Some((spec, shard)) = self.classify(&args) {
+                self.wrote |= spec.is_write();
                 group.push((shard, Ready { spec, args }));
                 continue;
             }
@@ -379,6 +398,8 @@ impl Conn {
                 None,
             );
             *out = r.buf;
+            drop(sh);
+            self.local.after_work();
             return;
         }
         let mut per_shard: Vec<Vec<Ready>> = (0..n).map(|_| Vec::new()).collect();
@@ -405,6 +426,8 @@ impl Conn {
             self.local.wait_unlocked().await;
             let mut sh = self.local.shard.borrow_mut();
             results[me] = Some(run_remote(&mut sh, cmds, ex, proto));
+            drop(sh);
+            self.local.after_work();
         }
         for (s, rx) in pending {
             results[s] = Some(rx.await.expect("shard alive"));
@@ -436,6 +459,15 @@ impl Conn {
             self.fail(r, CmdError::WrongArity(spec.name.into()));
             return;
         }
+        let g = self.local.shared.repl.gate.load(Ordering::Relaxed);
+        if let Some(msg) = (g != 0)
+            .then(|| crate::repl::gate::refusal(g, spec))
+            .flatten()
+        {
+            self.fail(r, CmdError::other(msg));
+            return;
+        }
+        self.wrote |= spec.is_write();
         while self.paused_for(spec) && !self.should_stop() {
             let until = self.local.shard.borrow().pause.map_or(0, |p| p.1);
             let wait = Duration::from_millis(until.saturating_sub(runtime::now_ms()).max(1));

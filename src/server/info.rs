@@ -89,6 +89,14 @@ impl Conn {
                 table_bytes: sh.ks.table_bytes(),
             })
             .await;
+        let (repl_text, (sync_full, sync_ok, sync_err)) =
+            crate::repl::commands::info_section(&self.local).await;
+        let loading = self
+            .local
+            .shared
+            .repl
+            .loading
+            .load(std::sync::atomic::Ordering::Acquire);
         let mut total = Stats::default();
         reports.iter().for_each(|rep| total.merge(&rep.stats));
         let sh = self.local.shard.borrow();
@@ -167,8 +175,9 @@ impl Conn {
                 "persistence" => {
                     let _ = write!(
                         w,
-                        "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\
+                        "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\
                          rdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n",
+                        loading as u8,
                         shared.start_ms / 1000
                     );
                 }
@@ -178,8 +187,8 @@ impl Conn {
                     let _ = write!(
                         w,
                         "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\n\
-                         total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:0\r\n\
-                         sync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\n\
+                         total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{sync_full}\r\n\
+                         sync_partial_ok:{sync_ok}\r\nsync_partial_err:{sync_err}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\n\
                          keyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
                         total.connections_received,
                         total.commands,
@@ -192,15 +201,7 @@ impl Conn {
                         total.error_replies
                     );
                 }
-                "replication" => {
-                    let _ = write!(
-                        w,
-                        "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\n\
-                         master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\n\
-                         repl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                        shared.run_id
-                    );
-                }
+                "replication" => w.push_str(&repl_text),
                 "cpu" => {
                     let (sys, user) = cpu_times();
                     let _ = write!(w, "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n");

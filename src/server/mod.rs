@@ -32,6 +32,20 @@ pub struct Shared {
     pub port: u16,
     pub config_file: Option<String>,
     pub executable: String,
+    pub repl: crate::repl::ReplShared,
+    /// The replication id every shard starts with.
+    pub replid: tandem_sync::replid::ReplId,
+}
+
+thread_local! {
+    /// The shard this thread runs, for work that arrives by message and must become a task of the shard
+    /// (replication flows). Set once per shard thread; never shared across threads.
+    static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+/// The `Local` of the calling shard thread.
+pub fn current_local() -> Rc<Local> {
+    CURRENT.with(|c| c.borrow().clone().expect("called on a shard thread"))
 }
 
 /// One shard's view of the world, owned by its thread.
@@ -43,6 +57,8 @@ pub struct Local {
     pub unlocked: Notify,
     /// Signalled on shutdown (accept loops and the shard's main task wait on it).
     pub shutdown: Notify,
+    /// Signalled when this shard's journal grew (its journal flows wait on it).
+    pub journal: Notify,
 }
 
 impl Local {
@@ -59,6 +75,43 @@ impl Local {
             drop(sh);
             self.unlocked.notify();
         }
+    }
+
+    /// After work on this shard: journal what it changed (replication) and wake the journal flows.
+    pub fn after_work(&self) {
+        let grew = {
+            let mut sh = self.shard.borrow_mut();
+            !sh.ks.hooks.dirty.is_empty() && sh.journal_drain()
+        };
+        if grew {
+            self.journal.notify();
+        }
+    }
+
+    /// Runs `f` as a task on shard `to` (with that shard's `Local`), outside any borrow of its state, and
+    /// returns its result: for work that needs the shard's tasks or other shards (replication control).
+    pub async fn run_on<R, F, Fut>(self: &Rc<Self>, to: usize, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Local>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = R> + 'static,
+    {
+        if to == self.id {
+            return f(self.clone()).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.shared.mesh.send(
+            to,
+            Kind::Normal,
+            Box::new(move |_| {
+                let local = current_local();
+                runtime::spawn(async move {
+                    let _ = tx.send(f(local).await);
+                })
+                .detach();
+            }),
+        );
+        rx.await.expect("shard threads live as long as the process")
     }
 
     /// Waits until no transaction holds this shard (for commands run directly on it).
@@ -99,6 +152,7 @@ impl Local {
         let out = sh.with_lock_kind(kind, f);
         drop(sh);
         self.released_if(was_locked);
+        self.after_work();
         out
     }
 
@@ -215,6 +269,7 @@ impl Drop for Tx {
                     sh.with_lock_kind(Kind::Unlock(self.id), |_| ());
                     drop(sh);
                     self.local.released_if(true);
+                    self.local.after_work();
                 }
             } else {
                 self.local
@@ -298,11 +353,19 @@ pub async fn shard_main(
     let nshards = shared.mesh.shards();
     let local = Rc::new(Local {
         id,
-        shard: RefCell::new(Shard::new(id, nshards, config, seed)),
+        shard: RefCell::new(Shard::new(id, nshards, config, seed, shared.replid)),
         shared: shared.clone(),
         unlocked: Notify::default(),
         shutdown: Notify::default(),
+        journal: Notify::default(),
     });
+    CURRENT.with(|c| *c.borrow_mut() = Some(local.clone()));
+    if id == 0 {
+        if let Some((host, port)) = local.shard.borrow().settings.replicaof.clone() {
+            let l = local.clone();
+            runtime::spawn(async move { crate::repl::replica::start(&l, host, port) }).detach();
+        }
+    }
     runtime::spawn(inbox_loop(local.clone())).detach();
     runtime::spawn(cron(local.clone())).detach();
     for l in listeners {
@@ -347,6 +410,7 @@ async fn inbox_loop(local: Rc<Local>) {
         if was_locked && !now_locked {
             local.unlocked.notify();
         }
+        local.after_work();
         if local.shared.shutdown.load(Ordering::Acquire) {
             local.shutdown.notify();
             local.shard.borrow().wake_clients();
@@ -368,13 +432,28 @@ async fn cron(local: Rc<Local>) {
         let start = std::time::Instant::now();
         let now = runtime::now_ms();
         let mut sh = local.shard.borrow_mut();
-        sh.ks.active_expire(now, || start.elapsed() >= budget);
+        // A replica deletes expired keys only when its primary's journal says so.
+        if !sh.repl.is_replica {
+            sh.ks.active_expire(now, || start.elapsed() >= budget);
+        }
         if let Some((_, until)) = sh.pause {
             if until <= now {
                 sh.pause = None;
                 sh.wake_clients();
             }
         }
+        if local.id == 0 {
+            let s = &sh.settings;
+            let good = sh.registry.good(now, s.min_replicas_max_lag_secs * 1000);
+            local
+                .shared
+                .repl
+                .good_replicas
+                .store(good, Ordering::Release);
+            crate::repl::gate::update(&local.shared, s);
+        }
+        drop(sh);
+        local.after_work();
     }
 }
 

@@ -14,6 +14,18 @@ use crate::store::Entry;
 use bytes::Bytes;
 use std::sync::Arc;
 
+/// A point-in-time snapshot cannot survive its data being replaced wholesale without copying all of it:
+/// the snapshot is dropped instead and the replica retries (quickly: the data set just shrank).
+fn abort_snapshots(sh: &mut crate::shard::Shard, why: &str) {
+    if !sh.ks.hooks.snapshots.is_empty() {
+        tracing::warn!(
+            "shard {}: {why} during a full sync: snapshot aborted, the replica will retry",
+            sh.id
+        );
+        sh.ks.hooks.snapshots.clear();
+    }
+}
+
 impl Conn {
     pub fn shard_of(&self, key: &[u8]) -> usize {
         slot_owner(key_slot(key), self.local.nshards())
@@ -87,9 +99,14 @@ impl Conn {
                     .begin_tx((0..self.local.nshards()).collect())
                     .await;
                 let shards = tx.shards().to_vec();
-                tx.each(&shards, move |sh| match db {
-                    Some(d) => sh.ks.flush_db(d),
-                    None => (0..sh.ks.databases()).for_each(|d| sh.ks.flush_db(d)),
+                tx.each(&shards, move |sh| {
+                    abort_snapshots(sh, "FLUSHALL/FLUSHDB");
+                    sh.journal_drain();
+                    match db {
+                        Some(d) => sh.ks.flush_db(d),
+                        None => (0..sh.ks.databases()).for_each(|d| sh.ks.flush_db(d)),
+                    }
+                    sh.journal_special(|out| crate::repl::journal::flush(out, db));
                 })
                 .await;
                 drop(tx);
@@ -107,7 +124,12 @@ impl Conn {
                     .begin_tx((0..self.local.nshards()).collect())
                     .await;
                 let shards = tx.shards().to_vec();
-                tx.each(&shards, move |sh| sh.ks.swap_db(x, y)).await;
+                tx.each(&shards, move |sh| {
+                    abort_snapshots(sh, "SWAPDB");
+                    sh.ks.swap_db(x, y);
+                    sh.journal_special(|out| crate::repl::journal::swapdb(out, x, y));
+                })
+                .await;
                 r.ok();
                 Ok(())
             }
@@ -207,6 +229,12 @@ impl Conn {
                 r.int(moved as i64);
                 Ok(())
             }
+            Special::Replicaof => self.replicaof(a, r).await,
+            Special::Role => self.role(r).await,
+            Special::Wait => self.wait(a, r).await,
+            Special::Replconf => self.replconf(a, r),
+            Special::Psync => self.psync(a, r).await,
+            Special::Tflow => self.tflow(a, r),
             Special::Lcs => {
                 let vals = self.fetch_values(&[a[1].clone(), a[2].clone()]).await;
                 let empty: &[u8] = &[];

@@ -8,6 +8,9 @@ pub mod tx;
 
 use crate::alloc;
 use crate::config::{Config, Settings};
+use crate::repl::registry::Registry;
+use crate::repl::state::ShardRepl;
+use crate::repl::LinkStatus;
 use crate::store::Keyspace;
 use rand::rngs::SmallRng;
 pub use stats::Stats;
@@ -56,10 +59,23 @@ pub struct Shard {
     pub lock: LockState,
     pub clients: BTreeMap<u64, std::rc::Rc<std::cell::RefCell<ClientInfo>>>,
     pub pause: Option<(PauseKind, u64)>,
+    /// This shard's journal and replication identity.
+    pub repl: ShardRepl,
+    /// Shard 0 only: the replicas of this primary, and this replica's link to its primary.
+    pub registry: Registry,
+    pub link: Option<LinkStatus>,
+    /// Bumped by every REPLICAOF: a controller whose generation is stale stops.
+    pub link_gen: u64,
 }
 
 impl Shard {
-    pub fn new(id: usize, nshards: usize, config: Arc<Config>, seed: u64) -> Self {
+    pub fn new(
+        id: usize,
+        nshards: usize,
+        config: Arc<Config>,
+        seed: u64,
+        replid: tandem_sync::replid::ReplId,
+    ) -> Self {
         use rand::SeedableRng;
         let settings = Arc::new(config.settings());
         Shard {
@@ -78,6 +94,10 @@ impl Shard {
             lock: LockState::default(),
             clients: BTreeMap::new(),
             pause: None,
+            repl: ShardRepl::new(tandem_sync::replid::Identity::new(replid)),
+            registry: Registry::default(),
+            link: None,
+            link_gen: 0,
         }
     }
 

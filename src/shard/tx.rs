@@ -122,7 +122,13 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     fn shard() -> Shard {
-        Shard::new(0, 1, Arc::new(Config::default()), 1)
+        Shard::new(
+            0,
+            1,
+            Arc::new(Config::default()),
+            1,
+            tandem_sync::replid::ReplId::zero(),
+        )
     }
 
     fn logger(log: &Arc<Mutex<Vec<&'static str>>>, name: &'static str) -> Job {

@@ -35,6 +35,9 @@ pub enum FrameKind {
     SnapshotEnd = 2,
     /// Journal bytes (write effects) from `offset`.
     Journal = 3,
+    /// First frame of a snapshot stream: `offset` is the shard's journal offset at the snapshot point,
+    /// from which the replica asks for the journal on its second connection.
+    SnapshotBegin = 4,
 }
 
 impl FrameKind {
@@ -43,6 +46,7 @@ impl FrameKind {
             1 => Some(FrameKind::SnapshotChunk),
             2 => Some(FrameKind::SnapshotEnd),
             3 => Some(FrameKind::Journal),
+            4 => Some(FrameKind::SnapshotBegin),
             _ => None,
         }
     }
@@ -226,7 +230,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip_in_any_pieces(frames in prop::collection::vec((1u8..4, any::<u16>(), any::<u64>(), prop::collection::vec(any::<u8>(), 0..300)), 1..8),
+        fn round_trip_in_any_pieces(frames in prop::collection::vec((1u8..5, any::<u16>(), any::<u64>(), prop::collection::vec(any::<u8>(), 0..300)), 1..8),
                                     piece in 1usize..50) {
             let frames: Vec<Frame> = frames.into_iter().map(|(k, s, o, p)| Frame { kind: FrameKind::from_u8(k).unwrap(), shard: s, offset: o, payload: Bytes::from(p) }).collect();
             let mut wire = BytesMut::new();

@@ -1,0 +1,559 @@
+//! The replication commands a client or a replica sends, and INFO's replication section.
+
+use super::primary::{FlowKind, Takeover};
+use super::replica::Phase;
+use super::{gate, replica};
+use crate::cmd::args::{eq, int};
+use crate::cmd::{CmdError, CmdResult};
+use crate::resp::Reply;
+use crate::runtime;
+use crate::server::conn::Conn;
+use crate::server::Local;
+use bytes::Bytes;
+use std::fmt::Write;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tandem_sync::replid::{PsyncDecision, ReplId};
+
+fn new_replid(local: &Local) -> ReplId {
+    use rand::RngCore;
+    let mut b = [0u8; 20];
+    local.shard.borrow_mut().rng.fill_bytes(&mut b);
+    ReplId::from_random(b)
+}
+
+/// What each shard reports about its journal.
+#[derive(Clone)]
+struct ShardJournal {
+    offset: u64,
+    first: Option<u64>,
+    histlen: usize,
+    capacity: usize,
+    replid: ReplId,
+    replid2: ReplId,
+    second_offset: i64,
+}
+
+async fn journals(local: &Rc<Local>) -> Vec<ShardJournal> {
+    local
+        .broadcast(|sh| {
+            sh.journal_drain();
+            let b = sh.repl.backlog.as_ref();
+            ShardJournal {
+                offset: sh.repl.offset(),
+                first: b.map(|b| b.first_offset()),
+                histlen: b.map_or(0, |b| b.len()),
+                capacity: b.map_or(0, |b| b.capacity()),
+                replid: sh.repl.identity.replid,
+                replid2: sh.repl.identity.replid2,
+                second_offset: sh.repl.identity.second_offset,
+            }
+        })
+        .await
+}
+
+impl Conn {
+    pub async fn replicaof(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        if eq(&a[1], "no") && eq(&a[2], "one") {
+            let was = self
+                .local
+                .run_on(0, |l| async move {
+                    let was = l.shared.repl.is_replica.load(Ordering::Acquire);
+                    let progress = l
+                        .shard
+                        .borrow()
+                        .link
+                        .as_ref()
+                        .and_then(|k| k.progress.clone());
+                    replica::stop(&l);
+                    // No flow of the old link may apply anything once we are a primary.
+                    if let Some(p) = progress {
+                        p.wait_stopped().await;
+                    }
+                    was
+                })
+                .await;
+            if was {
+                let id = new_replid(&self.local);
+                self.local
+                    .broadcast(move |sh| {
+                        let end = sh.repl.offset();
+                        sh.repl.identity.promote(id, end);
+                        sh.repl.is_replica = false;
+                        sh.ks.passive_expiry = false;
+                        sh.ks.hooks.capture = sh.repl.backlog.is_some();
+                    })
+                    .await;
+                tracing::info!("MASTER MODE enabled (user request); new replication id {id}");
+            }
+            r.ok();
+            return Ok(());
+        }
+        let host = String::from_utf8_lossy(&a[1]).into_owned();
+        let port = int(&a[2])
+            .ok()
+            .filter(|p| (1..=65535).contains(p))
+            .ok_or_else(|| CmdError::other("ERR Invalid master port"))? as u16;
+        let same = self
+            .local
+            .run_on(0, move |l| async move {
+                let same = l
+                    .shard
+                    .borrow()
+                    .link
+                    .as_ref()
+                    .is_some_and(|k| k.host == host && k.port == port);
+                if !same {
+                    if !l.shared.repl.is_replica.load(Ordering::Acquire) {
+                        // A primary turning replica offers its own history to continue from.
+                        let offsets = l
+                            .broadcast(|sh| {
+                                sh.journal_drain();
+                                sh.repl.offset()
+                            })
+                            .await;
+                        let id = l.shard.borrow().repl.identity.replid;
+                        l.shard.borrow_mut().link = Some(super::LinkStatus::new(
+                            String::new(),
+                            0,
+                            0,
+                            Some((id, offsets)),
+                        ));
+                    } else if let Some(p) = l
+                        .shard
+                        .borrow()
+                        .link
+                        .as_ref()
+                        .and_then(|k| k.progress.clone())
+                    {
+                        p.cancel();
+                    }
+                    replica::start(&l, host, port);
+                }
+                same
+            })
+            .await;
+        if same {
+            r.simple("OK Already connected to specified master");
+        } else {
+            r.ok();
+        }
+        Ok(())
+    }
+
+    pub async fn role(&mut self, r: &mut Reply) -> CmdResult {
+        let js = journals(&self.local).await;
+        let total: u64 = js.iter().map(|j| j.offset).sum();
+        let info = self
+            .local
+            .call(0, crate::shard::mesh::Kind::Normal, |sh| {
+                let link = sh.link.as_ref().map(|l| {
+                    let state = match (&l.progress, l.up) {
+                        (_, true) => "connected",
+                        (Some(_), false) => "sync",
+                        (None, false) => "connecting",
+                    };
+                    let applied: u64 = l.progress.as_ref().map_or(0, |p| p.offsets().iter().sum());
+                    (l.host.clone(), l.port, state, applied)
+                });
+                let replicas: Vec<(String, u16, u64)> = sh
+                    .registry
+                    .replicas
+                    .values()
+                    .map(|e| (e.ip.clone(), e.port, e.ack.total()))
+                    .collect();
+                (link, replicas)
+            })
+            .await;
+        match info {
+            (Some((host, port, state, applied)), _)
+                if self.local.shared.repl.is_replica.load(Ordering::Acquire) =>
+            {
+                r.array(5);
+                r.bulk(b"slave");
+                r.bulk(host.as_bytes());
+                r.int(port as i64);
+                r.bulk(state.as_bytes());
+                r.int(applied as i64);
+            }
+            (_, replicas) => {
+                r.array(3);
+                r.bulk(b"master");
+                r.int(total as i64);
+                r.array(replicas.len());
+                for (ip, port, off) in replicas {
+                    r.array(3);
+                    r.bulk(ip.as_bytes());
+                    r.bulk(port.to_string().as_bytes());
+                    r.bulk(off.to_string().as_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn wait(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        if self.local.shared.repl.is_replica.load(Ordering::Acquire) {
+            return Err(CmdError::other(
+                "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+            ));
+        }
+        let need = int(&a[1])?.max(0) as usize;
+        let timeout = int(&a[2])
+            .map_err(|_| CmdError::other("ERR timeout is not an integer or out of range"))?;
+        if timeout < 0 {
+            return Err(CmdError::other("ERR timeout is negative"));
+        }
+        // The client's last write is in every shard's journal up to its current end (a superset of the
+        // client's own writes); a client that never wrote waits for nothing.
+        let target: Vec<u64> = if self.wrote {
+            journals(&self.local)
+                .await
+                .iter()
+                .map(|j| j.offset)
+                .collect()
+        } else {
+            vec![0; self.local.nshards()]
+        };
+        let t2 = target.clone();
+        let rx = self
+            .local
+            .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+                sh.registry.wait(t2, need)
+            })
+            .await;
+        if let Some(rx) = rx {
+            if timeout == 0 {
+                let _ = rx.await;
+            } else {
+                let _ = futures_util::future::select(
+                    rx,
+                    std::pin::pin!(runtime::sleep(Duration::from_millis(timeout as u64))),
+                )
+                .await;
+            }
+        }
+        let n = self
+            .local
+            .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+                sh.registry.count_holding(&target)
+            })
+            .await;
+        r.int(n as i64);
+        Ok(())
+    }
+
+    pub fn replconf(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        if a.len().is_multiple_of(2) {
+            return Err(CmdError::Syntax);
+        }
+        for pair in a[1..].chunks(2) {
+            let opt = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+            match opt.as_str() {
+                "listening-port" => {
+                    self.repl_port = int(&pair[1])
+                        .ok()
+                        .filter(|p| (0..=65535).contains(p))
+                        .ok_or(CmdError::NotInteger)? as u16;
+                }
+                "ip-address" | "capa" | "version" | "rdb-only" | "rdb-filter-only" => {}
+                // Only meaningful on a replica's control session; never answered.
+                "ack" | "getack" | "fack" => return Ok(()),
+                _ => {
+                    return Err(CmdError::other(format!(
+                        "ERR Unrecognized REPLCONF option: {opt}"
+                    )))
+                }
+            }
+        }
+        r.ok();
+        Ok(())
+    }
+
+    /// `PSYNC <replid|?> <offset> TANDEM <shards> <o0,o1,..|->`: Valkey's PSYNC plus every shard's offset.
+    pub async fn psync(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        if a.len() != 6 || !eq(&a[3], "tandem") {
+            return Err(CmdError::other(
+                "ERR Tandem replicates only to Tandem replicas (PSYNC <replid> <offset> TANDEM <shards> <offsets>)",
+            ));
+        }
+        if self.local.shared.repl.is_replica.load(Ordering::Acquire) {
+            return Err(CmdError::other(
+                "ERR Tandem does not chain replicas: point this replica at the primary",
+            ));
+        }
+        let id = if &a[1][..] == b"?" {
+            None
+        } else {
+            Some(
+                ReplId::parse(&a[1])
+                    .ok_or_else(|| CmdError::other("ERR invalid replication id"))?,
+            )
+        };
+        let theirs = int(&a[4])? as usize;
+        let offsets: Vec<u64> = if &a[5][..] == b"-" {
+            Vec::new()
+        } else {
+            std::str::from_utf8(&a[5])
+                .ok()
+                .and_then(|s| s.split(',').map(|x| x.parse().ok()).collect())
+                .ok_or_else(|| CmdError::other("ERR invalid offsets"))?
+        };
+        let n = self.local.nshards();
+        let offsets = Some(offsets).filter(|o| o.len() == theirs && theirs == n);
+        let o2 = offsets.clone();
+        let decisions = self
+            .local
+            .broadcast(move |sh| {
+                sh.journal_drain();
+                sh.ensure_backlog();
+                let d = match &o2 {
+                    Some(o) => sh.repl.decide(id, o[sh.id]),
+                    None => sh.repl.decide(None, 0),
+                };
+                (d, sh.repl.identity.replid, sh.repl.offset())
+            })
+            .await;
+        let replid = decisions[0].1;
+        let total: u64 = decisions.iter().map(|d| d.2).sum();
+        let cont = offsets.is_some() && decisions.iter().all(|d| d.0 == PsyncDecision::Continue);
+        let reason = if id.is_some() && offsets.is_none() {
+            "the replica follows a different shard count".to_string()
+        } else {
+            decisions
+                .iter()
+                .find_map(|d| match &d.0 {
+                    PsyncDecision::Full(why) => Some(format!("{why:?}")),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        let asked = id.is_some();
+        self.local
+            .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+                if cont {
+                    sh.registry.sync_partial_ok += 1;
+                } else {
+                    sh.registry.sync_full += 1;
+                    if asked {
+                        sh.registry.sync_partial_err += 1;
+                    }
+                }
+            })
+            .await;
+        let peer_ip = self
+            .info
+            .borrow()
+            .addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']').to_string())
+            .unwrap_or_default();
+        if cont {
+            tracing::info!(
+                "Partial resynchronization request from {peer_ip}:{} accepted",
+                self.repl_port
+            );
+            r.simple(&format!("CONTINUE {replid} {} {n}", self.id));
+        } else {
+            tracing::info!(
+                "Full resync requested by replica {peer_ip}:{} ({reason})",
+                self.repl_port
+            );
+            r.simple(&format!("FULLRESYNC {replid} {total} {} {n}", self.id));
+        }
+        self.takeover = Some(Takeover::Session {
+            id: self.id,
+            ip: peer_ip,
+            port: self.repl_port,
+            full: !cont,
+        });
+        self.closing = true;
+        Ok(())
+    }
+
+    /// `TFLOW <session> <shard> SNAPSHOT | JOURNAL <offset>`: this connection becomes one stream of a
+    /// replica's sync, served by the shard it names. No reply: frames follow.
+    pub fn tflow(&mut self, a: &[Bytes], _r: &mut Reply) -> CmdResult {
+        let shard = int(&a[2])?;
+        if shard < 0 || shard as usize >= self.local.nshards() {
+            return Err(CmdError::other("ERR no such shard"));
+        }
+        let kind = match (
+            a.len(),
+            String::from_utf8_lossy(&a[3]).to_ascii_lowercase().as_str(),
+        ) {
+            (4, "snapshot") => FlowKind::Snapshot,
+            (5, "journal") => FlowKind::Journal {
+                from: int(&a[4])?.max(0) as u64,
+            },
+            _ => return Err(CmdError::Syntax),
+        };
+        self.takeover = Some(Takeover::Flow {
+            shard: shard as usize,
+            kind,
+        });
+        self.closing = true;
+        Ok(())
+    }
+}
+
+/// INFO replication, and the sync counters of INFO stats.
+pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
+    let js = journals(local).await;
+    let now = runtime::now_ms();
+    let (link, replicas, counters) = local
+        .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+            let link = sh.link.as_ref().map(|l| {
+                (
+                    l.host.clone(),
+                    l.port,
+                    l.up,
+                    l.last_io_ms,
+                    l.progress.clone(),
+                    l.replid,
+                )
+            });
+            let reps: Vec<(String, u16, &'static str, Vec<u64>, u64)> = sh
+                .registry
+                .replicas
+                .values()
+                .map(|e| {
+                    (
+                        e.ip.clone(),
+                        e.port,
+                        match e.state {
+                            super::registry::ReplicaState::Online => "online",
+                            super::registry::ReplicaState::Syncing => "wait_bgsave",
+                        },
+                        e.ack.offsets.clone(),
+                        e.ack.at_ms,
+                    )
+                })
+                .collect();
+            (
+                link,
+                reps,
+                (
+                    sh.registry.sync_full,
+                    sh.registry.sync_partial_ok,
+                    sh.registry.sync_partial_err,
+                ),
+            )
+        })
+        .await;
+    let is_replica = local.shared.repl.is_replica.load(Ordering::Acquire);
+    let own: u64 = js.iter().map(|j| j.offset).sum();
+    let mut w = String::new();
+    let j0 = js[0].clone();
+    if let (true, Some((host, port, up, last_io, progress, replid))) = (is_replica, &link) {
+        let applied: u64 = progress.as_ref().map_or(0, |p| p.offsets().iter().sum());
+        let syncing = progress
+            .as_ref()
+            .is_some_and(|p| p.full && p.finished_ms.load(Ordering::Acquire) == 0);
+        let _ = write!(
+            w,
+            "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\n\
+             master_sync_in_progress:{}\r\nslave_read_repl_offset:{applied}\r\nslave_repl_offset:{applied}\r\n",
+            if *up { "up" } else { "down" },
+            if *last_io == 0 { -1 } else { (now.saturating_sub(*last_io) / 1000) as i64 },
+            syncing as u8,
+        );
+        if let (true, Some(p)) = (syncing, progress) {
+            let got: u64 = p
+                .flows
+                .iter()
+                .map(|f| f.snapshot_keys.load(Ordering::Relaxed))
+                .sum();
+            let total: u64 = p
+                .flows
+                .iter()
+                .map(|f| f.snapshot_total.load(Ordering::Relaxed))
+                .sum();
+            let read: u64 = p
+                .flows
+                .iter()
+                .map(|f| f.snapshot_bytes.load(Ordering::Relaxed))
+                .sum();
+            let perc = if total > 0 {
+                got as f64 * 100.0 / total as f64
+            } else {
+                0.0
+            };
+            let _ = write!(
+                w,
+                "master_sync_total_bytes:-1\r\nmaster_sync_read_bytes:{read}\r\nmaster_sync_left_bytes:-1\r\n\
+                 master_sync_perc:{perc:.2}\r\nmaster_sync_last_io_seconds_ago:0\r\ntandem_sync_keys_received:{got}\r\n"
+            );
+        }
+        if let Some(p) = progress {
+            for (i, f) in p.flows.iter().enumerate() {
+                let _ = write!(
+                    w,
+                    "tandem_flow{i}:phase={},offset={},snapshot_bytes={},snapshot_keys={},snapshot_total_keys={},buffered_bytes={}\r\n",
+                    Phase::name(f.phase.load(Ordering::Relaxed)),
+                    f.applied.load(Ordering::Relaxed),
+                    f.snapshot_bytes.load(Ordering::Relaxed),
+                    f.snapshot_keys.load(Ordering::Relaxed),
+                    f.snapshot_total.load(Ordering::Relaxed),
+                    f.buffered_bytes.load(Ordering::Relaxed),
+                );
+            }
+            let secs = match p.finished_ms.load(Ordering::Relaxed) {
+                0 => p.started.elapsed().as_secs_f64(),
+                _ => -1.0,
+            };
+            if secs >= 0.0 {
+                let _ = write!(w, "tandem_sync_elapsed_seconds:{secs:.3}\r\n");
+            }
+        }
+        let _ = write!(
+            w,
+            "slave_priority:100\r\nslave_read_only:{}\r\nreplica_announced:1\r\nconnected_slaves:0\r\n\
+             master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{applied}\r\n",
+            local.shard.borrow().settings.replica_read_only as u8,
+            replid.unwrap_or(j0.replid),
+            j0.replid2,
+        );
+    } else {
+        let _ = write!(w, "role:master\r\nconnected_slaves:{}\r\n", replicas.len());
+        let target: Vec<u64> = js.iter().map(|j| j.offset).collect();
+        for (i, (ip, port, state, offs, at)) in replicas.iter().enumerate() {
+            let acked: u64 = offs.iter().sum();
+            let lag_bytes: u64 = target
+                .iter()
+                .zip(offs.iter().chain(std::iter::repeat(&0)))
+                .map(|(t, o)| t.saturating_sub(*o))
+                .sum();
+            let lag_ms = now.saturating_sub(*at);
+            let _ = write!(
+                w,
+                "slave{i}:ip={ip},port={port},state={state},offset={acked},lag={},lag_bytes={lag_bytes},lag_ms={lag_ms}\r\n",
+                lag_ms / 1000
+            );
+        }
+        let _ = write!(
+            w,
+            "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{own}\r\n",
+            j0.replid, j0.replid2,
+        );
+    }
+    let second = if j0.second_offset < 0 {
+        -1
+    } else {
+        js.iter().map(|j| j.second_offset - 1).sum::<i64>() + 1
+    };
+    let active = js.iter().any(|j| j.first.is_some());
+    let _ = write!(
+        w,
+        "second_repl_offset:{second}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\n\
+         repl_backlog_histlen:{}\r\ntandem_shard_offsets:{}\r\n",
+        active as u8,
+        js.iter().map(|j| j.capacity).sum::<usize>(),
+        js.iter().map(|j| j.first.unwrap_or(j.offset)).sum::<u64>() + 1,
+        js.iter().map(|j| j.histlen).sum::<usize>(),
+        js.iter().map(|j| j.offset.to_string()).collect::<Vec<_>>().join(","),
+    );
+    let _ = gate::LOADING;
+    (w, counters)
+}

@@ -1,0 +1,127 @@
+//! Replication, server side (docs/replication.md). The storage-agnostic machinery (frames, backlog,
+//! snapshot records, spool, acks, PSYNC rule) lives in tandem-sync; this module plugs it into shards.
+//!
+//! Module map:
+//! - `journal`: journal records (deterministic effects), encoded by primaries, parsed by replicas.
+//! - `state`: a shard's journal (backlog, offset, identity) and the drain of touched keys into records.
+//! - `registry`: the primary's replicas, their acks and WAIT's waiters (owned by shard 0).
+//! - `primary`: the control session of a replica and the per-shard snapshot and journal flows.
+//! - `replica`: the controller of a replica's link and the flows that load and apply.
+//! - `commands`: REPLICAOF/SLAVEOF, ROLE, WAIT, REPLCONF, PSYNC, TFLOW and INFO replication.
+//! - `net`: socket helpers of the streams.
+
+pub mod commands;
+pub mod journal;
+pub mod net;
+pub mod primary;
+pub mod registry;
+pub mod replica;
+pub mod state;
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tandem_sync::replid::ReplId;
+
+/// Process-wide replication flags every connection reads (atomics, written by shard 0's controller and
+/// cron, by REPLICAOF, and by CONFIG SET through `gate::update`).
+#[derive(Default)]
+pub struct ReplShared {
+    pub is_replica: AtomicBool,
+    pub loading: AtomicBool,
+    pub link_up: AtomicBool,
+    /// Replicas that acknowledged within min-replicas-max-lag (shard 0's cron).
+    pub good_replicas: AtomicUsize,
+    /// What clients are refused, as `gate` bits; 0 on a healthy primary, so the hot path pays one load.
+    pub gate: AtomicU8,
+    /// debug-repl-corrupt-chunk fired already.
+    pub corrupted: AtomicBool,
+}
+
+/// A replica's link, as shard 0 knows it (INFO, ROLE).
+pub struct LinkStatus {
+    pub host: String,
+    pub port: u16,
+    pub gen: u64,
+    pub up: bool,
+    pub last_io_ms: u64,
+    pub progress: Option<Arc<replica::SyncProgress>>,
+    pub replid: Option<ReplId>,
+    pub primary_shards: usize,
+    /// CLIENT KILL TYPE master asked to drop the link.
+    pub kill: bool,
+    /// Where a reconnect continues from: the primary's id and every primary shard's applied offset.
+    pub cached: Option<(ReplId, Vec<u64>)>,
+}
+
+impl LinkStatus {
+    pub fn new(host: String, port: u16, gen: u64, cached: Option<(ReplId, Vec<u64>)>) -> Self {
+        LinkStatus {
+            host,
+            port,
+            gen,
+            up: false,
+            last_io_ms: 0,
+            progress: None,
+            replid: None,
+            primary_shards: 0,
+            kill: false,
+            cached,
+        }
+    }
+}
+
+pub mod gate {
+    use super::*;
+    use crate::config::Settings;
+    use crate::server::Shared;
+
+    pub const LOADING: u8 = 1;
+    pub const READONLY: u8 = 2;
+    pub const MASTERDOWN: u8 = 4;
+    pub const NOREPLICAS: u8 = 8;
+
+    /// Recomputes what clients are refused from the flags and the settings.
+    pub fn update(shared: &Shared, s: &Settings) {
+        let r = &shared.repl;
+        let replica = r.is_replica.load(Ordering::Acquire);
+        let mut g = 0;
+        if replica && r.loading.load(Ordering::Acquire) {
+            g |= LOADING;
+        }
+        if replica && s.replica_read_only {
+            g |= READONLY;
+        }
+        if replica && !r.link_up.load(Ordering::Acquire) && !s.replica_serve_stale_data {
+            g |= MASTERDOWN;
+        }
+        if !replica
+            && s.min_replicas_to_write > 0
+            && r.good_replicas.load(Ordering::Acquire) < s.min_replicas_to_write
+        {
+            g |= NOREPLICAS;
+        }
+        r.gate.store(g, Ordering::Release);
+    }
+
+    /// The error a command gets under gate `g`, if any (Valkey's texts).
+    pub fn refusal(g: u8, spec: &crate::cmd::Spec) -> Option<&'static str> {
+        use crate::cmd::Flags;
+        if g & LOADING != 0 && !spec.flags.has(Flags::LOADING) {
+            return Some("LOADING Valkey is loading the dataset in memory");
+        }
+        if g & MASTERDOWN != 0 && !spec.flags.has(Flags::STALE) {
+            return Some(
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            );
+        }
+        if spec.is_write() && spec.flags.has(Flags::WRITE) {
+            if g & READONLY != 0 {
+                return Some("READONLY You can't write against a read only replica.");
+            }
+            if g & NOREPLICAS != 0 {
+                return Some("NOREPLICAS Not enough good replicas to write.");
+            }
+        }
+        None
+    }
+}

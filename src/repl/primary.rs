@@ -1,0 +1,379 @@
+//! The primary side of replication: a replica's control session, and the per-shard flows it opens.
+//!
+//! A replica (docs/replication.md) sends PSYNC on its control connection; the answer decides between
+//! continuing every shard's journal from the replica's offsets and a full sync. Then it opens, for each
+//! primary shard, one connection per stream (`TFLOW`): the snapshot flow (full sync only) and the journal
+//! flow. A flow connection is accepted by whichever shard the kernel picked and then handed to the shard
+//! whose data it carries, so every shard streams its own partition from its own thread.
+//!
+//! Bounded memory: a journal flow reads from the shard's backlog and never buffers beyond one frame; a
+//! replica too slow for the backlog loses the flow (and resyncs) instead of growing a buffer here.
+
+use super::registry::{ReplicaEntry, ReplicaState};
+use crate::resp::RequestParser;
+use crate::runtime::{self, TcpStream};
+use crate::server::Local;
+use bytes::BytesMut;
+use compio::buf::BufResult;
+use compio::io::{AsyncReadExt, AsyncWriteExt};
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tandem_sync::acks::Ack;
+use tandem_sync::frame::{Frame, FrameKind};
+
+/// What a connection turns into after PSYNC or TFLOW.
+#[derive(Debug)]
+pub enum Takeover {
+    Session {
+        id: u64,
+        ip: String,
+        port: u16,
+        full: bool,
+    },
+    Flow {
+        shard: usize,
+        kind: FlowKind,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum FlowKind {
+    Snapshot,
+    Journal { from: u64 },
+}
+
+/// Largest journal frame sent at once.
+const JOURNAL_FRAME: usize = 4 << 20;
+
+pub async fn take_over(local: Rc<Local>, stream: TcpStream, t: Takeover) {
+    match t {
+        Takeover::Session { id, ip, port, full } => {
+            session(local, stream, id, ip, port, full).await
+        }
+        Takeover::Flow { shard, kind } => {
+            if shard == local.id {
+                run_flow(local, stream, kind).await;
+                return;
+            }
+            // Hand the socket to its shard: a duplicate of the descriptor travels by message, ours closes.
+            match runtime::detach(&stream) {
+                Ok(std_stream) => {
+                    drop(stream);
+                    local.shared.mesh.send(
+                        shard,
+                        crate::shard::mesh::Kind::Normal,
+                        Box::new(move |_| {
+                            let local = crate::server::current_local();
+                            match runtime::attach(std_stream) {
+                                Ok(s) => runtime::spawn(run_flow(local, s, kind)).detach(),
+                                Err(e) => tracing::warn!("replication flow: {e}"),
+                            }
+                        }),
+                    );
+                }
+                Err(e) => tracing::warn!("replication flow: {e}"),
+            }
+        }
+    }
+}
+
+async fn run_flow(local: Rc<Local>, stream: TcpStream, kind: FlowKind) {
+    let res = match kind {
+        FlowKind::Snapshot => snapshot_flow(&local, stream).await,
+        FlowKind::Journal { from } => journal_flow(&local, stream, from).await,
+    };
+    if let Err(e) = res {
+        tracing::info!("shard {}: replication flow ended: {e}", local.id);
+    }
+}
+
+async fn write_frame(stream: &mut TcpStream, out: BytesMut) -> std::io::Result<BytesMut> {
+    let BufResult(res, mut buf) = stream.write_all(out).await;
+    res?;
+    buf.clear();
+    Ok(buf)
+}
+
+/// Streams this shard's point-in-time snapshot: the begin frame with the snapshot's journal offset, the
+/// slots (copies made by writes first), then the end frame with the key count.
+async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream) -> std::io::Result<()> {
+    let started = std::time::Instant::now();
+    let (id, point, corrupt_at, total) = {
+        let mut sh = local.shard.borrow_mut();
+        sh.journal_drain();
+        sh.ensure_backlog();
+        let id = sh.repl.next_snapshot_id;
+        sh.repl.next_snapshot_id += 1;
+        sh.ks.begin_snapshot(id);
+        let total = sh.ks.total_keys() as u64;
+        (
+            id,
+            sh.repl.offset(),
+            sh.settings.debug_repl_corrupt_chunk,
+            total,
+        )
+    };
+    local.journal.notify();
+    let shard = local.id as u16;
+    let guard = SnapshotGuard { local, id };
+    let mut out = BytesMut::with_capacity(1 << 20);
+    Frame {
+        kind: FrameKind::SnapshotBegin,
+        shard,
+        offset: point,
+        // The key count at the snapshot point (exact: the snapshot is point-in-time), for progress.
+        payload: total.to_le_bytes().to_vec().into(),
+    }
+    .encode(&mut out);
+    out = write_frame(&mut stream, out).await?;
+    let mut sent = 0u64;
+    let mut chunks = 0u64;
+    let mut keys;
+    loop {
+        let piece = {
+            let mut sh = local.shard.borrow_mut();
+            let Some(s) = sh.ks.snapshot(id) else {
+                return Err(std::io::Error::other(
+                    "snapshot aborted by FLUSHALL, FLUSHDB or SWAPDB; the replica will retry",
+                ));
+            };
+            // Read before the call that completes the snapshot (and forgets it): that call can only
+            // have walked empty slots.
+            keys = s.keys;
+            sh.ks.snapshot_piece(id)
+        };
+        let Some(piece) = piece else { break };
+        chunks += 1;
+        let start = out.len();
+        Frame {
+            kind: FrameKind::SnapshotChunk,
+            shard,
+            offset: sent,
+            payload: piece.into(),
+        }
+        .encode(&mut out);
+        sent += (out.len() - start) as u64;
+        if corrupt_at > 0
+            && chunks == corrupt_at
+            && !local.shared.repl.corrupted.swap(true, Ordering::AcqRel)
+        {
+            // Test-only (debug-repl-corrupt-chunk): flip a payload bit after the checksum was computed.
+            let last = out.len() - 1;
+            out[last] ^= 0x01;
+            tracing::warn!(
+                "shard {}: corrupting snapshot chunk {chunks} (debug-repl-corrupt-chunk)",
+                local.id
+            );
+        }
+        if out.len() >= 1 << 20 {
+            out = write_frame(&mut stream, out).await?;
+        }
+    }
+    Frame {
+        kind: FrameKind::SnapshotEnd,
+        shard,
+        offset: point,
+        payload: keys.to_le_bytes().to_vec().into(),
+    }
+    .encode(&mut out);
+    write_frame(&mut stream, out).await?;
+    drop(guard);
+    tracing::info!(
+        "shard {}: snapshot sent: {keys} keys, {sent} bytes in {:.3}s",
+        local.id,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Forgets an unfinished snapshot when its flow ends early, so writes stop copying slots for it.
+struct SnapshotGuard<'a> {
+    local: &'a Rc<Local>,
+    id: u64,
+}
+
+impl Drop for SnapshotGuard<'_> {
+    fn drop(&mut self) {
+        self.local.shard.borrow_mut().ks.end_snapshot(self.id);
+    }
+}
+
+/// Streams this shard's journal from `from`, as it grows, until the replica goes away or falls behind the
+/// backlog.
+async fn journal_flow(local: &Rc<Local>, mut stream: TcpStream, from: u64) -> std::io::Result<()> {
+    let mut at = from;
+    let shard = local.id as u16;
+    let mut out = BytesMut::with_capacity(64 << 10);
+    loop {
+        if local.shared.shutdown.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let seen = local.journal.generation();
+        let chunk = {
+            let mut sh = local.shard.borrow_mut();
+            sh.journal_drain();
+            let Some(b) = sh.repl.backlog.as_ref() else {
+                return Err(std::io::Error::other("no backlog on this shard"));
+            };
+            if at < b.first_offset() || at > b.end_offset() {
+                return Err(std::io::Error::other(format!(
+                    "offset {at} is no longer in the backlog ({}..{}); the replica must resync",
+                    b.first_offset(),
+                    b.end_offset()
+                )));
+            }
+            b.read_from(at).and_then(|(x, y)| {
+                let n = (x.len() + y.len()).min(JOURNAL_FRAME);
+                if n == 0 {
+                    return None;
+                }
+                let mut v = Vec::with_capacity(n);
+                v.extend_from_slice(&x[..x.len().min(n)]);
+                v.extend_from_slice(&y[..n - v.len()]);
+                Some(v)
+            })
+        };
+        match chunk {
+            Some(data) => {
+                let n = data.len() as u64;
+                Frame {
+                    kind: FrameKind::Journal,
+                    shard,
+                    offset: at,
+                    payload: data.into(),
+                }
+                .encode(&mut out);
+                out = write_frame(&mut stream, out).await?;
+                at += n;
+            }
+            None => {
+                let stop = local.shutdown.generation();
+                select(
+                    pin!(local.journal.wait_since(seen)),
+                    pin!(local.shutdown.wait_since(stop)),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// A replica's control connection after PSYNC: registered with shard 0, it carries the replica's
+/// `REPLCONF ACK` lines in and `REPLCONF GETACK *` / `PING` out.
+async fn session(local: Rc<Local>, stream: TcpStream, id: u64, ip: String, port: u16, full: bool) {
+    let (poke_tx, mut poke_rx) = futures_channel::mpsc::channel::<()>(1);
+    let state = if full {
+        ReplicaState::Syncing
+    } else {
+        ReplicaState::Online
+    };
+    let n = local.nshards();
+    local
+        .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+            sh.registry.replicas.insert(
+                id,
+                ReplicaEntry {
+                    ip,
+                    port,
+                    state,
+                    ack: Ack {
+                        offsets: vec![0; n],
+                        at_ms: runtime::now_ms(),
+                    },
+                    poke: poke_tx,
+                },
+            );
+        })
+        .await;
+    let done = Rc::new(std::cell::Cell::new(false));
+    let writer = {
+        let mut stream = stream.clone();
+        let done = done.clone();
+        let local = local.clone();
+        runtime::spawn(async move {
+            while !done.get() {
+                let period = local.shard.borrow().settings.repl_ping_period_secs;
+                let msg: &[u8] = match select(
+                    poke_rx.next(),
+                    pin!(runtime::sleep(Duration::from_secs(period))),
+                )
+                .await
+                {
+                    Either::Left((Some(()), _)) => {
+                        b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n"
+                    }
+                    Either::Left((None, _)) => return,
+                    Either::Right(_) => b"*1\r\n$4\r\nPING\r\n",
+                };
+                if done.get() {
+                    return;
+                }
+                let BufResult(res, _) = stream.write_all(msg.to_vec()).await;
+                if res.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let mut stream = stream;
+    let mut parser = RequestParser::new();
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        let timeout = local.shard.borrow().settings.repl_timeout_secs;
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        let read = pin!(stream.append(buf));
+        let (res, b) = match select(read, pin!(runtime::sleep(Duration::from_secs(timeout)))).await
+        {
+            Either::Left((BufResult(r, b), _)) => (r, b),
+            Either::Right(_) => {
+                tracing::warn!("Disconnecting timedout replica (no ACK for {timeout}s): id {id}");
+                break;
+            }
+        };
+        buf = b;
+        match res {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let mut acks = None;
+        while let Ok(Some(cmd)) = parser.next(&mut buf, 1 << 20, true) {
+            if cmd.len() >= 4
+                && cmd[0].eq_ignore_ascii_case(b"replconf")
+                && cmd[1].eq_ignore_ascii_case(b"ack")
+            {
+                let offsets: Option<Vec<u64>> = std::str::from_utf8(&cmd[3])
+                    .ok()
+                    .and_then(|s| s.split(',').map(|x| x.parse().ok()).collect());
+                if let Some(o) = offsets {
+                    acks = Some(o);
+                }
+            }
+        }
+        if let Some(offsets) = acks {
+            local.shared.mesh.send(
+                0,
+                crate::shard::mesh::Kind::Normal,
+                Box::new(move |sh| {
+                    if let Some(r) = sh.registry.replicas.get_mut(&id) {
+                        r.state = ReplicaState::Online;
+                    }
+                    sh.registry.ack(id, offsets, runtime::now_ms());
+                }),
+            );
+        }
+    }
+    done.set(true);
+    drop(writer);
+    local
+        .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+            sh.registry.remove(id)
+        })
+        .await;
+    tracing::info!("Connection with replica {id} lost.");
+}

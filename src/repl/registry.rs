@@ -1,0 +1,99 @@
+//! The primary's list of replicas, owned by shard 0 (other shards ask it by message): their addresses,
+//! sync state, acknowledgements, the WAIT calls waiting on them, and the sync counters of INFO stats.
+
+use futures_channel::{mpsc, oneshot};
+use std::collections::BTreeMap;
+use tandem_sync::acks::{count_holding, good_replicas, Ack};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaState {
+    /// Full sync in progress (Valkey's wait_bgsave / send_bulk).
+    Syncing,
+    Online,
+}
+
+pub struct ReplicaEntry {
+    pub ip: String,
+    pub port: u16,
+    pub state: ReplicaState,
+    pub ack: Ack,
+    /// Nudges the replica's session to send REPLCONF GETACK now (WAIT).
+    pub poke: mpsc::Sender<()>,
+}
+
+struct Waiter {
+    target: Vec<u64>,
+    need: usize,
+    tx: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    pub replicas: BTreeMap<u64, ReplicaEntry>,
+    waiters: Vec<Waiter>,
+    pub sync_full: u64,
+    pub sync_partial_ok: u64,
+    pub sync_partial_err: u64,
+}
+
+impl Registry {
+    pub fn count_holding(&self, target: &[u64]) -> usize {
+        count_holding(self.replicas.values().map(|r| &r.ack), target)
+    }
+
+    pub fn good(&self, now_ms: u64, max_lag_ms: u64) -> usize {
+        good_replicas(
+            self.replicas
+                .values()
+                .filter(|r| r.state == ReplicaState::Online)
+                .map(|r| &r.ack),
+            now_ms,
+            max_lag_ms,
+        )
+    }
+
+    pub fn poke_all(&mut self) {
+        for r in self.replicas.values_mut() {
+            let _ = r.poke.try_send(());
+        }
+    }
+
+    /// Registers a WAIT; None if it is already satisfied.
+    pub fn wait(&mut self, target: Vec<u64>, need: usize) -> Option<oneshot::Receiver<()>> {
+        if self.count_holding(&target) >= need {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(Waiter { target, need, tx });
+        self.poke_all();
+        Some(rx)
+    }
+
+    pub fn ack(&mut self, id: u64, offsets: Vec<u64>, now_ms: u64) {
+        if let Some(r) = self.replicas.get_mut(&id) {
+            r.ack = Ack {
+                offsets,
+                at_ms: now_ms,
+            };
+        }
+        self.wake_waiters();
+    }
+
+    pub fn remove(&mut self, id: u64) {
+        self.replicas.remove(&id);
+    }
+
+    fn wake_waiters(&mut self) {
+        let waiters = std::mem::take(&mut self.waiters);
+        for w in waiters {
+            if w.tx.is_canceled() {
+                continue;
+            }
+            if self.count_holding(&w.target) >= w.need {
+                let _ = w.tx.send(());
+            } else {
+                self.waiters.push(w);
+            }
+        }
+    }
+}
