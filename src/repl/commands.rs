@@ -120,14 +120,11 @@ impl Conn {
                             0,
                             Some((id, offsets)),
                         ));
-                    } else if let Some(p) = l
-                        .shard
-                        .borrow()
-                        .link
-                        .as_ref()
-                        .and_then(|k| k.progress.clone())
-                    {
-                        p.cancel();
+                    } else {
+                        let cached = replica::halt(&l).await;
+                        if let Some(k) = l.shard.borrow_mut().link.as_mut() {
+                            k.cached = cached;
+                        }
                     }
                     replica::start(&l, host, port);
                 }

@@ -168,6 +168,24 @@ pub fn stop(local: &Rc<Local>) {
     gate::update(&local.shared, &sh.settings);
 }
 
+/// The progress of the current link's attempt: cancelled and stopped, and what a reconnect may continue
+/// from (a completed sync's offsets), for a REPLICAOF that changes primary.
+pub async fn halt(local: &Rc<Local>) -> Option<(ReplId, Vec<u64>)> {
+    let (progress, replid, cached) = {
+        let sh = local.shard.borrow();
+        let l = sh.link.as_ref()?;
+        (l.progress.clone(), l.replid, l.cached.clone())
+    };
+    let Some(p) = progress else { return cached };
+    p.cancel();
+    p.wait_stopped().await;
+    let complete = !p.full || p.finished_ms.load(Ordering::Acquire) > 0;
+    match (complete, replid) {
+        (true, Some(id)) => Some((id, p.offsets())),
+        _ => None,
+    }
+}
+
 fn current(local: &Local, gen: u64) -> bool {
     local.shard.borrow().link_gen == gen
 }
@@ -183,7 +201,13 @@ async fn controller(local: Rc<Local>, gen: u64) {
         }
         local.shared.repl.link_up.store(false, Ordering::Release);
         gate::update(&local.shared, &local.shard.borrow().settings);
-        if let Some(l) = local.shard.borrow_mut().link.as_mut() {
+        if let Some(l) = local
+            .shard
+            .borrow_mut()
+            .link
+            .as_mut()
+            .filter(|l| l.gen == gen)
+        {
             l.up = false;
         }
         runtime::sleep(Duration::from_secs(1)).await;
@@ -339,7 +363,13 @@ async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
         local.broadcast(move |sh| become_replica(sh, replid)).await;
     }
     let progress = Arc::new(SyncProgress::new(n, full, &from));
-    if let Some(l) = local.shard.borrow_mut().link.as_mut() {
+    if let Some(l) = local
+        .shard
+        .borrow_mut()
+        .link
+        .as_mut()
+        .filter(|l| l.gen == gen)
+    {
         l.progress = Some(progress.clone());
         l.primary_shards = n;
         l.replid = Some(replid);
@@ -395,7 +425,13 @@ async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
     // A completed sync can be continued from where its flows stopped; an incomplete full sync cannot.
     let cached = (!progress.full || progress.finished_ms.load(Ordering::Acquire) > 0)
         .then(|| (replid, progress.offsets()));
-    if let Some(l) = local.shard.borrow_mut().link.as_mut() {
+    if let Some(l) = local
+        .shard
+        .borrow_mut()
+        .link
+        .as_mut()
+        .filter(|l| l.gen == gen)
+    {
         l.cached = cached;
         l.up = false;
     }
@@ -457,7 +493,13 @@ async fn control(
                         Ok(_) => {}
                     }
                     last_io = Instant::now();
-                    if let Some(l) = local.shard.borrow_mut().link.as_mut() {
+                    if let Some(l) = local
+                        .shard
+                        .borrow_mut()
+                        .link
+                        .as_mut()
+                        .filter(|l| l.gen == gen)
+                    {
                         l.last_io_ms = runtime::now_ms();
                     }
                     break;
@@ -470,7 +512,13 @@ async fn control(
                         return Err(err(why));
                     }
                     if local.shard.borrow().link.as_ref().is_some_and(|l| l.kill) {
-                        if let Some(l) = local.shard.borrow_mut().link.as_mut() {
+                        if let Some(l) = local
+                            .shard
+                            .borrow_mut()
+                            .link
+                            .as_mut()
+                            .filter(|l| l.gen == gen)
+                        {
                             l.kill = false;
                         }
                         return Err(err("link killed (CLIENT KILL TYPE master)"));
@@ -484,7 +532,13 @@ async fn control(
                         local.shared.repl.loading.store(false, Ordering::Release);
                         local.shared.repl.link_up.store(true, Ordering::Release);
                         gate::update(&local.shared, settings);
-                        if let Some(l) = local.shard.borrow_mut().link.as_mut() {
+                        if let Some(l) = local
+                            .shard
+                            .borrow_mut()
+                            .link
+                            .as_mut()
+                            .filter(|l| l.gen == gen)
+                        {
                             l.up = true;
                         }
                         tracing::info!(

@@ -21,6 +21,8 @@ pub struct ShardRepl {
     pub is_replica: bool,
     pub next_snapshot_id: u64,
     scratch: Vec<u8>,
+    /// The journal grew since the shard last woke its journal flows (`Local::after_work`).
+    pub grew: bool,
 }
 
 impl ShardRepl {
@@ -32,6 +34,7 @@ impl ShardRepl {
             is_replica: false,
             next_snapshot_id: 1,
             scratch: Vec::new(),
+            grew: false,
         }
     }
 
@@ -96,6 +99,7 @@ impl Shard {
         self.ks.hooks.dirty = dirty;
         if let Some(b) = self.repl.backlog.as_mut() {
             b.append(&out);
+            self.repl.grew = true;
         }
         self.repl.scratch = out;
         true
@@ -112,6 +116,7 @@ impl Shard {
         rec(&mut out);
         if let Some(b) = self.repl.backlog.as_mut() {
             b.append(&out);
+            self.repl.grew = true;
         }
         true
     }
@@ -128,6 +133,7 @@ impl Shard {
             *b = Backlog::new(cap, offset);
         }
         b.append(data);
+        self.repl.grew = true;
     }
 
     /// Sets this shard's offset with no backlog history (after a full sync, on a shard whose stream is not

@@ -81,7 +81,10 @@ impl Local {
     pub fn after_work(&self) {
         let grew = {
             let mut sh = self.shard.borrow_mut();
-            !sh.ks.hooks.dirty.is_empty() && sh.journal_drain()
+            if !sh.ks.hooks.dirty.is_empty() {
+                sh.journal_drain();
+            }
+            std::mem::take(&mut sh.repl.grew)
         };
         if grew {
             self.journal.notify();

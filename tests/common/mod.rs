@@ -247,3 +247,5 @@ impl Raw {
         }
     }
 }
+
+pub mod repl;
