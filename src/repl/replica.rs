@@ -25,6 +25,7 @@ use compio::buf::BufResult;
 use compio::io::AsyncReadExt;
 use futures_util::future::{select, Either};
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::pin::pin;
 use std::rc::Rc;
@@ -622,6 +623,7 @@ impl Flow {
         let p = self.p.clone();
         let cancel = move || p.cancelled();
         let begin = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
+        let mut inflight = VecDeque::new();
         if begin.kind != FrameKind::SnapshotBegin || begin.shard as usize != self.i {
             return Err(err("snapshot stream did not start with its begin frame"));
         }
@@ -664,7 +666,7 @@ impl Flow {
             let f = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
             match f.kind {
                 FrameKind::SnapshotChunk => {
-                    let keys = self.load_chunk(&f.payload).await?;
+                    let keys = self.load_chunk(f.payload.clone(), &mut inflight).await?;
                     self.progress()
                         .snapshot_bytes
                         .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
@@ -673,6 +675,12 @@ impl Flow {
                         .fetch_add(keys, Ordering::Relaxed);
                 }
                 FrameKind::SnapshotEnd => {
+                    while let Some(rx) = inflight.pop_front() {
+                        let k = finish_one(rx).await?;
+                        self.progress()
+                            .snapshot_keys
+                            .fetch_add(k, Ordering::Relaxed);
+                    }
                     let total = f
                         .payload
                         .get(..8)
@@ -764,35 +772,32 @@ impl Flow {
         }
     }
 
-    /// Loads one snapshot chunk: its records, grouped by the replica shard that owns each key.
-    async fn load_chunk(&self, payload: &[u8]) -> io::Result<u64> {
-        let m = self.local.nshards();
-        let mut per: Vec<Vec<(usize, Entry)>> = (0..m).map(|_| Vec::new()).collect();
+    /// Loads one snapshot chunk on the replica shard that owns its slot, which parses it and builds the
+    /// entries itself (its allocator, its cache). A chunk for this thread's shard is loaded right away;
+    /// others travel by message, up to `WINDOW` in flight so reading the socket does not wait for them.
+    async fn load_chunk(
+        &self,
+        payload: Bytes,
+        inflight: &mut VecDeque<Loading>,
+    ) -> io::Result<u64> {
+        let (slot, _) = tandem_sync::snapshot::chunk(&payload).map_err(|e| err(e.to_string()))?;
+        let t = slot_owner(slot, self.local.nshards());
+        if t == self.local.id {
+            return self
+                .local
+                .call(t, Kind::Normal, move |sh| load_into(sh, &payload))
+                .await
+                .map_err(err);
+        }
+        inflight.push_back(
+            self.local
+                .send_call(t, Kind::Normal, move |sh| load_into(sh, &payload)),
+        );
         let mut keys = 0;
-        for r in tandem_sync::snapshot::records(payload) {
-            let r = r.map_err(|e| err(e.to_string()))?;
-            let t = slot_owner(key_slot(r.key), m);
-            per[t].push((r.db as usize, Entry::new(r.key, r.value, r.expire_at)));
-            keys += 1;
-        }
-        let mut waits = Vec::new();
-        for (t, entries) in per.into_iter().enumerate() {
-            if entries.is_empty() {
-                continue;
+        while inflight.len() > WINDOW {
+            if let Some(rx) = inflight.pop_front() {
+                keys += finish_one(rx).await?;
             }
-            waits.push(self.local.send_call(t, Kind::Normal, move |sh| {
-                let n = sh.ks.databases();
-                for (db, e) in entries {
-                    if db >= n {
-                        return Err(format!("snapshot names database {db}, this server has {n}"));
-                    }
-                    sh.ks.insert_entry(db, e);
-                }
-                Ok(())
-            }));
-        }
-        for w in waits {
-            w.await.map_err(|_| err("shard gone"))?.map_err(err)?;
         }
         Ok(keys)
     }
@@ -848,6 +853,38 @@ impl Flow {
         self.progress().applied.store(applied, Ordering::Release);
         Ok(())
     }
+}
+
+type Loading = futures_channel::oneshot::Receiver<Result<u64, String>>;
+const WINDOW: usize = 8;
+
+async fn finish_one(rx: Loading) -> io::Result<u64> {
+    rx.await.map_err(|_| err("shard gone"))?.map_err(err)
+}
+
+/// Inserts a chunk's records into this shard; returns the key count.
+fn load_into(sh: &mut Shard, payload: &[u8]) -> Result<u64, String> {
+    let (slot, recs) = tandem_sync::snapshot::chunk(payload).map_err(|e| e.to_string())?;
+    let slot = slot as usize;
+    if !sh.ks.owned_slots().contains(&slot) {
+        return Err(format!("chunk of slot {slot} sent to the wrong shard"));
+    }
+    let n = sh.ks.databases();
+    let mut keys = 0;
+    for r in recs {
+        let r = r.map_err(|e| e.to_string())?;
+        let db = r.db as usize;
+        if db >= n {
+            return Err(format!("snapshot names database {db}, this server has {n}"));
+        }
+        if key_slot(r.key) as usize != slot && cfg!(debug_assertions) {
+            return Err("key in the wrong slot's chunk".into());
+        }
+        sh.ks
+            .insert_entry_in_slot(db, slot, Entry::new(r.key, r.value, r.expire_at));
+        keys += 1;
+    }
+    Ok(keys)
 }
 
 /// Applies records of primary shard `i` (of `n`) on one replica shard, through the same execution path as

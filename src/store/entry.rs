@@ -25,6 +25,20 @@ pub struct Entry {
 unsafe impl Send for Entry {}
 
 impl Entry {
+    /// Asks the CPU to start loading the block (snapshot walks, whose other work would otherwise wait on
+    /// one cache miss per key).
+    #[inline]
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching is a hint; the address is that of a live block.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                self.ptr.as_ptr() as *const i8,
+                std::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+    }
+
     pub fn new(key: &[u8], value: &[u8], expire_at: Option<u64>) -> Entry {
         Self::build(key, &[value], expire_at)
     }

@@ -146,9 +146,10 @@ impl Keyspace {
 
     #[cold]
     fn before_write_slow(&mut self, db: usize, idx: usize, key: &[u8]) {
+        let first = self.slots.start;
         let Keyspace { dbs, hooks, .. } = self;
         for snap in &mut hooks.snapshots {
-            snap.before_write(idx, |i| serialize_slot(dbs, i));
+            snap.before_write(idx, |i| serialize_slot(dbs, first, i));
         }
         if hooks.capture {
             hooks.dirty.push((db, key.to_vec()));
@@ -164,9 +165,10 @@ impl Keyspace {
 
     /// The snapshot's next piece of records, or None when it is complete (and then forgotten).
     pub fn snapshot_piece(&mut self, id: u64) -> Option<Vec<u8>> {
+        let first = self.slots.start;
         let Keyspace { dbs, hooks, .. } = self;
         let i = hooks.snapshots.iter().position(|s| s.id == id)?;
-        let p = hooks.snapshots[i].next_piece(|idx| serialize_slot(dbs, idx));
+        let p = hooks.snapshots[i].next_piece(|idx| serialize_slot(dbs, first, idx));
         if p.is_none() {
             hooks.snapshots.swap_remove(i);
         }
@@ -289,7 +291,18 @@ impl Keyspace {
 
     /// Inserts a whole entry (COPY, RENAME, MOVE, snapshot load), replacing any existing one.
     pub fn insert_entry(&mut self, db: usize, entry: Entry) {
-        let idx = self.index(entry.key());
+        let slot = key_slot(entry.key()) as usize;
+        self.insert_entry_in_slot(db, slot, entry);
+    }
+
+    /// `insert_entry` for a caller that knows the key's slot (a snapshot chunk names it).
+    pub fn insert_entry_in_slot(&mut self, db: usize, slot: usize, entry: Entry) {
+        debug_assert_eq!(slot, key_slot(entry.key()) as usize);
+        assert!(
+            self.slots.contains(&slot),
+            "slot {slot} is not owned by this shard"
+        );
+        let idx = slot - self.slots.start;
         self.before_write(db, idx, entry.key());
         let has_expire = entry.expire_at().is_some();
         let slot = self.slot_data(db, idx);
@@ -562,22 +575,32 @@ impl Keyspace {
 
 /// Serializes slot `idx` of every database as snapshot records (tandem_sync::snapshot), in pieces of about
 /// PIECE_BYTES; returns the pieces and the key count.
-fn serialize_slot(dbs: &[Db], idx: usize) -> (Vec<Vec<u8>>, u64) {
-    use tandem_sync::snapshot::{encode, encoded_len, Record};
+fn serialize_slot(dbs: &[Db], first_slot: usize, idx: usize) -> (Vec<Vec<u8>>, u64) {
+    use tandem_sync::snapshot::{begin_chunk, encode, encoded_len, Record, CHUNK_HEADER};
+    let slot_no = (first_slot + idx) as u16;
     let mut pieces = Vec::new();
     let mut cur: Vec<u8> = Vec::new();
     let mut keys = 0;
+    let mut handles: Vec<&Entry> = Vec::new();
     for (db, d) in dbs.iter().enumerate() {
         let Some(slot) = d.slots.get(idx) else {
             continue;
         };
-        for e in slot.table.iter() {
+        // The table's handles are contiguous; the blocks they point to are not. Prefetching a few blocks
+        // ahead overlaps those cache misses instead of paying them one after another.
+        handles.clear();
+        handles.extend(slot.table.iter());
+        for (i, e) in handles.iter().enumerate() {
+            if let Some(ahead) = handles.get(i + 8) {
+                ahead.prefetch();
+            }
             let n = encoded_len(e.key(), e.value());
-            if !cur.is_empty() && cur.len() + n > PIECE_BYTES {
+            if cur.len() > CHUNK_HEADER && cur.len() + n > PIECE_BYTES {
                 pieces.push(std::mem::take(&mut cur));
             }
             if cur.is_empty() {
-                cur.reserve(PIECE_BYTES.max(n));
+                cur.reserve(PIECE_BYTES.max(n + CHUNK_HEADER));
+                begin_chunk(&mut cur, slot_no);
             }
             encode(
                 &mut cur,
@@ -591,7 +614,7 @@ fn serialize_slot(dbs: &[Db], idx: usize) -> (Vec<Vec<u8>>, u64) {
             keys += 1;
         }
     }
-    if !cur.is_empty() {
+    if cur.len() > CHUNK_HEADER {
         pieces.push(cur);
     }
     (pieces, keys)
@@ -670,7 +693,7 @@ mod tests {
     fn snapshot_contents(k: &mut Keyspace, id: u64) -> Vec<Rec> {
         let mut out = Vec::new();
         while let Some(p) = k.snapshot_piece(id) {
-            for r in tandem_sync::snapshot::records(&p) {
+            for r in tandem_sync::snapshot::chunk(&p).unwrap().1 {
                 let r = r.unwrap();
                 out.push((r.db, r.key.to_vec(), r.value.to_vec(), r.expire_at));
             }
@@ -709,7 +732,7 @@ mod tests {
         let mut got = Vec::new();
         let mut n = 0;
         while let Some(p) = k.snapshot_piece(7) {
-            for r in tandem_sync::snapshot::records(&p) {
+            for r in tandem_sync::snapshot::chunk(&p).unwrap().1 {
                 let r = r.unwrap();
                 got.push((r.db, r.key.to_vec(), r.value.to_vec(), r.expire_at));
             }

@@ -1,6 +1,6 @@
-//! The snapshot record: one key of a shard's point-in-time snapshot, as carried in the payload of
-//! `SnapshotChunk` frames. A chunk holds whole records only, so it can be loaded on its own as soon as it
-//! arrives. Layout, little-endian (docs/replication-format.md):
+//! The snapshot chunk: the payload of a `SnapshotChunk` frame, records of keys of **one hash slot**, whole
+//! records only, so it can be loaded on its own as soon as it arrives and routed by its slot without
+//! hashing any key. Layout, little-endian (docs/replication-format.md): `slot u16`, then records:
 //!
 //! ```text
 //!  0  db        2   database index
@@ -30,6 +30,24 @@ pub struct Record<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("snapshot chunk truncated at byte {0}")]
 pub struct Truncated(pub usize);
+
+pub const CHUNK_HEADER: usize = 2;
+
+/// Starts a chunk of slot `slot`'s records.
+pub fn begin_chunk(out: &mut impl BufMut, slot: u16) {
+    out.put_u16_le(slot);
+}
+
+/// Splits a chunk into its slot and its records.
+pub fn chunk(payload: &[u8]) -> Result<(u16, Records<'_>), Truncated> {
+    if payload.len() < CHUNK_HEADER {
+        return Err(Truncated(0));
+    }
+    Ok((
+        u16::from_le_bytes([payload[0], payload[1]]),
+        records(&payload[CHUNK_HEADER..]),
+    ))
+}
 
 pub fn encoded_len(key: &[u8], value: &[u8]) -> usize {
     RECORD_HEADER + key.len() + value.len()
@@ -157,6 +175,26 @@ mod tests {
         let mut huge = out.clone();
         huge[2..6].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(records(&huge).next(), Some(Err(Truncated(0))));
+    }
+
+    #[test]
+    fn chunk_names_its_slot() {
+        let mut out = Vec::new();
+        begin_chunk(&mut out, 0x1234);
+        encode(
+            &mut out,
+            &Record {
+                db: 1,
+                key: b"k",
+                value: b"v",
+                expire_at: None,
+            },
+        );
+        assert_eq!(&out[..2], &[0x34, 0x12]);
+        let (slot, recs) = chunk(&out).unwrap();
+        assert_eq!(slot, 0x1234);
+        assert_eq!(recs.count(), 1);
+        assert_eq!(chunk(&[1]).err(), Some(Truncated(0)));
     }
 
     proptest! {
