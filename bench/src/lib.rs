@@ -5,5 +5,8 @@
 //!   patterns), `resp` (reply framing and error prefixes), `stats` (HDR histograms per command and per
 //!   second), `client` (one connection's request loop), `report` (text and JSON), and `mod.rs` (threads
 //!   on the project's runtime, the live line, the end).
+//! - `resync`: scenarios that start their own servers and measure replica (re)synchronisation
+//!   (`server`, `client`, `scenario`, `chart`).
 
 pub mod load;
+pub mod resync;

@@ -127,6 +127,7 @@ impl Conn {
         loop {
             if deadline.is_some_and(|d| Instant::now() >= d)
                 || self.plan.requests.is_some_and(|n| sent >= n)
+                || self.plan.stop.load(std::sync::atomic::Ordering::Relaxed)
             {
                 return Ok(());
             }

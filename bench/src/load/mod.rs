@@ -23,7 +23,12 @@ enum Event {
 }
 
 pub fn run(args: options::LoadArgs) -> Result<Report, String> {
-    let plan = Arc::new(args.plan()?);
+    run_plan(args.plan()?)
+}
+
+/// Runs a validated plan (the resync scenarios keep `plan.stop` to end it).
+pub fn run_plan(plan: options::Plan) -> Result<Report, String> {
+    let plan = Arc::new(plan);
     let (tx, rx) = mpsc::channel::<Event>();
     let start = Instant::now();
     let threads = plan.args.threads;

@@ -81,6 +81,8 @@ pub struct Plan {
     pub test_time: Option<u64>,
     /// Seconds between two requests of one connection, when rate-limited.
     pub interval_per_conn: Option<f64>,
+    /// Set to end the run early (the resync scenarios run load until their measurement is done).
+    pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn parse_ratio(s: &str) -> Result<(u32, u32), String> {
@@ -173,6 +175,7 @@ impl LoadArgs {
             connections,
             requests,
             interval_per_conn,
+            stop: Default::default(),
         })
     }
 }

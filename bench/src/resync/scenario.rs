@@ -1,0 +1,421 @@
+//! The scenarios: `new-replica` (a fresh replica of a loaded primary, idle or under write load) and
+//! `partial` (a replica's link killed under load, recovered without a full sync). Each starts its own
+//! servers, measures, checks the data set, and returns a `Run`.
+
+use super::chart::{svg, Phase};
+use super::client::Client;
+use super::server::{sample, Kind, Server};
+use super::ResyncArgs;
+use crate::load::options::LoadArgs;
+use crate::load::report::{Report, Second};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub scenario: String,
+    pub server: String,
+    pub kind: Kind,
+    pub keys: u64,
+    pub value_size: usize,
+    pub random_values: bool,
+    pub load_rate: u64,
+    pub primary_shards: usize,
+    pub replica_shards: usize,
+    pub dataset_bytes: u64,
+    /// From REPLICAOF (or the link kill) to master_link_status:up.
+    pub link_up_s: f64,
+    /// From REPLICAOF (or the link kill) to the replica holding the primary's offset of that moment.
+    pub caught_up_s: f64,
+    pub primary_rss_growth_bytes: i64,
+    /// Private memory of the primary's children (a fork's copy-on-write), at its peak.
+    pub primary_fork_private_bytes: u64,
+    pub primary_peak_rss_bytes: u64,
+    pub replica_peak_rss_bytes: u64,
+    pub primary_cpu_s: f64,
+    pub replica_cpu_s: f64,
+    /// Worst per-second p99 and max of the load's requests while the sync ran.
+    pub sync_p99_ms: f64,
+    pub sync_max_ms: f64,
+    pub load_errors: u64,
+    pub full_syncs: i64,
+    pub partial_syncs: i64,
+    pub data_equal: bool,
+    pub per_second: Vec<Second>,
+    pub phases: Vec<(String, f64, f64)>,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn num(c: &mut Client, section: &str, name: &str) -> Result<i64, String> {
+    Ok(c.info_field(section, name)
+        .map_err(err)?
+        .parse()
+        .unwrap_or(-1))
+}
+
+/// Fills the primary: DEBUG POPULATE, or random (incompressible) values written by pipelines.
+fn populate(p: &Server, a: &ResyncArgs) -> Result<(), String> {
+    let mut c = p.client()?;
+    if !a.random_values {
+        let v = c
+            .cmd(&[
+                "DEBUG",
+                "POPULATE",
+                &a.keys.to_string(),
+                "key",
+                &a.value_size.to_string(),
+            ])
+            .map_err(err)?;
+        return match v {
+            super::client::Value::Error(e) => Err(format!("DEBUG POPULATE: {e}")),
+            _ => Ok(()),
+        };
+    }
+    let threads = 4u64;
+    let per = a.keys.div_ceil(threads);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let port = p.port;
+            let size = a.value_size;
+            let (lo, hi) = (t * per, ((t + 1) * per).min(a.keys));
+            std::thread::spawn(move || -> Result<(), String> {
+                use rand::{Rng, SeedableRng};
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(t);
+                let mut c = Client::connect(port).map_err(err)?;
+                let mut i = lo;
+                while i < hi {
+                    let end = (i + 1000).min(hi);
+                    let cmds: Vec<Vec<Vec<u8>>> = (i..end)
+                        .map(|k| {
+                            let mut v = vec![0u8; size];
+                            rng.fill(&mut v[..]);
+                            vec![b"SET".to_vec(), format!("key:{k}").into_bytes(), v]
+                        })
+                        .collect();
+                    let errs = c.pipeline(&cmds).map_err(err)?;
+                    if let Some(e) = errs.first() {
+                        return Err(format!("populate: {e}"));
+                    }
+                    i = end;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| "populate thread panicked".to_string())??;
+    }
+    Ok(())
+}
+
+/// A SET-only load at `rate` ops/s over the populated keys, running until stopped.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Result<Report, String>>,
+    started: Instant,
+}
+
+impl Load {
+    fn start(port: u16, a: &ResyncArgs) -> Result<Option<Load>, String> {
+        if a.load_rate == 0 {
+            return Ok(None);
+        }
+        let args = LoadArgs {
+            host: "127.0.0.1".into(),
+            port,
+            threads: 1,
+            clients: 10,
+            pipeline: 1,
+            ratio: "1:0".into(),
+            data_size: a.value_size,
+            key_prefix: "key:".into(),
+            key_minimum: 0,
+            key_maximum: a.keys.max(1) - 1,
+            key_pattern: "R".into(),
+            test_time: Some(24 * 3600),
+            requests: None,
+            rate: Some(a.load_rate),
+            commands: Vec::new(),
+            resp3: false,
+            auth: None,
+            json_out: None,
+            quiet: true,
+        };
+        let plan = args.plan()?;
+        let stop = plan.stop.clone();
+        let started = Instant::now();
+        let handle = std::thread::spawn(move || crate::load::run_plan(plan));
+        Ok(Some(Load {
+            stop,
+            handle,
+            started,
+        }))
+    }
+
+    fn finish(self) -> Result<Report, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .join()
+            .map_err(|_| "load thread panicked".to_string())?
+    }
+}
+
+/// Polls until the replica's link is up and it holds the primary's offset of that moment; samples both
+/// processes meanwhile. Returns (link_up_s, caught_up_s, peaks).
+struct Watch {
+    link_up: f64,
+    caught_up: f64,
+    primary_peak_rss: u64,
+    fork_private: u64,
+    replica_peak_rss: u64,
+}
+
+fn watch(p: &Server, r: &Server, t0: Instant, timeout: Duration) -> Result<Watch, String> {
+    let (mut pc, mut rc) = (p.client()?, r.client()?);
+    let mut w = Watch {
+        link_up: -1.0,
+        caught_up: -1.0,
+        primary_peak_rss: 0,
+        fork_private: 0,
+        replica_peak_rss: 0,
+    };
+    let mut target: Option<i64> = None;
+    loop {
+        let ps = sample(p.pid());
+        let rs = sample(r.pid());
+        w.primary_peak_rss = w.primary_peak_rss.max(ps.rss);
+        w.fork_private = w.fork_private.max(ps.children_private);
+        w.replica_peak_rss = w.replica_peak_rss.max(rs.rss);
+        let info = rc.info("replication").map_err(err)?;
+        let get = |k: &str| {
+            info.iter()
+                .find(|(a, _)| a == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        if w.link_up < 0.0 && get("master_link_status") == "up" {
+            w.link_up = t0.elapsed().as_secs_f64();
+            target = Some(num(&mut pc, "replication", "master_repl_offset")?);
+        }
+        if let Some(t) = target {
+            let off: i64 = get("slave_repl_offset").parse().unwrap_or(-1);
+            if off >= t {
+                w.caught_up = t0.elapsed().as_secs_f64();
+                return Ok(w);
+            }
+        }
+        if t0.elapsed() > timeout {
+            return Err(format!(
+                "replica not caught up after {}s",
+                timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn digests_equal(p: &Server, r: &Server) -> Result<bool, String> {
+    let (mut pc, mut rc) = (p.client()?, r.client()?);
+    // Idle now: wait until the replica holds everything, then compare.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let want = num(&mut pc, "replication", "master_repl_offset")?;
+        let got = num(&mut rc, "replication", "slave_repl_offset")?;
+        if got == want || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let a = pc.cmd(&["DEBUG", "DIGEST"]).map_err(err)?.text();
+    let b = rc.cmd(&["DEBUG", "DIGEST"]).map_err(err)?.text();
+    Ok(a == b && !a.is_empty())
+}
+
+fn window(report: &Option<Report>, from: f64, to: f64) -> (f64, f64, u64, Vec<Second>) {
+    let Some(rep) = report else {
+        return (0.0, 0.0, 0, Vec::new());
+    };
+    let inside: Vec<&Second> = rep
+        .per_second
+        .iter()
+        .filter(|s| (s.second as f64) > from && (s.second as f64 - 1.0) < to)
+        .collect();
+    (
+        inside.iter().map(|s| s.p99_ms).fold(0.0, f64::max),
+        inside.iter().map(|s| s.max_ms).fold(0.0, f64::max),
+        rep.total.errors,
+        rep.per_second.clone(),
+    )
+}
+
+pub fn new_replica(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
+    let p = Server::start(bin, dir, "primary", a.primary_shards, None)?;
+    populate(&p, a)?;
+    let dataset = p
+        .client()?
+        .info_field("memory", "used_memory")
+        .map_err(err)?
+        .parse()
+        .unwrap_or(0);
+    let r = Server::start(bin, dir, "replica", a.replica_shards, None)?;
+    let load = Load::start(p.port, a)?;
+    if load.is_some() {
+        std::thread::sleep(Duration::from_secs(2)); // a steady load before the sync starts
+    }
+    let before_p = sample(p.pid());
+    let before_r = sample(r.pid());
+    let t0 = Instant::now();
+    let load_t0 = load
+        .as_ref()
+        .map_or(0.0, |l| (t0 - l.started).as_secs_f64());
+    let mut rc = r.client()?;
+    let v = rc
+        .cmd(&["REPLICAOF", "127.0.0.1", &p.port.to_string()])
+        .map_err(err)?;
+    if let super::client::Value::Error(e) = v {
+        return Err(format!("REPLICAOF: {e}"));
+    }
+    let w = watch(&p, &r, t0, Duration::from_secs(a.timeout))?;
+    let after_p = sample(p.pid());
+    let after_r = sample(r.pid());
+    if load.is_some() {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let report = load.map(Load::finish).transpose()?;
+    let (p99, max, errors, per_second) = window(&report, load_t0, load_t0 + w.caught_up);
+    let mut pc = p.client()?;
+    Ok(Run {
+        scenario: "new-replica".into(),
+        server: bin.display().to_string(),
+        kind: p.kind,
+        keys: a.keys,
+        value_size: a.value_size,
+        random_values: a.random_values,
+        load_rate: a.load_rate,
+        primary_shards: a.primary_shards,
+        replica_shards: a.replica_shards,
+        dataset_bytes: dataset,
+        link_up_s: w.link_up,
+        caught_up_s: w.caught_up,
+        primary_rss_growth_bytes: w.primary_peak_rss as i64 - before_p.rss as i64,
+        primary_fork_private_bytes: w.fork_private,
+        primary_peak_rss_bytes: w.primary_peak_rss,
+        replica_peak_rss_bytes: w.replica_peak_rss,
+        primary_cpu_s: after_p.cpu_seconds - before_p.cpu_seconds,
+        replica_cpu_s: after_r.cpu_seconds - before_r.cpu_seconds,
+        sync_p99_ms: p99,
+        sync_max_ms: max,
+        load_errors: errors,
+        full_syncs: num(&mut pc, "stats", "sync_full")?,
+        partial_syncs: num(&mut pc, "stats", "sync_partial_ok")?,
+        data_equal: digests_equal(&p, &r)?,
+        per_second,
+        phases: vec![("sync".into(), load_t0, load_t0 + w.caught_up)],
+    })
+}
+
+pub fn partial(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
+    let p = Server::start(bin, dir, "primary", a.primary_shards, None)?;
+    populate(&p, a)?;
+    let dataset = p
+        .client()?
+        .info_field("memory", "used_memory")
+        .map_err(err)?
+        .parse()
+        .unwrap_or(0);
+    let r = Server::start(bin, dir, "replica", a.replica_shards, None)?;
+    let mut rc = r.client()?;
+    rc.cmd(&["REPLICAOF", "127.0.0.1", &p.port.to_string()])
+        .map_err(err)?;
+    watch(&p, &r, Instant::now(), Duration::from_secs(a.timeout))?;
+    let mut pc = p.client()?;
+    let full_before = num(&mut pc, "stats", "sync_full")?;
+    let partial_before = num(&mut pc, "stats", "sync_partial_ok")?;
+    let load = Load::start(p.port, a)?;
+    if load.is_some() {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let before_p = sample(p.pid());
+    let before_r = sample(r.pid());
+    let t0 = Instant::now();
+    let load_t0 = load
+        .as_ref()
+        .map_or(0.0, |l| (t0 - l.started).as_secs_f64());
+    rc.cmd(&["CLIENT", "KILL", "TYPE", "master"]).map_err(err)?;
+    // The link must go down before "up" means anything.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rc
+        .info_field("replication", "master_link_status")
+        .map_err(err)?
+        == "up"
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let w = watch(&p, &r, t0, Duration::from_secs(a.timeout))?;
+    let after_p = sample(p.pid());
+    let after_r = sample(r.pid());
+    if load.is_some() {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let report = load.map(Load::finish).transpose()?;
+    let (p99, max, errors, per_second) = window(&report, load_t0, load_t0 + w.caught_up);
+    Ok(Run {
+        scenario: "partial".into(),
+        server: bin.display().to_string(),
+        kind: p.kind,
+        keys: a.keys,
+        value_size: a.value_size,
+        random_values: a.random_values,
+        load_rate: a.load_rate,
+        primary_shards: a.primary_shards,
+        replica_shards: a.replica_shards,
+        dataset_bytes: dataset,
+        link_up_s: w.link_up,
+        caught_up_s: w.caught_up,
+        primary_rss_growth_bytes: w.primary_peak_rss as i64 - before_p.rss as i64,
+        primary_fork_private_bytes: w.fork_private,
+        primary_peak_rss_bytes: w.primary_peak_rss,
+        replica_peak_rss_bytes: w.replica_peak_rss,
+        primary_cpu_s: after_p.cpu_seconds - before_p.cpu_seconds,
+        replica_cpu_s: after_r.cpu_seconds - before_r.cpu_seconds,
+        sync_p99_ms: p99,
+        sync_max_ms: max,
+        load_errors: errors,
+        full_syncs: num(&mut pc, "stats", "sync_full")? - full_before,
+        partial_syncs: num(&mut pc, "stats", "sync_partial_ok")? - partial_before,
+        data_equal: digests_equal(&p, &r)?,
+        per_second,
+        phases: vec![(
+            "link cut → caught up".into(),
+            load_t0,
+            load_t0 + w.caught_up,
+        )],
+    })
+}
+
+pub fn chart(run: &Run) -> String {
+    let phases: Vec<Phase> = run
+        .phases
+        .iter()
+        .map(|(n, a, b)| Phase {
+            name: n.clone(),
+            from: *a,
+            to: *b,
+        })
+        .collect();
+    svg(
+        &format!(
+            "{} {:?}: {} keys, {} B values, load {} SET/s, caught up in {:.2} s",
+            run.scenario, run.kind, run.keys, run.value_size, run.load_rate, run.caught_up_s
+        ),
+        &run.per_second,
+        &phases,
+    )
+}
