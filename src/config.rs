@@ -121,6 +121,9 @@ static DIRECTIVES: &[Directive] = &[
     d("min-replicas-max-lag", U32, "10", true),
     // Tandem's own: memory a replica buffers per flow during a full sync before spilling to `dir`.
     d("repl-sync-buffer-memory", Kind::Memory, "64mb", true),
+    // Tandem's own: a replica asks its primary for LZ4-compressed frames (off: loopback and fast links
+    // gain nothing from it, docs/benchmarks.md).
+    d("repl-compression", Kind::Enum(&["no", "lz4"]), "no", true),
     // Test-only: the primary corrupts its Nth snapshot chunk (1-based) once, to exercise the retry path.
     d("debug-repl-corrupt-chunk", U32, "0", true),
     knob("repl-diskless-sync", Kind::Bool, "yes"),
@@ -480,6 +483,7 @@ impl Config {
             min_replicas_to_write: self.int("min-replicas-to-write") as usize,
             min_replicas_max_lag_secs: self.int("min-replicas-max-lag") as u64,
             repl_sync_buffer_memory: self.int("repl-sync-buffer-memory") as usize,
+            repl_lz4: self.get("repl-compression") == "lz4",
             debug_repl_corrupt_chunk: self.int("debug-repl-corrupt-chunk") as u64,
         }
     }
@@ -523,6 +527,7 @@ pub struct Settings {
     pub min_replicas_to_write: usize,
     pub min_replicas_max_lag_secs: u64,
     pub repl_sync_buffer_memory: usize,
+    pub repl_lz4: bool,
     pub debug_repl_corrupt_chunk: u64,
 }
 

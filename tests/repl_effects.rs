@@ -48,3 +48,18 @@ fn expiry_deletion_and_flushes_propagate() {
     assert_eq!(q::<i64>(&mut r, &["DBSIZE"]).unwrap(), 1);
     assert_eq!(digest(&mut r), digest(&mut p));
 }
+
+#[test]
+fn lz4_compressed_streams_give_the_same_data() {
+    let primary = Server::start(&["--shards", "2"]);
+    let replica = Server::start(&["--shards", "1", "--repl-compression", "lz4"]);
+    let (mut p, mut r) = (primary.conn(), replica.conn());
+    let _: String = q(&mut p, &["DEBUG", "POPULATE", "50000", "key", "200"]).unwrap();
+    follow(&replica, &primary);
+    wait_caught_up(&primary, &replica, 60);
+    for i in 0..200 {
+        let _: () = q(&mut p, &["SET", &format!("k{i}"), &"z".repeat(500)]).unwrap();
+    }
+    wait_caught_up(&primary, &replica, 60);
+    assert_eq!(digest(&mut r), digest(&mut p));
+}

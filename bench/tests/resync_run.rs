@@ -76,3 +76,25 @@ fn partial_scenario_recovers_without_a_full_sync() {
     assert_eq!(run["data_equal"], true);
     std::fs::remove_dir_all(&a.out_dir).ok();
 }
+
+#[test]
+fn rejoin_old_primary_catches_up_and_writes_resume_on_the_promoted_replica() {
+    let a = args(Scenario::RejoinOldPrimary, "rejoin", 0);
+    resync::run(a.clone()).unwrap();
+    let run = &report(&a, "rejoinoldprimary.json")["runs"][0][0];
+    assert_eq!(
+        run["data_equal"], true,
+        "the restarted primary holds the promoted replica's data"
+    );
+    assert_eq!(
+        run["full_syncs"], 1,
+        "the empty old primary syncs fully from the new one"
+    );
+    let seconds = run["per_second"].as_array().unwrap();
+    let last = seconds.last().unwrap();
+    assert!(
+        last["ops"].as_u64().unwrap() > 0,
+        "writes go on after the failover"
+    );
+    std::fs::remove_dir_all(&a.out_dir).ok();
+}

@@ -369,20 +369,24 @@ impl Conn {
         Ok(())
     }
 
-    /// `TFLOW <session> <shard> SNAPSHOT | JOURNAL <offset>`: this connection becomes one stream of a
+    /// `TFLOW <session> <shard> SNAPSHOT | JOURNAL <offset> [LZ4]`: this connection becomes one stream of a
     /// replica's sync, served by the shard it names. No reply: frames follow.
     pub fn tflow(&mut self, a: &[Bytes], _r: &mut Reply) -> CmdResult {
         let shard = int(&a[2])?;
         if shard < 0 || shard as usize >= self.local.nshards() {
             return Err(CmdError::other("ERR no such shard"));
         }
+        // An optional trailing LZ4 asks for compressed frames.
+        let lz4 = a.len() > 4 && eq(&a[a.len() - 1], "lz4");
+        let n = a.len() - lz4 as usize;
         let kind = match (
-            a.len(),
+            n,
             String::from_utf8_lossy(&a[3]).to_ascii_lowercase().as_str(),
         ) {
-            (4, "snapshot") => FlowKind::Snapshot,
+            (4, "snapshot") => FlowKind::Snapshot { lz4 },
             (5, "journal") => FlowKind::Journal {
                 from: int(&a[4])?.max(0) as u64,
+                lz4,
             },
             _ => return Err(CmdError::Syntax),
         };

@@ -42,8 +42,8 @@ pub enum Takeover {
 
 #[derive(Debug, Clone, Copy)]
 pub enum FlowKind {
-    Snapshot,
-    Journal { from: u64 },
+    Snapshot { lz4: bool },
+    Journal { from: u64, lz4: bool },
 }
 
 /// Largest journal frame sent at once.
@@ -83,8 +83,8 @@ pub async fn take_over(local: Rc<Local>, stream: TcpStream, t: Takeover) {
 
 async fn run_flow(local: Rc<Local>, stream: TcpStream, kind: FlowKind) {
     let res = match kind {
-        FlowKind::Snapshot => snapshot_flow(&local, stream).await,
-        FlowKind::Journal { from } => journal_flow(&local, stream, from).await,
+        FlowKind::Snapshot { lz4 } => snapshot_flow(&local, stream, lz4).await,
+        FlowKind::Journal { from, lz4 } => journal_flow(&local, stream, from, lz4).await,
     };
     if let Err(e) = res {
         tracing::info!("shard {}: replication flow ended: {e}", local.id);
@@ -100,7 +100,7 @@ async fn write_frame(stream: &mut TcpStream, out: BytesMut) -> std::io::Result<B
 
 /// Streams this shard's point-in-time snapshot: the begin frame with the snapshot's journal offset, the
 /// slots (copies made by writes first), then the end frame with the key count.
-async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream) -> std::io::Result<()> {
+async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream, lz4: bool) -> std::io::Result<()> {
     let started = std::time::Instant::now();
     let (id, point, corrupt_at, total) = {
         let mut sh = local.shard.borrow_mut();
@@ -155,7 +155,7 @@ async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream) -> std::io::Res
             offset: sent,
             payload: piece.into(),
         }
-        .encode(&mut out);
+        .encode_with(&mut out, lz4);
         sent += (out.len() - start) as u64;
         if corrupt_at > 0
             && chunks == corrupt_at
@@ -204,7 +204,12 @@ impl Drop for SnapshotGuard<'_> {
 
 /// Streams this shard's journal from `from`, as it grows, until the replica goes away or falls behind the
 /// backlog.
-async fn journal_flow(local: &Rc<Local>, mut stream: TcpStream, from: u64) -> std::io::Result<()> {
+async fn journal_flow(
+    local: &Rc<Local>,
+    mut stream: TcpStream,
+    from: u64,
+    lz4: bool,
+) -> std::io::Result<()> {
     let mut at = from;
     let shard = local.id as u16;
     let mut out = BytesMut::with_capacity(64 << 10);
@@ -246,7 +251,7 @@ async fn journal_flow(local: &Rc<Local>, mut stream: TcpStream, from: u64) -> st
                     offset: at,
                     payload: data.into(),
                 }
-                .encode(&mut out);
+                .encode_with(&mut out, lz4);
                 out = write_frame(&mut stream, out).await?;
                 at += n;
             }

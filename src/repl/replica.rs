@@ -6,8 +6,8 @@
 //! shard owns them), and the journal stream from the snapshot point, kept in a spool (memory, then a file
 //! under `dir`) until the snapshot is loaded and then applied. The replica answers LOADING until every
 //! flow is live; any failure (bad frame, lost connection, primary refusing) cancels every flow, logs the
-//! reason, and the next attempt starts again from an empty dataset: a half-loaded dataset is never served
-//! as complete.
+//! reason, and the next attempt (at once, then backing off) starts again from an empty dataset: a
+//! half-loaded dataset is never served as complete.
 
 use super::journal::{self, Record};
 use super::net::{self, err};
@@ -191,14 +191,38 @@ fn current(local: &Local, gen: u64) -> bool {
     local.shard.borrow().link_gen == gen
 }
 
+/// Delay before reconnect attempt number `failures` (1-based) in a row: the first at once (a killed link
+/// comes back by partial resync within milliseconds), then backing off to a second.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_millis(match failures {
+        0 | 1 => 0,
+        2 => 100,
+        3 => 250,
+        4 => 500,
+        _ => 1000,
+    })
+}
+
 async fn controller(local: Rc<Local>, gen: u64) {
+    let mut failures = 0u32;
     while current(&local, gen) {
+        let started = Instant::now();
         let res = attempt(&local, gen).await;
         if !current(&local, gen) {
             return;
         }
+        // A link that lived a while was healthy: its loss starts a new series of retries.
+        failures = if started.elapsed() > Duration::from_secs(5) {
+            1
+        } else {
+            failures + 1
+        };
+        let delay = retry_delay(failures);
         if let Err(e) = res {
-            tracing::warn!("MASTER <-> REPLICA sync: {e}; retrying in 1s");
+            tracing::warn!(
+                "MASTER <-> REPLICA sync: {e}; retrying in {} ms",
+                delay.as_millis()
+            );
         }
         local.shared.repl.link_up.store(false, Ordering::Release);
         gate::update(&local.shared, &local.shard.borrow().settings);
@@ -211,7 +235,7 @@ async fn controller(local: Rc<Local>, gen: u64) {
         {
             l.up = false;
         }
-        runtime::sleep(Duration::from_secs(1)).await;
+        runtime::sleep(delay).await;
     }
 }
 
@@ -602,10 +626,37 @@ impl Flow {
         Duration::from_secs(u32::MAX as u64)
     }
 
-    async fn open(&self, args: &[&[u8]]) -> io::Result<TcpStream> {
+    /// Opens a flow connection; returns it with whatever was read past the AUTH reply (frames).
+    async fn open(&self, args: &[&[u8]]) -> io::Result<(TcpStream, BytesMut)> {
         let mut s = net::connect(&self.host, self.port, Duration::from_secs(10)).await?;
-        net::write(&mut s, net::command(args)).await?;
-        Ok(s)
+        let settings = self.local.shard.borrow().settings.clone();
+        let mut args = args.to_vec();
+        if settings.repl_lz4 {
+            args.push(b"LZ4");
+        }
+        // Every flow is a connection of its own and authenticates like the control one; AUTH and TFLOW
+        // go together, and AUTH's one-line reply comes before the frames.
+        let mut out = Vec::new();
+        if let Some(pass) = &settings.masterauth {
+            out = match &settings.masteruser {
+                Some(u) => net::command(&[b"AUTH", u.as_bytes(), pass.as_bytes()]),
+                None => net::command(&[b"AUTH", pass.as_bytes()]),
+            };
+        }
+        out.extend(net::command(&args));
+        net::write(&mut s, out).await?;
+        let mut buf = BytesMut::with_capacity(1 << 20);
+        if settings.masterauth.is_some() {
+            let p = self.p.clone();
+            let line = net::read_line(&mut s, &mut buf, Duration::from_secs(10), &move || {
+                p.cancelled()
+            })
+            .await?;
+            if line != "+OK" {
+                return Err(err(format!("flow AUTH refused: {line}")));
+            }
+        }
+        Ok((s, buf))
     }
 
     async fn full(
@@ -616,10 +667,9 @@ impl Flow {
         name: String,
     ) -> io::Result<()> {
         let (sess, idx) = (self.session.to_string(), self.i.to_string());
-        let mut s = self
+        let (mut s, mut buf) = self
             .open(&[b"TFLOW", sess.as_bytes(), idx.as_bytes(), b"SNAPSHOT"])
             .await?;
-        let mut buf = BytesMut::with_capacity(1 << 20);
         let p = self.p.clone();
         let cancel = move || p.cancelled();
         let begin = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
@@ -731,7 +781,7 @@ impl Flow {
             self.i.to_string(),
             from.to_string(),
         );
-        let mut s = self
+        let (mut s, mut buf) = self
             .open(&[
                 b"TFLOW",
                 sess.as_bytes(),
@@ -740,13 +790,18 @@ impl Flow {
                 off.as_bytes(),
             ])
             .await?;
-        let mut buf = BytesMut::with_capacity(256 << 10);
+
         let p = self.p.clone();
         let cancel = move || p.cancelled();
         let mut expected = from;
         let mut own_carry = BytesMut::new();
         loop {
             let f = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
+            // Checked per frame too: under a steady stream the read never idles long enough for its
+            // own check.
+            if self.p.cancelled() {
+                return Err(err("cancelled"));
+            }
             if f.kind != FrameKind::Journal || f.offset != expected {
                 return Err(err(format!(
                     "journal frame {:?} at offset {} where {expected} was expected",

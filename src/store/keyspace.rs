@@ -146,10 +146,16 @@ impl Keyspace {
 
     #[cold]
     fn before_write_slow(&mut self, db: usize, idx: usize, key: &[u8]) {
-        let first = self.slots.start;
         let Keyspace { dbs, hooks, .. } = self;
+        let ndbs = dbs.len();
         for snap in &mut hooks.snapshots {
-            snap.before_write(idx, |i| serialize_slot(dbs, first, i));
+            snap.before_write(idx, db, ndbs, key, || {
+                dbs[db]
+                    .slots
+                    .get(idx)
+                    .and_then(|s| s.table.get(key))
+                    .map(|e| (e.value().to_vec(), e.expire_at()))
+            });
         }
         if hooks.capture {
             hooks.dirty.push((db, key.to_vec()));
@@ -168,7 +174,7 @@ impl Keyspace {
         let first = self.slots.start;
         let Keyspace { dbs, hooks, .. } = self;
         let i = hooks.snapshots.iter().position(|s| s.id == id)?;
-        let p = hooks.snapshots[i].next_piece(|idx| serialize_slot(dbs, first, idx));
+        let p = hooks.snapshots[i].next_piece(|idx, kept| serialize_slot(dbs, first, idx, kept));
         if p.is_none() {
             hooks.snapshots.swap_remove(i);
         }
@@ -575,43 +581,62 @@ impl Keyspace {
 
 /// Serializes slot `idx` of every database as snapshot records (tandem_sync::snapshot), in pieces of about
 /// PIECE_BYTES; returns the pieces and the key count.
-fn serialize_slot(dbs: &[Db], first_slot: usize, idx: usize) -> (Vec<Vec<u8>>, u64) {
+fn serialize_slot(
+    dbs: &[Db],
+    first_slot: usize,
+    idx: usize,
+    kept: Option<&super::hooks::Kept>,
+) -> (Vec<Vec<u8>>, u64) {
     use tandem_sync::snapshot::{begin_chunk, encode, encoded_len, Record, CHUNK_HEADER};
     let slot_no = (first_slot + idx) as u16;
     let mut pieces = Vec::new();
     let mut cur: Vec<u8> = Vec::new();
     let mut keys = 0;
+    let mut emit = |r: Record<'_>| {
+        let n = encoded_len(r.key, r.value);
+        if cur.len() > CHUNK_HEADER && cur.len() + n > PIECE_BYTES {
+            pieces.push(std::mem::take(&mut cur));
+        }
+        if cur.is_empty() {
+            cur.reserve(PIECE_BYTES.max(n + CHUNK_HEADER));
+            begin_chunk(&mut cur, slot_no);
+        }
+        encode(&mut cur, &r);
+        keys += 1;
+    };
     let mut handles: Vec<&Entry> = Vec::new();
     for (db, d) in dbs.iter().enumerate() {
-        let Some(slot) = d.slots.get(idx) else {
-            continue;
-        };
-        // The table's handles are contiguous; the blocks they point to are not. Prefetching a few blocks
-        // ahead overlaps those cache misses instead of paying them one after another.
-        handles.clear();
-        handles.extend(slot.table.iter());
-        for (i, e) in handles.iter().enumerate() {
-            if let Some(ahead) = handles.get(i + 8) {
-                ahead.prefetch();
-            }
-            let n = encoded_len(e.key(), e.value());
-            if cur.len() > CHUNK_HEADER && cur.len() + n > PIECE_BYTES {
-                pieces.push(std::mem::take(&mut cur));
-            }
-            if cur.is_empty() {
-                cur.reserve(PIECE_BYTES.max(n + CHUNK_HEADER));
-                begin_chunk(&mut cur, slot_no);
-            }
-            encode(
-                &mut cur,
-                &Record {
+        let kept_here = kept.and_then(|k| k.get(db)).filter(|m| !m.is_empty());
+        if let Some(slot) = d.slots.get(idx) {
+            // The table's handles are contiguous; the blocks they point to are not. Prefetching a few
+            // blocks ahead overlaps those cache misses instead of paying them one after another.
+            handles.clear();
+            handles.extend(slot.table.iter());
+            for (i, e) in handles.iter().enumerate() {
+                if let Some(ahead) = handles.get(i + 8) {
+                    ahead.prefetch();
+                }
+                // A key written since the snapshot started is sent as it was then (below).
+                if kept_here.is_some_and(|m| m.contains_key(e.key())) {
+                    continue;
+                }
+                emit(Record {
                     db: db as u16,
                     key: e.key(),
                     value: e.value(),
                     expire_at: e.expire_at(),
-                },
-            );
-            keys += 1;
+                });
+            }
+        }
+        for (key, old) in kept_here.into_iter().flatten() {
+            if let Some((value, expire_at)) = old {
+                emit(Record {
+                    db: db as u16,
+                    key,
+                    value,
+                    expire_at: *expire_at,
+                });
+            }
         }
     }
     if cur.len() > CHUNK_HEADER {

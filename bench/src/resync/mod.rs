@@ -3,11 +3,12 @@
 //!
 //! - `server`: processes of any Redis-compatible binary, their configuration and /proc figures;
 //! - `client`: a small blocking RESP client for control traffic;
-//! - `scenario`: new-replica and partial;
+//! - `scenario`: new-replica, partial and rejoin-old-primary; `probe`: the rejoin scenario's writer;
 //! - `chart`: the SVG of ops/s and p99 per second with the phases shaded.
 
 pub mod chart;
 pub mod client;
+pub mod probe;
 pub mod scenario;
 pub mod server;
 
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 pub enum Scenario {
     NewReplica,
     Partial,
+    RejoinOldPrimary,
 }
 
 #[derive(clap::Args, Debug, Clone, serde::Serialize)]
@@ -37,7 +39,7 @@ pub struct ResyncArgs {
     /// Random (incompressible) values written by the bench instead of DEBUG POPULATE's.
     #[arg(long)]
     pub random_values: bool,
-    /// SET/s on the primary during the measurement (0 = idle).
+    /// SET/s on the primary during the measurement (0 = idle; the rejoin probe writes at least 1000/s).
     #[arg(long, default_value_t = 0)]
     pub load_rate: u64,
     /// Shards of Tandem's primary (other servers have one thread).
@@ -125,6 +127,7 @@ pub fn run(a: ResyncArgs) -> Result<(), String> {
             let res = match a.scenario {
                 Scenario::NewReplica => scenario::new_replica(bin, &a, &work),
                 Scenario::Partial => scenario::partial(bin, &a, &work),
+                Scenario::RejoinOldPrimary => scenario::rejoin(bin, &a, &work),
             };
             let _ = std::fs::remove_dir_all(&work);
             let run = res.map_err(|e| format!("{} round {round}: {e}", bin.display()))?;

@@ -43,6 +43,8 @@ pub struct Run {
     pub full_syncs: i64,
     pub partial_syncs: i64,
     pub data_equal: bool,
+    /// Longest stretch without a successful write seen by the clients (rejoin scenario).
+    pub write_gap_s: f64,
     pub per_second: Vec<Second>,
     pub phases: Vec<(String, f64, f64)>,
 }
@@ -315,12 +317,14 @@ pub fn new_replica(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String
         full_syncs: num(&mut pc, "stats", "sync_full")?,
         partial_syncs: num(&mut pc, "stats", "sync_partial_ok")?,
         data_equal: digests_equal(&p, &r)?,
+        write_gap_s: 0.0,
         per_second,
         phases: vec![("sync".into(), load_t0, load_t0 + w.caught_up)],
     })
 }
 
-pub fn partial(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
+/// A populated primary and a replica already caught up with it; and the primary's used_memory.
+fn synced_pair(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<(Server, Server, u64), String> {
     let p = Server::start(bin, dir, "primary", a.primary_shards, None)?;
     populate(&p, a)?;
     let dataset = p
@@ -330,10 +334,16 @@ pub fn partial(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
         .parse()
         .unwrap_or(0);
     let r = Server::start(bin, dir, "replica", a.replica_shards, None)?;
-    let mut rc = r.client()?;
-    rc.cmd(&["REPLICAOF", "127.0.0.1", &p.port.to_string()])
+    r.client()?
+        .cmd(&["REPLICAOF", "127.0.0.1", &p.port.to_string()])
         .map_err(err)?;
     watch(&p, &r, Instant::now(), Duration::from_secs(a.timeout))?;
+    Ok((p, r, dataset))
+}
+
+pub fn partial(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
+    let (p, r, dataset) = synced_pair(bin, a, dir)?;
+    let mut rc = r.client()?;
     let mut pc = p.client()?;
     let full_before = num(&mut pc, "stats", "sync_full")?;
     let partial_before = num(&mut pc, "stats", "sync_partial_ok")?;
@@ -391,6 +401,7 @@ pub fn partial(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
         full_syncs: num(&mut pc, "stats", "sync_full")? - full_before,
         partial_syncs: num(&mut pc, "stats", "sync_partial_ok")? - partial_before,
         data_equal: digests_equal(&p, &r)?,
+        write_gap_s: 0.0,
         per_second,
         phases: vec![(
             "link cut → caught up".into(),
@@ -418,4 +429,93 @@ pub fn chart(run: &Run) -> String {
         &run.per_second,
         &phases,
     )
+}
+
+/// rejoin-old-primary: primary P with replica R under a write probe; P is killed (SIGKILL), R promoted,
+/// P restarted (empty: no persistence) and made R's replica. Measures from P's restart until it is
+/// caught up, and the writes the probe's client saw throughout.
+pub fn rejoin(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
+    let (mut p, r, dataset) = synced_pair(bin, a, dir)?;
+    let mut rc = r.client()?;
+    let probe = super::probe::Probe::start(p.port, a.load_rate.max(1000));
+    std::thread::sleep(Duration::from_secs(2));
+    let probe_start = probe.started;
+    let at = |t: Instant| (t - probe_start).as_secs_f64();
+    let t_kill = Instant::now();
+    p.kill();
+    // The orchestrator's part: promote the replica and send the clients there.
+    rc.cmd(&["REPLICAOF", "NO", "ONE"]).map_err(err)?;
+    probe.target.store(r.port, Ordering::Relaxed);
+    let t_promoted = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let before_r = sample(r.pid());
+    let t_restart = Instant::now();
+    p.restart()?;
+    p.wait_ready(Duration::from_secs(60))?;
+    let before_p = sample(p.pid());
+    let mut pc = p.client()?;
+    let v = pc
+        .cmd(&["REPLICAOF", "127.0.0.1", &r.port.to_string()])
+        .map_err(err)?;
+    if let super::client::Value::Error(e) = v {
+        return Err(format!("REPLICAOF: {e}"));
+    }
+    // Here the restarted P is the replica and R the primary.
+    let w = watch(&r, &p, t_restart, Duration::from_secs(a.timeout))?;
+    let t_caught = t_restart + Duration::from_secs_f64(w.caught_up);
+    let after_p = sample(p.pid());
+    let after_r = sample(r.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let rep = probe.finish();
+    let inside: Vec<&Second> = rep
+        .per_second
+        .iter()
+        .filter(|s| (s.second as f64) > at(t_restart) && (s.second as f64 - 1.0) < at(t_caught))
+        .collect();
+    let mut c = r.client()?;
+    Ok(Run {
+        scenario: "rejoin-old-primary".into(),
+        server: bin.display().to_string(),
+        kind: p.kind,
+        keys: a.keys,
+        value_size: a.value_size,
+        random_values: a.random_values,
+        load_rate: a.load_rate.max(1000),
+        primary_shards: a.primary_shards,
+        replica_shards: a.replica_shards,
+        dataset_bytes: dataset,
+        link_up_s: w.link_up,
+        caught_up_s: w.caught_up,
+        // The serving side during the rejoin is R, the new primary.
+        primary_rss_growth_bytes: w.replica_peak_rss as i64 - before_r.rss as i64,
+        primary_fork_private_bytes: w.fork_private,
+        primary_peak_rss_bytes: w.primary_peak_rss,
+        replica_peak_rss_bytes: w.replica_peak_rss,
+        primary_cpu_s: after_r.cpu_seconds - before_r.cpu_seconds,
+        replica_cpu_s: after_p.cpu_seconds - before_p.cpu_seconds,
+        sync_p99_ms: inside.iter().map(|s| s.p99_ms).fold(0.0, f64::max),
+        sync_max_ms: inside.iter().map(|s| s.max_ms).fold(0.0, f64::max),
+        load_errors: rep.failed,
+        full_syncs: num(&mut c, "stats", "sync_full")?,
+        partial_syncs: num(&mut c, "stats", "sync_partial_ok")?,
+        data_equal: digests_equal(&r, &p)?,
+        write_gap_s: 0.0,
+        per_second: rep.per_second.clone(),
+        phases: vec![
+            (
+                "primary killed → replica promoted".into(),
+                at(t_kill),
+                at(t_promoted),
+            ),
+            (
+                "old primary restarted → caught up".into(),
+                at(t_restart),
+                at(t_caught),
+            ),
+        ],
+    })
+    .map(|mut run| {
+        run.write_gap_s = rep.longest_gap_s;
+        run
+    })
 }
