@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tandem_sync::frame::Frame;
 
 /// How often a blocked read re-checks its cancel condition.
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(20);
 
 pub fn err(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())

@@ -169,9 +169,10 @@ async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream, lz4: bool) -> s
                 local.id
             );
         }
-        if out.len() >= 1 << 20 {
-            out = write_frame(&mut stream, out).await?;
-        }
+        // One piece (a slot, at most PIECE_BYTES) per turn: the write's await lets the shard's client
+        // connections run between pieces, so a request waits for at most one piece of serialization.
+        out = write_frame(&mut stream, out).await?;
+        yield_now().await;
     }
     Frame {
         kind: FrameKind::SnapshotEnd,
@@ -188,6 +189,20 @@ async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream, lz4: bool) -> s
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Gives the shard's other tasks a turn (a write to a socket with room completes without suspending).
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Forgets an unfinished snapshot when its flow ends early, so writes stop copying slots for it.

@@ -506,7 +506,7 @@ async fn control(
         loop {
             match select(
                 read.as_mut(),
-                pin!(runtime::sleep(Duration::from_millis(50))),
+                pin!(runtime::sleep(Duration::from_millis(10))),
             )
             .await
             {

@@ -116,7 +116,9 @@ pub fn run_plan(plan: options::Plan) -> Result<Report, String> {
         errors_by_prefix: total.errors.clone(),
         per_second,
     };
-    report.print();
+    if !plan.silent {
+        report.print();
+    }
     if let Some(path) = &plan.args.json_out {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -83,6 +83,8 @@ pub struct Plan {
     pub interval_per_conn: Option<f64>,
     /// Set to end the run early (the resync scenarios run load until their measurement is done).
     pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// No end-of-run table (the scenarios print their own).
+    pub silent: bool,
 }
 
 fn parse_ratio(s: &str) -> Result<(u32, u32), String> {
@@ -176,6 +178,7 @@ impl LoadArgs {
             requests,
             interval_per_conn,
             stop: Default::default(),
+            silent: false,
         })
     }
 }

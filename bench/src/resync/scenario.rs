@@ -149,7 +149,8 @@ impl Load {
             json_out: None,
             quiet: true,
         };
-        let plan = args.plan()?;
+        let mut plan = args.plan()?;
+        plan.silent = true;
         let stop = plan.stop.clone();
         let started = Instant::now();
         let handle = std::thread::spawn(move || crate::load::run_plan(plan));
