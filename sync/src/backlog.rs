@@ -3,7 +3,8 @@
 //! from its own offset while the ring still holds it.
 //!
 //! Invariants: `end - first <= capacity`; the bytes at offsets `first..end` are exactly the last ones
-//! appended; appending never allocates once the ring is full (no unbounded buffer).
+//! appended; the ring's memory grows with what it holds (doubling) up to `capacity` and never beyond, so
+//! a large repl-backlog-size costs only what is written; appending never allocates once the ring is full.
 
 #[derive(Debug)]
 pub struct Backlog {
@@ -13,6 +14,9 @@ pub struct Backlog {
     end: u64,
     /// Absolute offset of the oldest byte still held.
     first: u64,
+    /// The offset stored at position 0: positions are `(offset - base) % capacity`, so until the ring
+    /// first wraps its bytes are a prefix of `buf` and `buf` need only be that long.
+    base: u64,
 }
 
 impl Backlog {
@@ -25,11 +29,17 @@ impl Backlog {
             capacity,
             end: start,
             first: start,
+            base: start,
         }
     }
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Bytes of memory the ring holds now (at most `capacity`).
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
     }
 
     /// Offset of the oldest byte held (equal to `end_offset` when empty).
@@ -51,7 +61,7 @@ impl Backlog {
     }
 
     fn pos(&self, offset: u64) -> usize {
-        (offset % self.capacity as u64) as usize
+        ((offset - self.base) % self.capacity as u64) as usize
     }
 
     pub fn append(&mut self, mut data: &[u8]) {
@@ -61,9 +71,10 @@ impl Backlog {
             self.end += skip as u64;
             data = &data[skip..];
         }
-        if self.buf.len() < self.capacity {
-            // Grow lazily up to capacity, so an idle backlog costs nothing.
-            self.buf.resize(self.capacity, 0);
+        let need = (self.end + data.len() as u64 - self.base).min(self.capacity as u64) as usize;
+        if self.buf.len() < need {
+            let grow = need.max(self.buf.len() * 2).min(self.capacity);
+            self.buf.resize(grow, 0);
         }
         let start = self.pos(self.end);
         let first_part = data.len().min(self.capacity - start);
@@ -113,6 +124,24 @@ mod tests {
 
     fn contents(b: &Backlog, from: u64) -> Option<Vec<u8>> {
         b.read_from(from).map(|(x, y)| [x, y].concat())
+    }
+
+    #[test]
+    fn memory_follows_use_up_to_capacity() {
+        let mut b = Backlog::new(1 << 20, 12_345);
+        assert_eq!(b.allocated(), 0);
+        b.append(&[7; 100]);
+        assert!(
+            b.allocated() >= 100 && b.allocated() < 1024,
+            "{}",
+            b.allocated()
+        );
+        for _ in 0..30_000 {
+            b.append(&[1; 100]);
+        }
+        assert_eq!(b.allocated(), 1 << 20, "never beyond capacity");
+        assert_eq!(b.len(), 1 << 20);
+        assert_eq!(contents(&b, b.end_offset() - 3), Some(vec![1, 1, 1]));
     }
 
     #[test]
