@@ -761,8 +761,11 @@ impl Flow {
                 }
                 None => {
                     // No await between the emptiness check and the switch: the journal task cannot
-                    // spool anything in between.
-                    pending.borrow_mut().live = true;
+                    // spool anything in between. The drained spool (and its file) goes now, not
+                    // when the flow ends.
+                    let mut pd = pending.borrow_mut();
+                    pd.live = true;
+                    pd.spool = Spool::new(0, &dir, String::new());
                     break;
                 }
             }
