@@ -4,12 +4,15 @@
 #   new-replica and rejoin-old-primary with 1M and 10M keys.
 # Needs: a release build (built if missing), redis-server (apt-get install redis-server), python3.
 # Writes: ${OUT:-compare-results}/ (every JSON report and chart) and compare-results/table.md.
-# Usage: perf-scripts/compare.sh [ROUNDS=3]
+# Usage: perf-scripts/compare.sh [ROUNDS=3]   (KEYS="1000000 10000000" and LOAD_SECONDS=10 in the
+#        environment change the data set sizes and the load duration, e.g. for a quick smoke run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . perf-scripts/lib.sh
 ensure_release tandem-server tandem-bench
 ROUNDS=${1:-3}
+KEYS=${KEYS:-1000000 10000000}
+LOAD_SECONDS=${LOAD_SECONDS:-10}
 OUT=${OUT:-compare-results}
 REDIS=${REDIS:-$(command -v redis-server)}
 B=target/release/tandem-bench
@@ -28,7 +31,7 @@ for P in 1 16; do
     for who in redis tandem; do
       port=$RPORT; [ $who = tandem ] && port=$TPORT
       $B load --port "$port" --threads 1 --clients 50 --pipeline "$P" --ratio 1:10 --data-size 100 \
-        --key-maximum 1000000 --test-time 10 --quiet --json-out "$OUT/load-p$P-$who-$round.json" >/dev/null
+        --key-maximum 1000000 --test-time "$LOAD_SECONDS" --quiet --json-out "$OUT/load-p$P-$who-$round.json" >/dev/null
       ops=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['total']['ops_per_sec'])" "$OUT/load-p$P-$who-$round.json")
       if [ $who = tandem ]; then T+=("$ops"); else R+=("$ops"); fi
     done
@@ -37,7 +40,7 @@ for P in 1 16; do
   t=$(median "${T[@]}"); r=$(median "${R[@]}")
   echo "| load ops/s, pipeline $P | $t | $r | $(python3 -c "print(f'{$t/$r:.2f}x')") |" >> "$TABLE"
 done
-for keys in 1000000 10000000; do
+for keys in $KEYS; do
   for sc in new-replica rejoin-old-primary; do
     dir="$OUT/$sc-$keys"
     $B resync $sc --keys "$keys" --server-bin "$TANDEM" --compare "$REDIS" --rounds "$ROUNDS" --out-dir "$dir" >/dev/null 2>&1

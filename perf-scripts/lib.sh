@@ -4,7 +4,7 @@ TANDEM=${TANDEM:-target/release/tandem-server}
 # Builds the release binaries unless every one named exists (e.g. `ensure_release tandem-server tandem-bench`).
 ensure_release() {
   for b in "$@"; do
-    [ -x "target/release/$b" ] || { cargo build --release; return; }
+    [ -x "target/release/$b" ] || { cargo build --release --workspace; return; }
   done
 }
 

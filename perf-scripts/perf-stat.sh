@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Hardware counters of tandem-server under a fixed redis-benchmark load (IPC, cache misses, context
-# switches, page faults), to explain a throughput figure rather than just state it.
+# switches, page faults), to explain a throughput figure rather than just state it. In a VM without a
+# PMU (this project's machines) perf reports the hardware counters as <not supported>; the software
+# ones (task-clock, context switches, migrations, page faults) still come.
 # Needs: perf (apt-get install linux-perf), redis-benchmark (apt-get install redis-tools).
 # Writes: perf stat's table on standard output.
 # Usage: perf-scripts/perf-stat.sh [SHARDS=2] [PIPELINE=16] [REQUESTS=2000000]

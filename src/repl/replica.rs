@@ -935,7 +935,7 @@ fn load_into(sh: &mut Shard, payload: &[u8]) -> Result<u64, String> {
         if db >= n {
             return Err(format!("snapshot names database {db}, this server has {n}"));
         }
-        if key_slot(r.key) as usize != slot && cfg!(debug_assertions) {
+        if cfg!(debug_assertions) && key_slot(r.key) as usize != slot {
             return Err("key in the wrong slot's chunk".into());
         }
         sh.ks
