@@ -38,7 +38,7 @@ for P in 1 16; do
     kill $RP $TP; wait $RP $TP 2>/dev/null || true
   done
   t=$(median "${T[@]}"); r=$(median "${R[@]}")
-  echo "| load ops/s, pipeline $P | $t | $r | $(python3 -c "print(f'{$t/$r:.2f}x')") |" >> "$TABLE"
+  python3 -c "print(f'| load ops/s, pipeline $P | {$t:,.0f} | {$r:,.0f} | {$t/$r:.2f}x |')" >> "$TABLE"
 done
 for keys in $KEYS; do
   for sc in new-replica rejoin-old-primary; do
