@@ -148,22 +148,30 @@ async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream, lz4: bool) -> s
         };
         let Some(piece) = piece else { break };
         chunks += 1;
-        let start = out.len();
-        Frame {
-            kind: FrameKind::SnapshotChunk,
-            shard,
-            offset: sent,
-            payload: piece.into(),
-        }
-        .encode_with(&mut out, lz4);
-        sent += (out.len() - start) as u64;
+        let mut frame: Vec<u8> = if lz4 {
+            let mut o = BytesMut::new();
+            Frame {
+                kind: FrameKind::SnapshotChunk,
+                shard,
+                offset: sent,
+                payload: bytes::Bytes::from(piece).slice(tandem_sync::frame::HEADER_LEN..),
+            }
+            .encode_with(&mut o, true);
+            o.into()
+        } else {
+            // The piece was written with room for its header: seal it in place, send it as it is.
+            let mut piece = piece;
+            Frame::seal(&mut piece, FrameKind::SnapshotChunk, shard, sent);
+            piece
+        };
+        sent += frame.len() as u64;
         if corrupt_at > 0
             && chunks == corrupt_at
             && !local.shared.repl.corrupted.swap(true, Ordering::AcqRel)
         {
             // Test-only (debug-repl-corrupt-chunk): flip a payload bit after the checksum was computed.
-            let last = out.len() - 1;
-            out[last] ^= 0x01;
+            let last = frame.len() - 1;
+            frame[last] ^= 0x01;
             tracing::warn!(
                 "shard {}: corrupting snapshot chunk {chunks} (debug-repl-corrupt-chunk)",
                 local.id
@@ -171,7 +179,8 @@ async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream, lz4: bool) -> s
         }
         // One piece (a slot, at most PIECE_BYTES) per turn: the write's await lets the shard's client
         // connections run between pieces, so a request waits for at most one piece of serialization.
-        out = write_frame(&mut stream, out).await?;
+        let BufResult(res, _) = stream.write_all(frame).await;
+        res?;
         yield_now().await;
     }
     Frame {

@@ -579,26 +579,30 @@ impl Keyspace {
     }
 }
 
-/// Serializes slot `idx` of every database as snapshot records (tandem_sync::snapshot), in pieces of about
-/// PIECE_BYTES; returns the pieces and the key count.
+/// Serializes slot `idx` of every database as snapshot chunks (tandem_sync::snapshot) of about PIECE_BYTES,
+/// each preceded by room for its frame header; returns the pieces and the key count.
 fn serialize_slot(
     dbs: &[Db],
     first_slot: usize,
     idx: usize,
     kept: Option<&super::hooks::Kept>,
 ) -> (Vec<Vec<u8>>, u64) {
+    use tandem_sync::frame::HEADER_LEN;
     use tandem_sync::snapshot::{begin_chunk, encode, encoded_len, Record, CHUNK_HEADER};
+    // Each piece starts with room for its frame header, so the sender seals it in place (no copy).
+    const EMPTY: usize = HEADER_LEN + CHUNK_HEADER;
     let slot_no = (first_slot + idx) as u16;
     let mut pieces = Vec::new();
     let mut cur: Vec<u8> = Vec::new();
     let mut keys = 0;
     let mut emit = |r: Record<'_>| {
         let n = encoded_len(r.key, r.value);
-        if cur.len() > CHUNK_HEADER && cur.len() + n > PIECE_BYTES {
+        if cur.len() > EMPTY && cur.len() + n > PIECE_BYTES {
             pieces.push(std::mem::take(&mut cur));
         }
         if cur.is_empty() {
-            cur.reserve(PIECE_BYTES.max(n + CHUNK_HEADER));
+            cur.reserve((n + EMPTY).max(16 << 10));
+            cur.resize(HEADER_LEN, 0);
             begin_chunk(&mut cur, slot_no);
         }
         encode(&mut cur, &r);
@@ -639,7 +643,7 @@ fn serialize_slot(
             }
         }
     }
-    if cur.len() > CHUNK_HEADER {
+    if cur.len() > EMPTY {
         pieces.push(cur);
     }
     (pieces, keys)
@@ -718,7 +722,10 @@ mod tests {
     fn snapshot_contents(k: &mut Keyspace, id: u64) -> Vec<Rec> {
         let mut out = Vec::new();
         while let Some(p) = k.snapshot_piece(id) {
-            for r in tandem_sync::snapshot::chunk(&p).unwrap().1 {
+            for r in tandem_sync::snapshot::chunk(&p[tandem_sync::frame::HEADER_LEN..])
+                .unwrap()
+                .1
+            {
                 let r = r.unwrap();
                 out.push((r.db, r.key.to_vec(), r.value.to_vec(), r.expire_at));
             }
@@ -757,7 +764,10 @@ mod tests {
         let mut got = Vec::new();
         let mut n = 0;
         while let Some(p) = k.snapshot_piece(7) {
-            for r in tandem_sync::snapshot::chunk(&p).unwrap().1 {
+            for r in tandem_sync::snapshot::chunk(&p[tandem_sync::frame::HEADER_LEN..])
+                .unwrap()
+                .1
+            {
                 let r = r.unwrap();
                 got.push((r.db, r.key.to_vec(), r.value.to_vec(), r.expire_at));
             }
