@@ -36,6 +36,7 @@ fn args(scenario: Scenario, out: &str, load_rate: u64) -> ResyncArgs {
         replica_shards: 1,
         rounds: 1,
         timeout: 120,
+        cut_seconds: 0.0,
         out_dir: std::env::temp_dir().join(format!("tandem-resync-{out}-{}", std::process::id())),
     }
 }
@@ -63,6 +64,21 @@ fn new_replica_under_load_reports_one_full_sync_and_equal_data() {
     assert_eq!(run["load_errors"], 0);
     let svg = std::fs::read_to_string(a.out_dir.join("newreplica-tandem-0.svg")).unwrap();
     assert!(svg.contains(">sync<"));
+    std::fs::remove_dir_all(&a.out_dir).ok();
+}
+
+#[test]
+fn partial_scenario_after_a_timed_cut_recovers_without_a_full_sync() {
+    let mut a = args(Scenario::Partial, "partial-cut", 2000);
+    a.cut_seconds = 1.0;
+    resync::run(a.clone()).unwrap();
+    let run = &report(&a, "partial.json")["runs"][0][0];
+    assert_eq!(run["full_syncs"], 0);
+    assert_eq!(run["partial_syncs"], 1);
+    assert_eq!(run["data_equal"], true);
+    assert_eq!(run["phases"][0][0], "link cut");
+    let cut = run["phases"][0][2].as_f64().unwrap() - run["phases"][0][1].as_f64().unwrap();
+    assert!(cut >= 1.0, "{cut}");
     std::fs::remove_dir_all(&a.out_dir).ok();
 }
 

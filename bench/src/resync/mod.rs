@@ -4,11 +4,13 @@
 //! - `server`: processes of any Redis-compatible binary, their configuration and /proc figures;
 //! - `client`: a small blocking RESP client for control traffic;
 //! - `scenario`: new-replica, partial and rejoin-old-primary; `probe`: the rejoin scenario's writer;
+//!   `proxy`: the relay that cuts a replication link for a chosen time;
 //! - `chart`: the SVG of ops/s and p99 per second with the phases shaded.
 
 pub mod chart;
 pub mod client;
 pub mod probe;
+pub mod proxy;
 pub mod scenario;
 pub mod server;
 
@@ -50,6 +52,9 @@ pub struct ResyncArgs {
     /// Runs per binary; medians are reported.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
+    /// partial: cut the link for this long through a relay (0: kill it with CLIENT KILL TYPE master).
+    #[arg(long, default_value_t = 0.0)]
+    pub cut_seconds: f64,
     /// Seconds before a sync counts as failed.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,

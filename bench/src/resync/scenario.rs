@@ -326,6 +326,16 @@ pub fn new_replica(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String
 
 /// A populated primary and a replica already caught up with it; and the primary's used_memory.
 fn synced_pair(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<(Server, Server, u64), String> {
+    synced_pair_via(bin, a, dir, None).map(|(p, r, d, _)| (p, r, d))
+}
+
+/// `synced_pair`, optionally with the replica reaching its primary through a relay that can cut the link.
+fn synced_pair_via(
+    bin: &Path,
+    a: &ResyncArgs,
+    dir: &Path,
+    relay: Option<()>,
+) -> Result<(Server, Server, u64, Option<super::proxy::Proxy>), String> {
     let p = Server::start(bin, dir, "primary", a.primary_shards, None)?;
     populate(&p, a)?;
     let dataset = p
@@ -335,15 +345,19 @@ fn synced_pair(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<(Server, Server
         .parse()
         .unwrap_or(0);
     let r = Server::start(bin, dir, "replica", a.replica_shards, None)?;
+    let proxy = relay
+        .map(|_| super::proxy::Proxy::start(p.port).map_err(err))
+        .transpose()?;
+    let via = proxy.as_ref().map_or(p.port, |x| x.port);
     r.client()?
-        .cmd(&["REPLICAOF", "127.0.0.1", &p.port.to_string()])
+        .cmd(&["REPLICAOF", "127.0.0.1", &via.to_string()])
         .map_err(err)?;
     watch(&p, &r, Instant::now(), Duration::from_secs(a.timeout))?;
-    Ok((p, r, dataset))
+    Ok((p, r, dataset, proxy))
 }
 
 pub fn partial(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
-    let (p, r, dataset) = synced_pair(bin, a, dir)?;
+    let (p, r, dataset, proxy) = synced_pair_via(bin, a, dir, (a.cut_seconds > 0.0).then_some(()))?;
     let mut rc = r.client()?;
     let mut pc = p.client()?;
     let full_before = num(&mut pc, "stats", "sync_full")?;
@@ -354,11 +368,26 @@ pub fn partial(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
     }
     let before_p = sample(p.pid());
     let before_r = sample(r.pid());
+    let load_start = load.as_ref().map(|l| l.started);
+    let mut phases = Vec::new();
+    if let Some(x) = &proxy {
+        // A partition of the chosen length; recovery is measured from its end.
+        let cut_at = Instant::now();
+        x.cut();
+        std::thread::sleep(Duration::from_secs_f64(a.cut_seconds));
+        x.resume();
+        if let Some(s) = load_start {
+            phases.push((
+                "link cut".to_string(),
+                (cut_at - s).as_secs_f64(),
+                s.elapsed().as_secs_f64(),
+            ));
+        }
+    } else {
+        rc.cmd(&["CLIENT", "KILL", "TYPE", "master"]).map_err(err)?;
+    }
     let t0 = Instant::now();
-    let load_t0 = load
-        .as_ref()
-        .map_or(0.0, |l| (t0 - l.started).as_secs_f64());
-    rc.cmd(&["CLIENT", "KILL", "TYPE", "master"]).map_err(err)?;
+    let load_t0 = load_start.map_or(0.0, |s| (t0 - s).as_secs_f64());
     // The link must go down before "up" means anything.
     let deadline = Instant::now() + Duration::from_secs(10);
     while rc
@@ -404,11 +433,10 @@ pub fn partial(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
         data_equal: digests_equal(&p, &r)?,
         write_gap_s: 0.0,
         per_second,
-        phases: vec![(
-            "link cut → caught up".into(),
-            load_t0,
-            load_t0 + w.caught_up,
-        )],
+        phases: {
+            phases.push(("back → caught up".into(), load_t0, load_t0 + w.caught_up));
+            phases
+        },
     })
 }
 
