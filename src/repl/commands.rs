@@ -1,8 +1,8 @@
 //! The replication commands a client or a replica sends, and INFO's replication section.
 
 use super::primary::{FlowKind, Takeover};
+use super::replica;
 use super::replica::Phase;
-use super::{gate, replica};
 use crate::cmd::args::{eq, int};
 use crate::cmd::{CmdError, CmdResult};
 use crate::resp::Reply;
@@ -555,6 +555,5 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
         js.iter().map(|j| j.histlen).sum::<usize>(),
         js.iter().map(|j| j.offset.to_string()).collect::<Vec<_>>().join(","),
     );
-    let _ = gate::LOADING;
     (w, counters)
 }

@@ -114,7 +114,7 @@ pub mod gate {
                 "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
             );
         }
-        if spec.is_write() && spec.flags.has(Flags::WRITE) {
+        if spec.is_write() {
             if g & READONLY != 0 {
                 return Some("READONLY You can't write against a read only replica.");
             }

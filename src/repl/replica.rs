@@ -424,7 +424,7 @@ async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
                 };
                 runtime::spawn(async move {
                     let res = if full {
-                        flow.full(from_i, dir, limit, spool_name).await
+                        flow.full(dir, limit, spool_name).await
                     } else {
                         flow.p.flows[i]
                             .phase
@@ -659,13 +659,7 @@ impl Flow {
         Ok((s, buf))
     }
 
-    async fn full(
-        &self,
-        _from: u64,
-        dir: std::path::PathBuf,
-        limit: usize,
-        name: String,
-    ) -> io::Result<()> {
+    async fn full(&self, dir: std::path::PathBuf, limit: usize, name: String) -> io::Result<()> {
         let (sess, idx) = (self.session.to_string(), self.i.to_string());
         let (mut s, mut buf) = self
             .open(&[b"TFLOW", sess.as_bytes(), idx.as_bytes(), b"SNAPSHOT"])
