@@ -47,8 +47,6 @@ pub struct LinkStatus {
     pub progress: Option<Arc<replica::SyncProgress>>,
     pub replid: Option<ReplId>,
     pub primary_shards: usize,
-    /// CLIENT KILL TYPE master asked to drop the link.
-    pub kill: bool,
     /// Where a reconnect continues from: the primary's id and every primary shard's applied offset.
     pub cached: Option<(ReplId, Vec<u64>)>,
 }
@@ -64,7 +62,6 @@ impl LinkStatus {
             progress: None,
             replid: None,
             primary_shards: 0,
-            kill: false,
             cached,
         }
     }

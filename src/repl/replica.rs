@@ -112,6 +112,11 @@ impl SyncProgress {
         self.failed.lock().expect("progress lock").clone()
     }
 
+    /// CLIENT KILL TYPE master: ends the attempt now (flows and control notice at once).
+    pub fn kill(&self) {
+        self.fail("link killed (CLIENT KILL TYPE master)".into());
+    }
+
     /// Ends this attempt's flows (a new REPLICAOF, or a link restart).
     pub fn cancel(&self) {
         self.fail("replication restarted".into());
@@ -471,6 +476,32 @@ fn become_replica(sh: &mut Shard, replid: ReplId) {
     sh.ks.hooks.snapshots.clear();
 }
 
+/// The link is up: every flow is live (LOADING lifted, INFO and ROLE say so).
+fn go_live(local: &Local, gen: u64, p: &SyncProgress, settings: &crate::config::Settings) {
+    p.finished_ms.store(runtime::now_ms(), Ordering::Release);
+    local.shared.repl.loading.store(false, Ordering::Release);
+    local.shared.repl.link_up.store(true, Ordering::Release);
+    gate::update(&local.shared, settings);
+    if let Some(l) = local
+        .shard
+        .borrow_mut()
+        .link
+        .as_mut()
+        .filter(|l| l.gen == gen)
+    {
+        l.up = true;
+    }
+    tracing::info!(
+        "MASTER <-> REPLICA sync: Finished with success ({} in {:.3}s)",
+        if p.full {
+            "full sync"
+        } else {
+            "partial resync"
+        },
+        p.started.elapsed().as_secs_f64()
+    );
+}
+
 fn ack_command(p: &SyncProgress) -> Vec<u8> {
     let offs = p.offsets();
     let total = offs.iter().sum::<u64>().to_string();
@@ -498,6 +529,12 @@ async fn control(
     let mut last_io = Instant::now();
     let mut last_ack = Instant::now();
     let mut live = false;
+    // A partial resync's flows are live from the start: no need to wait for the first tick.
+    if p.all_live() {
+        live = true;
+        go_live(local, gen, p, settings);
+        net::write(&mut w, ack_command(p)).await?;
+    }
     loop {
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(4096);
@@ -536,45 +573,12 @@ async fn control(
                     if let Some(why) = p.failure() {
                         return Err(err(why));
                     }
-                    if local.shard.borrow().link.as_ref().is_some_and(|l| l.kill) {
-                        if let Some(l) = local
-                            .shard
-                            .borrow_mut()
-                            .link
-                            .as_mut()
-                            .filter(|l| l.gen == gen)
-                        {
-                            l.kill = false;
-                        }
-                        return Err(err("link killed (CLIENT KILL TYPE master)"));
-                    }
                     if last_io.elapsed() > timeout {
                         return Err(err("MASTER timeout: no data nor PING received"));
                     }
                     if !live && p.all_live() {
                         live = true;
-                        p.finished_ms.store(runtime::now_ms(), Ordering::Release);
-                        local.shared.repl.loading.store(false, Ordering::Release);
-                        local.shared.repl.link_up.store(true, Ordering::Release);
-                        gate::update(&local.shared, settings);
-                        if let Some(l) = local
-                            .shard
-                            .borrow_mut()
-                            .link
-                            .as_mut()
-                            .filter(|l| l.gen == gen)
-                        {
-                            l.up = true;
-                        }
-                        tracing::info!(
-                            "MASTER <-> REPLICA sync: Finished with success ({} in {:.3}s)",
-                            if p.full {
-                                "full sync"
-                            } else {
-                                "partial resync"
-                            },
-                            p.started.elapsed().as_secs_f64()
-                        );
+                        go_live(local, gen, p, settings);
                         net::write(&mut w, ack_command(p)).await?;
                         last_ack = Instant::now();
                     }

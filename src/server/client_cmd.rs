@@ -233,7 +233,9 @@ impl Conn {
                 .call(0, crate::shard::mesh::Kind::Normal, |sh| {
                     match sh.link.as_mut() {
                         Some(l) if l.progress.is_some() => {
-                            l.kill = true;
+                            if let Some(p) = &l.progress {
+                                p.kill();
+                            }
                             1
                         }
                         _ => 0,
