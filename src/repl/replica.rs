@@ -192,6 +192,20 @@ pub async fn halt(local: &Rc<Local>) -> Option<(ReplId, Vec<u64>)> {
     }
 }
 
+/// Runs `f` on the link status if it still belongs to generation `gen` (a stale attempt must not touch
+/// the status of the link that replaced it).
+fn with_link(local: &Local, gen: u64, f: impl FnOnce(&mut LinkStatus)) {
+    if let Some(l) = local
+        .shard
+        .borrow_mut()
+        .link
+        .as_mut()
+        .filter(|l| l.gen == gen)
+    {
+        f(l);
+    }
+}
+
 fn current(local: &Local, gen: u64) -> bool {
     local.shard.borrow().link_gen == gen
 }
@@ -231,15 +245,9 @@ async fn controller(local: Rc<Local>, gen: u64) {
         }
         local.shared.repl.link_up.store(false, Ordering::Release);
         gate::update(&local.shared, &local.shard.borrow().settings);
-        if let Some(l) = local
-            .shard
-            .borrow_mut()
-            .link
-            .as_mut()
-            .filter(|l| l.gen == gen)
-        {
+        with_link(&local, gen, |l| {
             l.up = false;
-        }
+        });
         runtime::sleep(delay).await;
     }
 }
@@ -393,18 +401,12 @@ async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
         local.broadcast(move |sh| become_replica(sh, replid)).await;
     }
     let progress = Arc::new(SyncProgress::new(n, full, &from));
-    if let Some(l) = local
-        .shard
-        .borrow_mut()
-        .link
-        .as_mut()
-        .filter(|l| l.gen == gen)
-    {
+    with_link(local, gen, |l| {
         l.progress = Some(progress.clone());
         l.primary_shards = n;
         l.replid = Some(replid);
         l.last_io_ms = runtime::now_ms();
-    }
+    });
     let m = local.nshards();
     for (i, &from_i) in from.iter().enumerate() {
         let p = progress.clone();
@@ -455,16 +457,10 @@ async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
     // A completed sync can be continued from where its flows stopped; an incomplete full sync cannot.
     let cached = (!progress.full || progress.finished_ms.load(Ordering::Acquire) > 0)
         .then(|| (replid, progress.offsets()));
-    if let Some(l) = local
-        .shard
-        .borrow_mut()
-        .link
-        .as_mut()
-        .filter(|l| l.gen == gen)
-    {
+    with_link(local, gen, |l| {
         l.cached = cached;
         l.up = false;
-    }
+    });
     res
 }
 
@@ -482,15 +478,9 @@ fn go_live(local: &Local, gen: u64, p: &SyncProgress, settings: &crate::config::
     local.shared.repl.loading.store(false, Ordering::Release);
     local.shared.repl.link_up.store(true, Ordering::Release);
     gate::update(&local.shared, settings);
-    if let Some(l) = local
-        .shard
-        .borrow_mut()
-        .link
-        .as_mut()
-        .filter(|l| l.gen == gen)
-    {
+    with_link(local, gen, |l| {
         l.up = true;
-    }
+    });
     tracing::info!(
         "MASTER <-> REPLICA sync: Finished with success ({} in {:.3}s)",
         if p.full {
@@ -555,15 +545,9 @@ async fn control(
                         Ok(_) => {}
                     }
                     last_io = Instant::now();
-                    if let Some(l) = local
-                        .shard
-                        .borrow_mut()
-                        .link
-                        .as_mut()
-                        .filter(|l| l.gen == gen)
-                    {
+                    with_link(local, gen, |l| {
                         l.last_io_ms = runtime::now_ms();
-                    }
+                    });
                     break;
                 }
                 Either::Right(_) => {
