@@ -31,14 +31,9 @@ pub struct Client {
     w: TcpStream,
 }
 
+/// A command as a RESP array of bulk strings (the server's own encoder for its replication links).
 pub fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    tandem_server::repl::net::command(args)
 }
 
 impl Client {
