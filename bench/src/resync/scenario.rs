@@ -4,7 +4,7 @@
 
 use super::chart::{svg, Phase};
 use super::client::Client;
-use super::server::{sample, Kind, Server};
+use super::server::{sample, Kind, ProcSample, Server};
 use super::ResyncArgs;
 use crate::load::options::LoadArgs;
 use crate::load::report::{Report, Second};
@@ -223,6 +223,55 @@ fn watch(p: &Server, r: &Server, t0: Instant, timeout: Duration) -> Result<Watch
     }
 }
 
+/// What every scenario measures the same way. `w` comes from `watch(serving, syncing, ..)`: the serving
+/// side is the primary the replica syncs from (the promoted replica, in the rejoin scenario), and the
+/// samples are taken before and after the measured phase.
+struct Measured<'a> {
+    scenario: &'a str,
+    bin: &'a Path,
+    kind: Kind,
+    dataset: u64,
+    w: &'a Watch,
+    serving: (ProcSample, ProcSample),
+    syncing: (ProcSample, ProcSample),
+}
+
+impl Measured<'_> {
+    /// The run with the common fields filled; the scenario sets its counts, latencies and phases.
+    fn run(self, a: &ResyncArgs) -> Run {
+        let (w, (sb, sa), (yb, ya)) = (self.w, self.serving, self.syncing);
+        Run {
+            scenario: self.scenario.into(),
+            server: self.bin.display().to_string(),
+            kind: self.kind,
+            keys: a.keys,
+            value_size: a.value_size,
+            random_values: a.random_values,
+            load_rate: a.load_rate,
+            primary_shards: a.primary_shards,
+            replica_shards: a.replica_shards,
+            dataset_bytes: self.dataset,
+            link_up_s: w.link_up,
+            caught_up_s: w.caught_up,
+            primary_rss_growth_bytes: w.primary_peak_rss as i64 - sb.rss as i64,
+            primary_fork_private_bytes: w.fork_private,
+            primary_peak_rss_bytes: w.primary_peak_rss,
+            replica_peak_rss_bytes: w.replica_peak_rss,
+            primary_cpu_s: sa.cpu_seconds - sb.cpu_seconds,
+            replica_cpu_s: ya.cpu_seconds - yb.cpu_seconds,
+            sync_p99_ms: 0.0,
+            sync_max_ms: 0.0,
+            load_errors: 0,
+            full_syncs: 0,
+            partial_syncs: 0,
+            data_equal: false,
+            write_gap_s: 0.0,
+            per_second: Vec::new(),
+            phases: Vec::new(),
+        }
+    }
+}
+
 fn digests_equal(p: &Server, r: &Server) -> Result<bool, String> {
     let (mut pc, mut rc) = (p.client()?, r.client()?);
     // Idle now: wait until the replica holds everything, then compare.
@@ -293,34 +342,26 @@ pub fn new_replica(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String
     let report = load.map(Load::finish).transpose()?;
     let (p99, max, errors, per_second) = window(&report, load_t0, load_t0 + w.caught_up);
     let mut pc = p.client()?;
-    Ok(Run {
-        scenario: "new-replica".into(),
-        server: bin.display().to_string(),
+    let base = Measured {
+        scenario: "new-replica",
+        bin,
         kind: p.kind,
-        keys: a.keys,
-        value_size: a.value_size,
-        random_values: a.random_values,
-        load_rate: a.load_rate,
-        primary_shards: a.primary_shards,
-        replica_shards: a.replica_shards,
-        dataset_bytes: dataset,
-        link_up_s: w.link_up,
-        caught_up_s: w.caught_up,
-        primary_rss_growth_bytes: w.primary_peak_rss as i64 - before_p.rss as i64,
-        primary_fork_private_bytes: w.fork_private,
-        primary_peak_rss_bytes: w.primary_peak_rss,
-        replica_peak_rss_bytes: w.replica_peak_rss,
-        primary_cpu_s: after_p.cpu_seconds - before_p.cpu_seconds,
-        replica_cpu_s: after_r.cpu_seconds - before_r.cpu_seconds,
+        dataset,
+        w: &w,
+        serving: (before_p, after_p),
+        syncing: (before_r, after_r),
+    }
+    .run(a);
+    Ok(Run {
         sync_p99_ms: p99,
         sync_max_ms: max,
         load_errors: errors,
         full_syncs: num(&mut pc, "stats", "sync_full")?,
         partial_syncs: num(&mut pc, "stats", "sync_partial_ok")?,
         data_equal: digests_equal(&p, &r)?,
-        write_gap_s: 0.0,
         per_second,
         phases: vec![("sync".into(), load_t0, load_t0 + w.caught_up)],
+        ..base
     })
 }
 
@@ -406,37 +447,27 @@ pub fn partial(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
     }
     let report = load.map(Load::finish).transpose()?;
     let (p99, max, errors, per_second) = window(&report, load_t0, load_t0 + w.caught_up);
-    Ok(Run {
-        scenario: "partial".into(),
-        server: bin.display().to_string(),
+    let base = Measured {
+        scenario: "partial",
+        bin,
         kind: p.kind,
-        keys: a.keys,
-        value_size: a.value_size,
-        random_values: a.random_values,
-        load_rate: a.load_rate,
-        primary_shards: a.primary_shards,
-        replica_shards: a.replica_shards,
-        dataset_bytes: dataset,
-        link_up_s: w.link_up,
-        caught_up_s: w.caught_up,
-        primary_rss_growth_bytes: w.primary_peak_rss as i64 - before_p.rss as i64,
-        primary_fork_private_bytes: w.fork_private,
-        primary_peak_rss_bytes: w.primary_peak_rss,
-        replica_peak_rss_bytes: w.replica_peak_rss,
-        primary_cpu_s: after_p.cpu_seconds - before_p.cpu_seconds,
-        replica_cpu_s: after_r.cpu_seconds - before_r.cpu_seconds,
+        dataset,
+        w: &w,
+        serving: (before_p, after_p),
+        syncing: (before_r, after_r),
+    }
+    .run(a);
+    phases.push(("back → caught up".into(), load_t0, load_t0 + w.caught_up));
+    Ok(Run {
         sync_p99_ms: p99,
         sync_max_ms: max,
         load_errors: errors,
         full_syncs: num(&mut pc, "stats", "sync_full")? - full_before,
         partial_syncs: num(&mut pc, "stats", "sync_partial_ok")? - partial_before,
         data_equal: digests_equal(&p, &r)?,
-        write_gap_s: 0.0,
         per_second,
-        phases: {
-            phases.push(("back → caught up".into(), load_t0, load_t0 + w.caught_up));
-            phases
-        },
+        phases,
+        ..base
     })
 }
 
@@ -502,34 +533,27 @@ pub fn rejoin(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
         .filter(|s| (s.second as f64) > at(t_restart) && (s.second as f64 - 1.0) < at(t_caught))
         .collect();
     let mut c = r.client()?;
-    Ok(Run {
-        scenario: "rejoin-old-primary".into(),
-        server: bin.display().to_string(),
+    // Here R (the promoted replica) serves and the restarted P syncs.
+    let base = Measured {
+        scenario: "rejoin-old-primary",
+        bin,
         kind: p.kind,
-        keys: a.keys,
-        value_size: a.value_size,
-        random_values: a.random_values,
+        dataset,
+        w: &w,
+        serving: (before_r, after_r),
+        syncing: (before_p, after_p),
+    }
+    .run(a);
+    Ok(Run {
         load_rate: a.load_rate.max(1000),
-        primary_shards: a.primary_shards,
-        replica_shards: a.replica_shards,
-        dataset_bytes: dataset,
-        link_up_s: w.link_up,
-        caught_up_s: w.caught_up,
-        // The serving side during the rejoin is R, the new primary.
-        primary_rss_growth_bytes: w.replica_peak_rss as i64 - before_r.rss as i64,
-        primary_fork_private_bytes: w.fork_private,
-        primary_peak_rss_bytes: w.primary_peak_rss,
-        replica_peak_rss_bytes: w.replica_peak_rss,
-        primary_cpu_s: after_r.cpu_seconds - before_r.cpu_seconds,
-        replica_cpu_s: after_p.cpu_seconds - before_p.cpu_seconds,
         sync_p99_ms: inside.iter().map(|s| s.p99_ms).fold(0.0, f64::max),
         sync_max_ms: inside.iter().map(|s| s.max_ms).fold(0.0, f64::max),
         load_errors: rep.failed,
         full_syncs: num(&mut c, "stats", "sync_full")?,
         partial_syncs: num(&mut c, "stats", "sync_partial_ok")?,
         data_equal: digests_equal(&r, &p)?,
-        write_gap_s: 0.0,
-        per_second: rep.per_second.clone(),
+        write_gap_s: rep.longest_gap_s,
+        per_second: rep.per_second,
         phases: vec![
             (
                 "primary killed → replica promoted".into(),
@@ -542,9 +566,6 @@ pub fn rejoin(bin: &Path, a: &ResyncArgs, dir: &Path) -> Result<Run, String> {
                 at(t_caught),
             ),
         ],
-    })
-    .map(|mut run| {
-        run.write_gap_s = rep.longest_gap_s;
-        run
+        ..base
     })
 }
