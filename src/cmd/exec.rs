@@ -1,5 +1,6 @@
-//! The one execution path for key commands: client commands (local or sent to the owning shard), and, with
-//! replication, replica apply and WAL replay. Statuses become RESP errors here and only here.
+//! The one execution path for key commands: client commands (local or sent to the owning shard), replica
+//! apply and (next) WAL replay. Statuses become RESP errors here and only here, and what a command wrote is
+//! logged here (shard/log.rs), decided by the table's flags.
 
 use super::table::{Flags, Handler, Spec};
 use crate::resp::Reply;
@@ -23,7 +24,7 @@ pub fn execute(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Exec, r
         r.error(&super::CmdError::Oom.message());
         return;
     }
-    let res = f(sh, ex, args, r);
+    let res = run_logged(sh, f, spec, args, ex, r);
     sh.stats.call(spec, res.is_err());
     if let Err(e) = res {
         r.error(&e.message());
@@ -36,9 +37,30 @@ pub fn execute_part(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Ex
     let Handler::Key(f, _) = spec.handler else {
         unreachable!("{} is not a key command", spec.name);
     };
-    if let Err(e) = f(sh, ex, args, r) {
+    if let Err(e) = run_logged(sh, f, spec, args, ex, r) {
         r.error(&e.message());
     }
+}
+
+/// Runs a handler, logging what it wrote as the table's flags say (shard/log.rs). One branch when the
+/// shard's log is off.
+#[inline]
+fn run_logged(
+    sh: &mut Shard,
+    f: super::table::KeyFn,
+    spec: &'static Spec,
+    args: &[Bytes],
+    ex: &Exec,
+    r: &mut Reply,
+) -> super::CmdResult {
+    if !sh.logs(spec) {
+        return f(sh, ex, args, r);
+    }
+    let mode = crate::shard::log::mode_of(spec, args);
+    sh.log_before(mode, ex.now);
+    let res = f(sh, ex, args, r);
+    sh.log_after(mode, ex.db, args);
+    res
 }
 
 /// Runs a batch of key commands on their shard, replies appended to `r`, each reply's end offset pushed to

@@ -25,6 +25,10 @@ impl Flags {
     /// Never journaled or replicated even if it writes (DEBUG SLEEP, CLIENT ...).
     pub const NO_PROPAGATE: u32 = 1 << 8;
     pub const NOSCRIPT: u32 = 1 << 9;
+    /// Non-deterministic: logged as the resulting state of the keys it wrote, not as itself (shard/log.rs).
+    pub const LOG_STATE: u32 = 1 << 10;
+    /// Logged as state when its options carry a relative expiry (EX, PX), as itself otherwise.
+    pub const LOG_STATE_IF_RELATIVE: u32 = 1 << 11;
 
     pub fn has(self, f: u32) -> bool {
         self.0 & f != 0
@@ -161,6 +165,8 @@ const A: u32 = Flags::ADMIN;
 const NA: u32 = Flags::NO_AUTH;
 const LS: u32 = Flags::LOADING | Flags::STALE;
 const NP: u32 = Flags::NO_PROPAGATE;
+const ST: u32 = Flags::LOG_STATE;
+const STR: u32 = Flags::LOG_STATE_IF_RELATIVE;
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $h:expr, $group:literal, $sum:literal) => {
@@ -212,13 +218,13 @@ pub static TABLE: &[Spec] = &[
     spec!("tflow", -4, A | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Tflow), "server", "Tandem-internal: opens one stream of a replica's sync (docs/replication.md)."),
     // strings
     spec!("get", 2, R | F, 1, 1, 1, K(strings::get, None), "string", "Returns the string value of a key."),
-    spec!("set", -3, W | OOM, 1, 1, 1, K(strings::set, None), "string", "Sets the string value of a key."),
+    spec!("set", -3, W | OOM | STR, 1, 1, 1, K(strings::set, None), "string", "Sets the string value of a key."),
     spec!("setnx", 3, W | OOM | F, 1, 1, 1, K(strings::setnx, None), "string", "Set the value of a key only when the key doesn't exist."),
-    spec!("setex", 4, W | OOM, 1, 1, 1, K(strings::setex, None), "string", "Sets the value and expiration time of a key."),
-    spec!("psetex", 4, W | OOM, 1, 1, 1, K(strings::psetex, None), "string", "Sets the value and expiration time in milliseconds of a key."),
+    spec!("setex", 4, W | OOM | ST, 1, 1, 1, K(strings::setex, None), "string", "Sets the value and expiration time of a key."),
+    spec!("psetex", 4, W | OOM | ST, 1, 1, 1, K(strings::psetex, None), "string", "Sets the value and expiration time in milliseconds of a key."),
     spec!("getset", 3, W | OOM | F, 1, 1, 1, K(strings::getset, None), "string", "Returns the previous value of a key after setting it to a new value."),
     spec!("getdel", 2, W | F, 1, 1, 1, K(strings::getdel, None), "string", "Returns the value of a key after deleting it."),
-    spec!("getex", -2, W | F, 1, 1, 1, K(strings::getex, None), "string", "Returns the value of a key after setting its expiration time."),
+    spec!("getex", -2, W | F | STR, 1, 1, 1, K(strings::getex, None), "string", "Returns the value of a key after setting its expiration time."),
     spec!("mget", -2, R | F, 1, -1, 1, K(strings::mget, Some(Merge::Gather)), "string", "Atomically returns the values of one or more keys."),
     spec!("mset", -3, W | OOM, 1, -1, 2, K(strings::mset, Some(Merge::AllOk)), "string", "Atomically sets one or more keys to values."),
     spec!("msetnx", -3, W | OOM, 1, -1, 2, S(X::Msetnx), "string", "Atomically sets one or more keys only when none of them exist."),
@@ -228,7 +234,7 @@ pub static TABLE: &[Spec] = &[
     spec!("decr", 2, W | OOM | F, 1, 1, 1, K(strings::decr, None), "string", "Decrements the integer value of a key by one."),
     spec!("incrby", 3, W | OOM | F, 1, 1, 1, K(strings::incrby, None), "string", "Increments the integer value of a key by a number."),
     spec!("decrby", 3, W | OOM | F, 1, 1, 1, K(strings::decrby, None), "string", "Decrements a number from the integer value of a key."),
-    spec!("incrbyfloat", 3, W | OOM | F, 1, 1, 1, K(strings::incrbyfloat, None), "string", "Increment the floating point value of a key by a number."),
+    spec!("incrbyfloat", 3, W | OOM | F | ST, 1, 1, 1, K(strings::incrbyfloat, None), "string", "Increment the floating point value of a key by a number."),
     spec!("getrange", 4, R, 1, 1, 1, K(strings::getrange, None), "string", "Returns a substring of the string stored at a key."),
     spec!("substr", 4, R, 1, 1, 1, K(strings::getrange, None), "string", "Returns a substring from a string value."),
     spec!("setrange", 4, W | OOM, 1, 1, 1, K(strings::setrange, None), "string", "Overwrites a part of a string value with another by an offset."),
@@ -246,8 +252,8 @@ pub static TABLE: &[Spec] = &[
     spec!("keys", 2, R, 0, 0, 0, S(X::Keys), "generic", "Returns all key names that match a pattern."),
     spec!("scan", -2, R, 0, 0, 0, S(X::Scan), "generic", "Iterates over the key names in the database."),
     spec!("randomkey", 1, R, 0, 0, 0, S(X::Randomkey), "generic", "Returns a random key name from the database."),
-    spec!("expire", -3, W | F, 1, 1, 1, K(keys::expire, None), "generic", "Sets the expiration time of a key in seconds."),
-    spec!("pexpire", -3, W | F, 1, 1, 1, K(keys::pexpire, None), "generic", "Sets the expiration time of a key in milliseconds."),
+    spec!("expire", -3, W | F | ST, 1, 1, 1, K(keys::expire, None), "generic", "Sets the expiration time of a key in seconds."),
+    spec!("pexpire", -3, W | F | ST, 1, 1, 1, K(keys::pexpire, None), "generic", "Sets the expiration time of a key in milliseconds."),
     spec!("expireat", -3, W | F, 1, 1, 1, K(keys::expireat, None), "generic", "Sets the expiration time of a key to a Unix timestamp."),
     spec!("pexpireat", -3, W | F, 1, 1, 1, K(keys::pexpireat, None), "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
     spec!("ttl", 2, R | F, 1, 1, 1, K(keys::ttl, None), "generic", "Returns the expiration time in seconds of a key."),

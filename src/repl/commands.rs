@@ -23,6 +23,35 @@ fn new_replid(local: &Local) -> ReplId {
     ReplId::from_random(b)
 }
 
+/// Turns every shard into a primary at once (one transaction over all shards, so no client sees some
+/// shards promoted and others not): each keeps the old replication id as replid2 up to its offset, which
+/// is the end of the last unit it applied, and starts logging.
+async fn promote(local: &Rc<Local>, id: ReplId, applied: Option<Vec<u64>>) {
+    let n = local.nshards();
+    let tx = local.begin_tx((0..n).collect(), false).await;
+    let all = tx.shards().to_vec();
+    tx.each(&all, move |sh| {
+        // A mirrored shard's offset is what its flow applied; a mismatch would break the others' resync.
+        if let Some(o) = applied.as_ref().filter(|o| o.len() == sh.nshards) {
+            if sh.repl.offset() != o[sh.id] {
+                tracing::warn!(
+                    "shard {}: log offset {} differs from the applied {}; starting the backlog there",
+                    sh.id,
+                    sh.repl.offset(),
+                    o[sh.id]
+                );
+                sh.reset_journal(o[sh.id]);
+            }
+        }
+        let end = sh.repl.offset();
+        sh.repl.identity.promote(id, end);
+        sh.repl.is_replica = false;
+        sh.ks.passive_expiry = false;
+        sh.ensure_backlog();
+    })
+    .await;
+}
+
 /// What each shard reports about its journal.
 #[derive(Clone)]
 struct ShardJournal {
@@ -38,7 +67,7 @@ struct ShardJournal {
 async fn journals(local: &Rc<Local>) -> Vec<ShardJournal> {
     local
         .broadcast(|sh| {
-            sh.journal_drain();
+            sh.seal_unit();
             let b = sh.repl.backlog.as_ref();
             ShardJournal {
                 offset: sh.repl.offset(),
@@ -56,35 +85,25 @@ async fn journals(local: &Rc<Local>) -> Vec<ShardJournal> {
 impl Conn {
     pub async fn replicaof(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
         if eq(&a[1], "no") && eq(&a[2], "one") {
-            let was = self
+            let id = new_replid(&self.local);
+            let promoted = self
                 .local
-                .run_on(0, |l| async move {
-                    let was = l.shared.repl.is_replica.load(Ordering::Acquire);
-                    let progress = l
-                        .shard
-                        .borrow()
-                        .link
-                        .as_ref()
-                        .and_then(|k| k.progress.clone());
-                    replica::stop(&l);
-                    // No flow of the old link may apply anything once we are a primary.
-                    if let Some(p) = progress {
-                        p.wait_stopped().await;
+                .run_on(0, move |l| async move {
+                    if !l.shared.repl.is_replica.load(Ordering::Acquire) {
+                        return Ok(false);
                     }
-                    was
+                    if let Some(why) = replica::promotion_refusal(&l) {
+                        return Err(why);
+                    }
+                    // No flow of the old link applies anything once this returns.
+                    let applied = replica::stop(&l).await?;
+                    promote(&l, id, applied).await;
+                    replica::promoted(&l);
+                    Ok(true)
                 })
-                .await;
-            if was {
-                let id = new_replid(&self.local);
-                self.local
-                    .broadcast(move |sh| {
-                        let end = sh.repl.offset();
-                        sh.repl.identity.promote(id, end);
-                        sh.repl.is_replica = false;
-                        sh.ks.passive_expiry = false;
-                        sh.ks.hooks.capture = sh.repl.backlog.is_some();
-                    })
-                    .await;
+                .await
+                .map_err(CmdError::other)?;
+            if promoted {
                 tracing::info!("MASTER MODE enabled (user request); new replication id {id}");
             }
             r.ok();
@@ -109,7 +128,7 @@ impl Conn {
                         // A primary turning replica offers its own history to continue from.
                         let offsets = l
                             .broadcast(|sh| {
-                                sh.journal_drain();
+                                sh.seal_unit();
                                 sh.repl.offset()
                             })
                             .await;
@@ -254,7 +273,16 @@ impl Conn {
                         .filter(|p| (0..=65535).contains(p))
                         .ok_or(CmdError::NotInteger)? as u16;
                 }
-                "ip-address" | "capa" | "version" | "rdb-only" | "rdb-filter-only" => {}
+                "capa" => {
+                    if let Some(v) = pair[1]
+                        .strip_prefix(b"tandem-log")
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .and_then(|v| v.parse().ok())
+                    {
+                        self.repl_log_version = v;
+                    }
+                }
+                "ip-address" | "version" | "rdb-only" | "rdb-filter-only" => {}
                 // Only meaningful on a replica's control session; never answered.
                 "ack" | "getack" | "fack" => return Ok(()),
                 _ => {
@@ -297,14 +325,31 @@ impl Conn {
                 .and_then(|s| s.split(',').map(|x| x.parse().ok()).collect())
                 .ok_or_else(|| CmdError::other("ERR invalid offsets"))?
         };
+        if self.repl_log_version != tandem_sync::unit::VERSION {
+            tracing::warn!(
+                "Refusing replica {}: it speaks replication log version {} and this primary writes {}",
+                self.info.borrow().addr,
+                self.repl_log_version,
+                tandem_sync::unit::VERSION
+            );
+            return Err(CmdError::other(format!(
+                "ERR this primary writes replication log version {} (REPLCONF capa tandem-log{}); the replica announced {}",
+                tandem_sync::unit::VERSION,
+                tandem_sync::unit::VERSION,
+                self.repl_log_version
+            )));
+        }
         let n = self.local.nshards();
         let offsets = Some(offsets).filter(|o| o.len() == theirs && theirs == n);
         let o2 = offsets.clone();
-        let decisions = self
-            .local
-            .broadcast(move |sh| {
-                sh.journal_drain();
+        // Decided, and for a full sync the snapshot taken, with every shard held at once: a cut consistent
+        // across shards, so no multi-shard transaction is half in the snapshot and half in the log.
+        let tx = self.local.begin_tx((0..n).collect(), false).await;
+        let all = tx.shards().to_vec();
+        let decisions = tx
+            .each(&all, move |sh| {
                 sh.ensure_backlog();
+                sh.seal_unit();
                 let d = match &o2 {
                     Some(o) => sh.repl.decide(id, o[sh.id]),
                     None => sh.repl.decide(None, 0),
@@ -312,9 +357,21 @@ impl Conn {
                 (d, sh.repl.identity.replid, sh.repl.offset())
             })
             .await;
+        let mut decisions = decisions;
+        let cont = offsets.is_some() && decisions.iter().all(|d| d.0 == PsyncDecision::Continue);
+        if !cont {
+            let session = self.id;
+            let now = runtime::now_ms();
+            let points = tx
+                .each(&all, move |sh| sh.begin_cut_snapshot(session, now))
+                .await;
+            for (d, p) in decisions.iter_mut().zip(points) {
+                d.2 = p;
+            }
+        }
+        drop(tx);
         let replid = decisions[0].1;
         let total: u64 = decisions.iter().map(|d| d.2).sum();
-        let cont = offsets.is_some() && decisions.iter().all(|d| d.0 == PsyncDecision::Continue);
         let reason = if id.is_some() && offsets.is_none() {
             "the replica follows a different shard count".to_string()
         } else {
@@ -390,7 +447,12 @@ impl Conn {
             },
             _ => return Err(CmdError::Syntax),
         };
+        let session = int(&a[1])
+            .ok()
+            .filter(|s| *s >= 0)
+            .ok_or_else(|| CmdError::other("ERR invalid session"))? as u64;
         self.takeover = Some(Takeover::Flow {
+            session,
             shard: shard as usize,
             kind,
         });

@@ -2,16 +2,16 @@
 //! snapshot records, spool, acks, PSYNC rule) lives in tandem-sync; this module plugs it into shards.
 //!
 //! Module map:
-//! - `journal`: journal records (deterministic effects), encoded by primaries, parsed by replicas.
-//! - `state`: a shard's journal (backlog, offset, identity) and the drain of touched keys into records.
+//! - `state`: a shard's log backlog, offset and identity (what is logged: shard/log.rs).
+//! - `apply`: how a replica applies log units (routing, atomic groups, the one execution path).
 //! - `registry`: the primary's replicas, their acks and WAIT's waiters (owned by shard 0).
 //! - `primary`: the control session of a replica and the per-shard snapshot and journal flows.
 //! - `replica`: the controller of a replica's link and the flows that load and apply.
 //! - `commands`: REPLICAOF/SLAVEOF, ROLE, WAIT, REPLCONF, PSYNC, TFLOW and INFO replication.
 //! - `net`: socket helpers of the streams.
 
+pub mod apply;
 pub mod commands;
-pub mod journal;
 pub mod net;
 pub mod primary;
 pub mod registry;

@@ -35,6 +35,7 @@ pub enum Takeover {
         full: bool,
     },
     Flow {
+        session: u64,
         shard: usize,
         kind: FlowKind,
     },
@@ -54,9 +55,13 @@ pub async fn take_over(local: Rc<Local>, stream: TcpStream, t: Takeover) {
         Takeover::Session { id, ip, port, full } => {
             session(local, stream, id, ip, port, full).await
         }
-        Takeover::Flow { shard, kind } => {
+        Takeover::Flow {
+            session,
+            shard,
+            kind,
+        } => {
             if shard == local.id {
-                run_flow(local, stream, kind).await;
+                run_flow(local, stream, session, kind).await;
                 return;
             }
             // Hand the socket to its shard: a duplicate of the descriptor travels by message, ours closes.
@@ -69,7 +74,7 @@ pub async fn take_over(local: Rc<Local>, stream: TcpStream, t: Takeover) {
                         Box::new(move |_| {
                             let local = crate::server::current_local();
                             match runtime::attach(std_stream) {
-                                Ok(s) => runtime::spawn(run_flow(local, s, kind)).detach(),
+                                Ok(s) => runtime::spawn(run_flow(local, s, session, kind)).detach(),
                                 Err(e) => tracing::warn!("replication flow: {e}"),
                             }
                         }),
@@ -81,10 +86,10 @@ pub async fn take_over(local: Rc<Local>, stream: TcpStream, t: Takeover) {
     }
 }
 
-async fn run_flow(local: Rc<Local>, stream: TcpStream, kind: FlowKind) {
+async fn run_flow(local: Rc<Local>, stream: TcpStream, session: u64, kind: FlowKind) {
     let res = match kind {
-        FlowKind::Snapshot { lz4 } => snapshot_flow(&local, stream, lz4).await,
-        FlowKind::Journal { from, lz4 } => journal_flow(&local, stream, from, lz4).await,
+        FlowKind::Snapshot { lz4 } => snapshot_flow(&local, stream, session, lz4).await,
+        FlowKind::Journal { from, lz4 } => journal_flow(&local, stream, session, from, lz4).await,
     };
     if let Err(e) = res {
         tracing::info!("shard {}: replication flow ended: {e}", local.id);
@@ -98,26 +103,51 @@ async fn write_frame(stream: &mut TcpStream, out: BytesMut) -> std::io::Result<B
     Ok(buf)
 }
 
-/// Streams this shard's point-in-time snapshot: the begin frame with the snapshot's journal offset, the
-/// slots (copies made by writes first), then the end frame with the key count.
-async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream, lz4: bool) -> std::io::Result<()> {
+/// Writes `data`, giving up after `timeout`: a replica that stopped reading (SIGSTOP, a stuck host) must
+/// not keep a snapshot's copies alive forever.
+async fn write_within(
+    stream: &mut TcpStream,
+    data: Vec<u8>,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    match select(pin!(stream.write_all(data)), pin!(runtime::sleep(timeout))).await {
+        Either::Left((BufResult(res, _), _)) => res,
+        Either::Right(_) => Err(std::io::Error::other(format!(
+            "the replica read nothing for {}s (repl-timeout): snapshot dropped",
+            timeout.as_secs()
+        ))),
+    }
+}
+
+/// The largest payload a snapshot chunk frame carries; a larger chunk (one big value) continues in the
+/// next frames (FLAG_MORE).
+const CHUNK_FRAME: usize = 4 << 20;
+
+/// Streams this shard's part of the point-in-time snapshot that PSYNC took for `session` (at a cut
+/// consistent across shards): the begin frame with its log offset, the slots (copies made by writes first),
+/// then the end frame with the key count.
+async fn snapshot_flow(
+    local: &Rc<Local>,
+    mut stream: TcpStream,
+    session: u64,
+    lz4: bool,
+) -> std::io::Result<()> {
     let started = std::time::Instant::now();
-    let (id, point, corrupt_at, total) = {
+    let (snap, corrupt_at, timeout) = {
         let mut sh = local.shard.borrow_mut();
-        sh.journal_drain();
-        sh.ensure_backlog();
-        let id = sh.repl.next_snapshot_id;
-        sh.repl.next_snapshot_id += 1;
-        sh.ks.begin_snapshot(id);
-        let total = sh.ks.total_keys() as u64;
+        let Some(snap) = sh.repl.take_pending_snapshot(session) else {
+            return Err(std::io::Error::other(format!(
+                "no snapshot taken for session {session} on shard {} (expired or already streamed)",
+                local.id
+            )));
+        };
         (
-            id,
-            sh.repl.offset(),
+            snap,
             sh.settings.debug_repl_corrupt_chunk,
-            total,
+            Duration::from_secs(sh.settings.repl_timeout_secs.max(1)),
         )
     };
-    local.journal.notify();
+    let (id, point) = (snap.id, snap.point);
     let shard = local.id as u16;
     let guard = SnapshotGuard { local, id };
     let mut out = BytesMut::with_capacity(1 << 20);
@@ -125,8 +155,9 @@ async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream, lz4: bool) -> s
         kind: FrameKind::SnapshotBegin,
         shard,
         offset: point,
+        more: false,
         // The key count at the snapshot point (exact: the snapshot is point-in-time), for progress.
-        payload: total.to_le_bytes().to_vec().into(),
+        payload: snap.keys.to_le_bytes().to_vec().into(),
     }
     .encode(&mut out);
     out = write_frame(&mut stream, out).await?;
@@ -148,22 +179,33 @@ async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream, lz4: bool) -> s
         };
         let Some(piece) = piece else { break };
         chunks += 1;
-        let mut frame: Vec<u8> = if lz4 {
-            let mut o = BytesMut::new();
-            Frame {
-                kind: FrameKind::SnapshotChunk,
-                shard,
-                offset: sent,
-                payload: bytes::Bytes::from(piece).slice(tandem_sync::frame::HEADER_LEN..),
-            }
-            .encode_with(&mut o, true);
-            o.into()
-        } else {
-            // The piece was written with room for its header: seal it in place, send it as it is.
-            let mut piece = piece;
-            Frame::seal(&mut piece, FrameKind::SnapshotChunk, shard, sent);
-            piece
-        };
+        let mut frame: Vec<u8> =
+            if lz4 || piece.len() - tandem_sync::frame::HEADER_LEN > CHUNK_FRAME {
+                let payload = bytes::Bytes::from(piece).slice(tandem_sync::frame::HEADER_LEN..);
+                let mut o = BytesMut::new();
+                let mut at = 0;
+                loop {
+                    let end = (at + CHUNK_FRAME).min(payload.len());
+                    Frame {
+                        kind: FrameKind::SnapshotChunk,
+                        shard,
+                        offset: sent + o.len() as u64,
+                        more: end < payload.len(),
+                        payload: payload.slice(at..end),
+                    }
+                    .encode_with(&mut o, lz4);
+                    at = end;
+                    if at >= payload.len() {
+                        break;
+                    }
+                }
+                o.into()
+            } else {
+                // The piece was written with room for its header: seal it in place, send it as it is.
+                let mut piece = piece;
+                Frame::seal(&mut piece, FrameKind::SnapshotChunk, shard, sent);
+                piece
+            };
         sent += frame.len() as u64;
         if corrupt_at > 0
             && chunks == corrupt_at
@@ -177,20 +219,21 @@ async fn snapshot_flow(local: &Rc<Local>, mut stream: TcpStream, lz4: bool) -> s
                 local.id
             );
         }
-        // One piece (a slot, at most PIECE_BYTES) per turn: the write's await lets the shard's client
-        // connections run between pieces, so a request waits for at most one piece of serialization.
-        let BufResult(res, _) = stream.write_all(frame).await;
-        res?;
+        // One piece (a slot, at most PIECE_BYTES unless one value is larger) per turn: the write's await
+        // lets the shard's client connections run between pieces, so a request waits for at most one
+        // piece of serialization.
+        write_within(&mut stream, frame, timeout).await?;
         yield_now().await;
     }
     Frame {
         kind: FrameKind::SnapshotEnd,
         shard,
         offset: point,
+        more: false,
         payload: keys.to_le_bytes().to_vec().into(),
     }
     .encode(&mut out);
-    write_frame(&mut stream, out).await?;
+    write_within(&mut stream, out.to_vec(), timeout).await?;
     drop(guard);
     tracing::info!(
         "shard {}: snapshot sent: {keys} keys, {sent} bytes in {:.3}s",
@@ -226,67 +269,110 @@ impl Drop for SnapshotGuard<'_> {
     }
 }
 
-/// Streams this shard's journal from `from`, as it grows, until the replica goes away or falls behind the
-/// backlog.
+/// Streams this shard's log from `from`, as it grows, until the replica goes away or falls behind the
+/// backlog. The replica's acknowledgements come back on the same connection (Ack frames) and go straight
+/// to the registry, so WAIT learns of them within a round trip.
 async fn journal_flow(
     local: &Rc<Local>,
     mut stream: TcpStream,
+    session: u64,
     from: u64,
     lz4: bool,
 ) -> std::io::Result<()> {
     let mut at = from;
     let shard = local.id as u16;
     let mut out = BytesMut::with_capacity(64 << 10);
-    loop {
-        if local.shared.shutdown.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let seen = local.journal.generation();
-        let chunk = {
-            let mut sh = local.shard.borrow_mut();
-            sh.journal_drain();
-            let Some(b) = sh.repl.backlog.as_ref() else {
-                return Err(std::io::Error::other("no backlog on this shard"));
+    let acks = runtime::spawn(read_acks(local.clone(), stream.clone(), session, local.id));
+    let res = async {
+        loop {
+            if local.shared.shutdown.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let seen = local.journal.generation();
+            let chunk = {
+                let mut sh = local.shard.borrow_mut();
+                if !sh.locked() {
+                    sh.seal_unit();
+                }
+                let Some(b) = sh.repl.backlog.as_ref() else {
+                    return Err(std::io::Error::other("no backlog on this shard"));
+                };
+                if at < b.first_offset() || at > b.end_offset() {
+                    return Err(std::io::Error::other(format!(
+                        "offset {at} is no longer in the backlog ({}..{}); the replica must resync",
+                        b.first_offset(),
+                        b.end_offset()
+                    )));
+                }
+                b.read_from(at).and_then(|(x, y)| {
+                    let n = (x.len() + y.len()).min(JOURNAL_FRAME);
+                    if n == 0 {
+                        return None;
+                    }
+                    let mut v = Vec::with_capacity(n);
+                    v.extend_from_slice(&x[..x.len().min(n)]);
+                    v.extend_from_slice(&y[..n - v.len()]);
+                    Some(v)
+                })
             };
-            if at < b.first_offset() || at > b.end_offset() {
-                return Err(std::io::Error::other(format!(
-                    "offset {at} is no longer in the backlog ({}..{}); the replica must resync",
-                    b.first_offset(),
-                    b.end_offset()
-                )));
-            }
-            b.read_from(at).and_then(|(x, y)| {
-                let n = (x.len() + y.len()).min(JOURNAL_FRAME);
-                if n == 0 {
-                    return None;
+            match chunk {
+                Some(data) => {
+                    let n = data.len() as u64;
+                    Frame {
+                        kind: FrameKind::Journal,
+                        shard,
+                        offset: at,
+                        more: false,
+                        payload: data.into(),
+                    }
+                    .encode_with(&mut out, lz4);
+                    out = write_frame(&mut stream, out).await?;
+                    at += n;
                 }
-                let mut v = Vec::with_capacity(n);
-                v.extend_from_slice(&x[..x.len().min(n)]);
-                v.extend_from_slice(&y[..n - v.len()]);
-                Some(v)
-            })
-        };
-        match chunk {
-            Some(data) => {
-                let n = data.len() as u64;
-                Frame {
-                    kind: FrameKind::Journal,
-                    shard,
-                    offset: at,
-                    payload: data.into(),
+                None => {
+                    let stop = local.shutdown.generation();
+                    select(
+                        pin!(local.journal.wait_since(seen)),
+                        pin!(local.shutdown.wait_since(stop)),
+                    )
+                    .await;
                 }
-                .encode_with(&mut out, lz4);
-                out = write_frame(&mut stream, out).await?;
-                at += n;
             }
-            None => {
-                let stop = local.shutdown.generation();
-                select(
-                    pin!(local.journal.wait_since(seen)),
-                    pin!(local.shutdown.wait_since(stop)),
-                )
-                .await;
+        }
+    }
+    .await;
+    drop(acks);
+    res
+}
+
+/// Reads a journal flow's Ack frames and records them with the replica's entry on shard 0.
+async fn read_acks(local: Rc<Local>, mut stream: TcpStream, session: u64, shard: usize) {
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        loop {
+            match Frame::decode(&mut buf) {
+                Ok(Some(f)) if f.kind == FrameKind::Ack => {
+                    let offset = f.offset;
+                    local.shared.mesh.send(
+                        0,
+                        crate::shard::mesh::Kind::Normal,
+                        Box::new(move |sh| {
+                            sh.registry
+                                .ack_shard(session, shard, offset, runtime::now_ms())
+                        }),
+                    );
+                }
+                Ok(None) => break,
+                _ => return,
             }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        let BufResult(res, b) = stream.append(buf).await;
+        buf = b;
+        if !matches!(res, Ok(n) if n > 0) {
+            return;
         }
     }
 }
@@ -325,10 +411,17 @@ async fn session(local: Rc<Local>, stream: TcpStream, id: u64, ip: String, port:
         let local = local.clone();
         runtime::spawn(async move {
             while !done.get() {
-                let period = local.shard.borrow().settings.repl_ping_period_secs;
+                // PINGs come at least three times per repl-timeout, so a replica never takes a healthy
+                // primary for a silent one, whatever the two settings are.
+                let period = {
+                    let s = &local.shard.borrow().settings;
+                    (s.repl_ping_period_secs * 1000)
+                        .min(s.repl_timeout_secs * 1000 / 3)
+                        .max(100)
+                };
                 let msg: &[u8] = match select(
                     poke_rx.next(),
-                    pin!(runtime::sleep(Duration::from_secs(period))),
+                    pin!(runtime::sleep(Duration::from_millis(period))),
                 )
                 .await
                 {

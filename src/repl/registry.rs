@@ -3,7 +3,7 @@
 
 use futures_channel::{mpsc, oneshot};
 use std::collections::BTreeMap;
-use tandem_sync::acks::{count_holding, good_replicas, Ack};
+use tandem_sync::acks::{count_holding, good_replicas};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplicaState {
@@ -16,7 +16,7 @@ pub struct ReplicaEntry {
     pub ip: String,
     pub port: u16,
     pub state: ReplicaState,
-    pub ack: Ack,
+    pub ack: tandem_sync::acks::Ack,
     /// Nudges the replica's session to send REPLCONF GETACK now (WAIT).
     pub poke: mpsc::Sender<()>,
 }
@@ -69,12 +69,29 @@ impl Registry {
         Some(rx)
     }
 
+    /// The control connection's REPLCONF ACK with every shard's offset (each kept at its maximum: flow acks
+    /// may have told more already).
     pub fn ack(&mut self, id: u64, offsets: Vec<u64>, now_ms: u64) {
         if let Some(r) = self.replicas.get_mut(&id) {
-            r.ack = Ack {
-                offsets,
-                at_ms: now_ms,
-            };
+            if r.ack.offsets.len() != offsets.len() {
+                r.ack.offsets = vec![0; offsets.len()];
+            }
+            for (o, n) in r.ack.offsets.iter_mut().zip(offsets) {
+                *o = (*o).max(n);
+            }
+            r.ack.at_ms = now_ms;
+        }
+        self.wake_waiters();
+    }
+
+    /// A journal flow's acknowledgement: replica `id` applied primary shard `shard`'s log up to `offset`.
+    /// Offsets of one session only grow; an older ack arriving late changes nothing.
+    pub fn ack_shard(&mut self, id: u64, shard: usize, offset: u64, now_ms: u64) {
+        if let Some(r) = self.replicas.get_mut(&id) {
+            if let Some(o) = r.ack.offsets.get_mut(shard) {
+                *o = (*o).max(offset);
+            }
+            r.ack.at_ms = now_ms;
         }
         self.wake_waiters();
     }

@@ -9,16 +9,15 @@
 //! reason, and the next attempt (at once, then backing off) starts again from an empty dataset: a
 //! half-loaded dataset is never served as complete.
 
-use super::journal::{self, Record};
+use super::apply::{apply_group, Received};
 use super::net::{self, err};
 use super::{gate, LinkStatus};
-use crate::cmd::exec::{execute_part, Exec};
-use crate::resp::{Proto, Reply, RequestParser};
+use crate::resp::RequestParser;
 use crate::runtime::{self, TcpStream};
 use crate::server::Local;
 use crate::shard::mesh::Kind;
 use crate::shard::Shard;
-use crate::slot::{key_slot, shard_slots, slot_owner};
+use crate::slot::{key_slot, slot_owner};
 use crate::store::Entry;
 use bytes::{Bytes, BytesMut};
 use compio::buf::BufResult;
@@ -32,9 +31,11 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tandem_sync::frame::FrameKind;
+use tandem_sync::assemble::TxAssembler;
+use tandem_sync::frame::{Frame, FrameKind};
 use tandem_sync::replid::ReplId;
 use tandem_sync::spool::Spool;
+use tandem_sync::unit::{split_units, TxTag};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -58,7 +59,7 @@ impl Phase {
 
 #[derive(Default)]
 pub struct FlowProgress {
-    /// Journal offset of primary shard i applied here (a record boundary).
+    /// Log offset of primary shard i applied here: the end of the last whole unit applied.
     pub applied: AtomicU64,
     pub phase: AtomicU8,
     pub snapshot_bytes: AtomicU64,
@@ -77,6 +78,8 @@ pub struct SyncProgress {
     failed: Mutex<Option<String>>,
     cancelled: AtomicBool,
     alive: AtomicUsize,
+    /// Parts of multi-shard transactions waiting for their siblings on other flows.
+    gather: Mutex<TxAssembler<TxPart>>,
 }
 
 impl SyncProgress {
@@ -93,6 +96,7 @@ impl SyncProgress {
             failed: Mutex::new(None),
             cancelled: AtomicBool::new(false),
             alive: AtomicUsize::new(0),
+            gather: Mutex::new(TxAssembler::default()),
         }
     }
 
@@ -122,12 +126,17 @@ impl SyncProgress {
         self.fail("replication restarted".into());
     }
 
-    /// Resolves once no flow of this attempt runs any more (bounded: flows notice within 100 ms).
-    pub async fn wait_stopped(&self) {
+    /// Resolves once no flow of this attempt runs any more (flows notice cancellation within 20 ms and
+    /// finish the group they are applying); false if one is still running after 30 s.
+    pub async fn wait_stopped(&self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.alive.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-            runtime::sleep(Duration::from_millis(5)).await;
+        while self.alive.load(Ordering::Acquire) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            runtime::sleep(Duration::from_millis(2)).await;
         }
+        true
     }
 
     pub fn all_live(&self) -> bool {
@@ -144,6 +153,10 @@ impl SyncProgress {
     }
 }
 
+/// The replication log version this replica applies, announced in the handshake.
+static LOG_CAPA: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("tandem-log{}", tandem_sync::unit::VERSION));
+
 /// Starts (or restarts) following `host:port`; runs on shard 0.
 pub fn start(local: &Rc<Local>, host: String, port: u16) {
     let gen = {
@@ -158,20 +171,42 @@ pub fn start(local: &Rc<Local>, host: String, port: u16) {
     runtime::spawn(controller(local.clone(), gen)).detach();
 }
 
-/// Stops following (REPLICAOF NO ONE); runs on shard 0. The running controller notices the generation
-/// change and cancels its flows.
-pub fn stop(local: &Rc<Local>) {
-    let mut sh = local.shard.borrow_mut();
-    sh.link_gen += 1;
-    if let Some(l) = sh.link.take() {
-        if let Some(p) = l.progress {
-            p.fail("replication stopped (REPLICAOF NO ONE)".into());
-        }
+/// Why this replica cannot be promoted now, if it cannot: a full sync in progress holds a partial dataset.
+pub fn promotion_refusal(local: &Local) -> Option<&'static str> {
+    let sh = local.shard.borrow();
+    let p = sh.link.as_ref()?.progress.as_ref()?;
+    (p.full && p.finished_ms.load(Ordering::Acquire) == 0).then_some(
+        "ERR can't promote this replica: a full sync is in progress and its dataset is incomplete; \
+         wait until master_sync_in_progress is 0",
+    )
+}
+
+/// Stops following (REPLICAOF NO ONE); runs on shard 0. The flows are cancelled and waited for; writes
+/// stay refused (the node is still a replica) until `promote` has turned every shard into a primary.
+/// Returns the offsets the flows applied, or an error if one of them did not stop.
+pub async fn stop(local: &Rc<Local>) -> Result<Option<Vec<u64>>, &'static str> {
+    let progress = {
+        let mut sh = local.shard.borrow_mut();
+        sh.link_gen += 1;
+        sh.link.take().and_then(|l| l.progress)
+    };
+    let Some(p) = progress else {
+        return Ok(None);
+    };
+    p.fail("replication stopped (REPLICAOF NO ONE)".into());
+    if !p.wait_stopped().await {
+        return Err("ERR the replication flows did not stop within 30 s; try again");
     }
+    Ok(Some(p.offsets()))
+}
+
+/// The node is a primary now that every shard is (called on shard 0 after the promotion's transaction):
+/// clients' writes are let in.
+pub fn promoted(local: &Local) {
     local.shared.repl.is_replica.store(false, Ordering::Release);
     local.shared.repl.loading.store(false, Ordering::Release);
     local.shared.repl.link_up.store(false, Ordering::Release);
-    gate::update(&local.shared, &sh.settings);
+    gate::update(&local.shared, &local.shard.borrow().settings);
 }
 
 /// The progress of the current link's attempt: cancelled and stopped, and what a reconnect may continue
@@ -330,7 +365,7 @@ async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
             b"capa",
             b"psync2",
             b"capa",
-            b"tandem1",
+            LOG_CAPA.as_bytes(),
         ],
         timeout,
         &cancel,
@@ -393,12 +428,18 @@ async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
                 for d in 0..sh.ks.databases() {
                     sh.ks.flush_db(d);
                 }
-                become_replica(sh, replid);
+                become_replica(sh, replid, 0);
             })
             .await;
     } else {
         tracing::info!("Successful partial resynchronization with master {replid}");
-        local.broadcast(move |sh| become_replica(sh, replid)).await;
+        let mirrored = (local.nshards() == n).then(|| from.clone());
+        local
+            .broadcast(move |sh| {
+                let at = mirrored.as_ref().map_or(0, |o| o[sh.id]);
+                become_replica(sh, replid, at)
+            })
+            .await;
     }
     let progress = Arc::new(SyncProgress::new(n, full, &from));
     with_link(local, gen, |l| {
@@ -464,8 +505,16 @@ async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
     res
 }
 
-fn become_replica(sh: &mut Shard, replid: ReplId) {
-    sh.reset_journal(0);
+/// This shard now follows a primary from log offset `at` (its mirrored primary shard's, or 0): a backlog
+/// that already ends there is kept (after a promotion the other replicas continue from it), anything else
+/// starts empty at `at`.
+fn become_replica(sh: &mut Shard, replid: ReplId, at: u64) {
+    if sh.repl.backlog.is_some() && sh.repl.offset() == at && at > 0 {
+        sh.seal_unit();
+        sh.ks.hooks.capture = false;
+    } else {
+        sh.reset_journal(at);
+    }
     sh.repl.is_replica = true;
     sh.repl.identity.replid = replid;
     sh.ks.passive_expiry = true;
@@ -566,8 +615,11 @@ async fn control(
                         net::write(&mut w, ack_command(p)).await?;
                         last_ack = Instant::now();
                     }
-                    if live && last_ack.elapsed() >= Duration::from_secs(1) {
-                        net::write(&mut w, ack_command(p)).await?;
+                    if last_ack.elapsed() >= Duration::from_secs(1) {
+                        // While loading, a bare newline (as Valkey replicas send) keeps the link alive
+                        // however long the sync takes.
+                        let msg = if live { ack_command(p) } else { b"\n".to_vec() };
+                        net::write(&mut w, msg).await?;
                         last_ack = Instant::now();
                     }
                 }
@@ -601,7 +653,7 @@ struct Flow {
 struct Pending {
     spool: Spool,
     live: bool,
-    carry: BytesMut,
+    carry: Carry,
 }
 
 impl Flow {
@@ -667,13 +719,20 @@ impl Flow {
                 .store(total, Ordering::Relaxed);
         }
         self.progress().applied.store(point, Ordering::Release);
+        if self.local.nshards() == self.n {
+            // This shard mirrors primary shard i: its offset is the snapshot point until units follow
+            // (an idle shard must still have the right offset if this node is promoted).
+            self.local
+                .call(self.i, Kind::Normal, move |sh| sh.reset_journal(point))
+                .await;
+        }
         self.progress()
             .phase
             .store(Phase::Loading as u8, Ordering::Release);
         let pending = Rc::new(RefCell::new(Pending {
             spool: Spool::new(limit, &dir, name),
             live: false,
-            carry: BytesMut::new(),
+            carry: Carry::at(point),
         }));
         // The journal from the snapshot point, on its own connection, buffered until the snapshot is in.
         let journal = Flow {
@@ -694,14 +753,23 @@ impl Flow {
             journal.p.alive.fetch_sub(1, Ordering::AcqRel);
         })
         .detach();
+        // A chunk larger than a frame (one big value) arrives in several frames.
+        let mut partial = BytesMut::new();
         loop {
             let f = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
+            self.progress()
+                .snapshot_bytes
+                .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
             match f.kind {
+                FrameKind::SnapshotChunk if f.more => partial.extend_from_slice(&f.payload),
                 FrameKind::SnapshotChunk => {
-                    let keys = self.load_chunk(f.payload.clone(), &mut inflight).await?;
-                    self.progress()
-                        .snapshot_bytes
-                        .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
+                    let payload = if partial.is_empty() {
+                        f.payload
+                    } else {
+                        partial.extend_from_slice(&f.payload);
+                        std::mem::take(&mut partial).freeze()
+                    };
+                    let keys = self.load_chunk(payload, &mut inflight).await?;
                     self.progress()
                         .snapshot_keys
                         .fetch_add(keys, Ordering::Relaxed);
@@ -736,7 +804,8 @@ impl Flow {
             let next = pending.borrow_mut().spool.pop()?;
             match next {
                 Some((offset, data)) => {
-                    let mut carry = std::mem::take(&mut pending.borrow_mut().carry);
+                    let mut carry =
+                        std::mem::replace(&mut pending.borrow_mut().carry, Carry::at(0));
                     let r = self.apply(offset, data, &mut carry).await;
                     pending.borrow_mut().carry = carry;
                     r?;
@@ -779,7 +848,10 @@ impl Flow {
         let p = self.p.clone();
         let cancel = move || p.cancelled();
         let mut expected = from;
-        let mut own_carry = BytesMut::new();
+        let mut own_carry = Carry::at(from);
+        // Acknowledgements go back on this connection as soon as a frame's units are applied.
+        let mut w = s.clone();
+        let mut acked = from;
         loop {
             let f = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
             // Checked per frame too: under a steady stream the read never idles long enough for its
@@ -802,12 +874,26 @@ impl Flow {
                     pd.borrow_mut().spool.push(f.offset, f.payload)?;
                 }
                 Some(pd) => {
-                    let mut carry = std::mem::take(&mut pd.borrow_mut().carry);
+                    let mut carry = std::mem::replace(&mut pd.borrow_mut().carry, Carry::at(0));
                     let r = self.apply(f.offset, f.payload, &mut carry).await;
                     pd.borrow_mut().carry = carry;
                     r?;
                 }
                 None => self.apply(f.offset, f.payload, &mut own_carry).await?,
+            }
+            let applied = self.progress().applied.load(Ordering::Acquire);
+            if applied != acked {
+                acked = applied;
+                let mut out = BytesMut::new();
+                Frame {
+                    kind: FrameKind::Ack,
+                    shard: self.i as u16,
+                    offset: applied,
+                    more: false,
+                    payload: Bytes::new(),
+                }
+                .encode(&mut out);
+                net::write(&mut w, out.to_vec()).await?;
             }
         }
     }
@@ -842,57 +928,112 @@ impl Flow {
         Ok(keys)
     }
 
-    /// Applies journal bytes at `offset`: whole records go to the shards that own their keys; a replica
-    /// shard whose slots are exactly primary shard i's also keeps the bytes verbatim in its backlog.
-    async fn apply(&self, offset: u64, data: Bytes, carry: &mut BytesMut) -> io::Result<()> {
-        carry.extend_from_slice(&data);
-        let mut recs = Vec::new();
-        journal::parse(carry, &mut recs).map_err(|e| err(e.to_string()))?;
-        let applied = offset + data.len() as u64 - carry.len() as u64;
-        let m = self.local.nshards();
-        let verbatim = m == self.n;
-        let mut per: Vec<Vec<Record>> = (0..m).map(|_| Vec::new()).collect();
-        for r in recs {
-            let name = r.args[0].to_ascii_uppercase();
-            match &name[..] {
-                b"SET" | b"DEL" if r.args.len() >= 2 => {
-                    per[slot_owner(key_slot(&r.args[1]), m)].push(r);
+    /// Applies log bytes at `offset`: every whole unit they complete, in order; an incomplete one waits in
+    /// `carry` for the next frame. A plain unit is applied at once; a transaction's part waits until every
+    /// part has arrived on its flow, and then the whole transaction is applied at once (apply.rs).
+    async fn apply(&self, offset: u64, data: Bytes, carry: &mut Carry) -> io::Result<()> {
+        if offset != carry.next + carry.buf.len() as u64 {
+            return Err(err(format!(
+                "log bytes at offset {offset} where {} was expected",
+                carry.next + carry.buf.len() as u64
+            )));
+        }
+        // Whole units come straight out of the frame when nothing is carried over (the common case).
+        let bytes = if carry.buf.is_empty() {
+            data
+        } else {
+            carry.buf.extend_from_slice(&data);
+            std::mem::take(&mut carry.buf).freeze()
+        };
+        let mut next = carry.next;
+        let mut spans = Vec::new();
+        {
+            let mut units = Vec::new();
+            split_units(&bytes, &mut next, &mut units).map_err(|e| err(e.to_string()))?;
+            spans.extend(units.iter().map(|u| (u.len(), u.end(), u.tx)));
+        }
+        let mut at = 0;
+        for (len, end, tx) in spans {
+            let part = Received {
+                from: self.i,
+                bytes: bytes.slice(at..at + len),
+            };
+            at += len;
+            match tx {
+                None => {
+                    apply_group(&self.local, std::slice::from_ref(&part), self.n)
+                        .await
+                        .map_err(err)?;
+                    self.progress().applied.store(end, Ordering::Release);
                 }
-                b"FLUSHDB" | b"FLUSHALL" | b"SWAPDB" => {
-                    for v in per.iter_mut() {
-                        v.push(r.clone());
-                    }
-                }
-                _ => {
-                    return Err(err(format!(
-                        "unknown journal record {:?}",
-                        String::from_utf8_lossy(&name)
-                    )))
-                }
+                Some(tag) => self.tx_part(tag, part, end).await?,
             }
+            carry.next = end;
         }
-        let mut waits = Vec::new();
-        let (i, n) = (self.i, self.n);
-        for (t, recs) in per.into_iter().enumerate() {
-            let keep = verbatim && t == i;
-            if recs.is_empty() && !keep {
-                continue;
-            }
-            let data = keep.then(|| data.clone());
-            waits.push(self.local.send_call(t, Kind::Normal, move |sh| {
-                let r = apply_records(sh, i, n, &recs);
-                if let Some(d) = data {
-                    sh.journal_verbatim(offset, &d);
-                }
-                r
-            }));
-        }
-        for w in waits {
-            w.await.map_err(|_| err("shard gone"))?.map_err(err)?;
-        }
-        self.progress().applied.store(applied, Ordering::Release);
+        carry.buf = BytesMut::from(&bytes[at..]);
         Ok(())
     }
+
+    /// One part of a multi-shard transaction: the flow that brings the last part applies them all and
+    /// advances every participating flow's offset before the others continue, so a flow's offset never
+    /// counts a transaction that is not applied, nor misses one that is.
+    async fn tx_part(&self, tag: TxTag, part: Received, end: u64) -> io::Result<()> {
+        let (done, rx) = futures_channel::oneshot::channel();
+        let complete = self.p.gather.lock().expect("gather lock").add(
+            tag,
+            TxPart {
+                part,
+                end,
+                flow: self.i,
+                done,
+            },
+        );
+        let Some(parts) = complete else {
+            let mut rx = rx;
+            loop {
+                match select(&mut rx, pin!(runtime::sleep(Duration::from_millis(20)))).await {
+                    Either::Left((Ok(res), _)) => return res.map_err(err),
+                    Either::Left((Err(_), _)) => return Err(err("transaction abandoned")),
+                    Either::Right(_) if self.p.cancelled() => return Err(err("cancelled")),
+                    Either::Right(_) => {}
+                }
+            }
+        };
+        let group: Vec<Received> = parts.iter().map(|p| p.part.clone()).collect();
+        let res = apply_group(&self.local, &group, self.n).await;
+        if res.is_ok() {
+            for p in &parts {
+                self.p.flows[p.flow].applied.store(p.end, Ordering::Release);
+            }
+        }
+        for p in parts {
+            let _ = p.done.send(res.clone());
+        }
+        res.map_err(err)
+    }
+}
+
+/// Bytes of a unit not complete yet, and the log offset of its first byte.
+pub struct Carry {
+    buf: BytesMut,
+    next: u64,
+}
+
+impl Carry {
+    fn at(next: u64) -> Self {
+        Carry {
+            buf: BytesMut::new(),
+            next,
+        }
+    }
+}
+
+/// A transaction's part waiting for the others.
+pub struct TxPart {
+    part: Received,
+    end: u64,
+    flow: usize,
+    done: futures_channel::oneshot::Sender<Result<(), String>>,
 }
 
 type Loading = futures_channel::oneshot::Receiver<Result<u64, String>>;
@@ -925,58 +1066,4 @@ fn load_into(sh: &mut Shard, payload: &[u8]) -> Result<u64, String> {
         keys += 1;
     }
     Ok(keys)
-}
-
-/// Applies records of primary shard `i` (of `n`) on one replica shard, through the same execution path as
-/// client commands (SET, DEL) or, for the slot-scoped server-wide records, the keyspace directly.
-pub fn apply_records(sh: &mut Shard, i: usize, n: usize, recs: &[Record]) -> Result<(), String> {
-    let now = runtime::now_ms();
-    let range = shard_slots(i, n);
-    let mut sink = Reply::new(Proto::Resp2);
-    let dbs = sh.ks.databases();
-    for r in recs {
-        if r.db >= dbs {
-            return Err(format!(
-                "journal names database {}, this server has {dbs}",
-                r.db
-            ));
-        }
-        let name = r.args[0].to_ascii_uppercase();
-        match &name[..] {
-            b"SET" | b"DEL" => {
-                let spec = crate::cmd::lookup(&name).expect("in the table");
-                sink.buf.clear();
-                execute_part(sh, spec, &r.args, &Exec { db: r.db, now }, &mut sink);
-                if sink.buf.first() == Some(&b'-') {
-                    return Err(format!(
-                        "applying {}: {}",
-                        String::from_utf8_lossy(&name),
-                        String::from_utf8_lossy(&sink.buf)
-                    ));
-                }
-            }
-            b"FLUSHDB" => sh.ks.flush_slots(Some(r.db), range.clone()),
-            b"FLUSHALL" => sh.ks.flush_slots(None, range.clone()),
-            b"SWAPDB" if r.args.len() == 3 => {
-                let p = |b: &Bytes| {
-                    std::str::from_utf8(b)
-                        .ok()
-                        .and_then(|s| s.parse::<usize>().ok())
-                };
-                match (p(&r.args[1]), p(&r.args[2])) {
-                    (Some(a), Some(b)) if a < dbs && b < dbs => {
-                        sh.ks.swap_slots(a, b, range.clone())
-                    }
-                    _ => return Err("bad SWAPDB record".into()),
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "unknown journal record {}",
-                    String::from_utf8_lossy(&name)
-                ))
-            }
-        }
-    }
-    Ok(())
 }

@@ -1,26 +1,36 @@
-//! A shard's replication state: its journal (backlog + offset), the replication identity, and the drain
-//! that turns the keys its commands touched into journal records.
+//! A shard's replication state: its log's backlog and offset, and the replication identity. What is logged
+//! and when units are sealed is shard/log.rs.
 //!
 //! Invariants:
-//! - the shard's offset is the count of journal bytes it ever produced (or, on a replica whose shard count
+//! - the shard's offset is the count of log bytes it ever produced (or, on a replica whose shard count
 //!   equals the primary's, received verbatim from the matching primary shard), whether or not a backlog
-//!   exists; master_repl_offset is the sum over shards;
+//!   exists, and always a unit boundary; master_repl_offset is the sum over shards;
 //! - capture is on exactly when this shard is a primary with a backlog (created when the first replica
-//!   asks to sync, as in Valkey), so a server that never had a replica pays nothing for journaling.
+//!   asks to sync, as in Valkey), so a server that never had a replica pays nothing for logging.
 
-use super::journal;
 use crate::shard::Shard;
 use tandem_sync::backlog::Backlog;
 use tandem_sync::replid::{Identity, PsyncDecision};
 
+/// A snapshot begun at a PSYNC's cut, waiting for the replica's snapshot flow to stream it.
+pub struct PendingSnapshot {
+    pub session: u64,
+    pub id: u64,
+    /// The shard's log offset at the cut.
+    pub point: u64,
+    /// Keys at the cut (exact), for the replica's progress.
+    pub keys: u64,
+    pub since_ms: u64,
+}
+
 pub struct ShardRepl {
     pub backlog: Option<Backlog>,
+    pub pending_snapshots: Vec<PendingSnapshot>,
     /// The offset when there is no backlog.
     base_offset: u64,
     pub identity: Identity,
     pub is_replica: bool,
     pub next_snapshot_id: u64,
-    scratch: Vec<u8>,
     /// The journal grew since the shard last woke its journal flows (`Local::after_work`).
     pub grew: bool,
 }
@@ -29,13 +39,21 @@ impl ShardRepl {
     pub fn new(identity: Identity) -> Self {
         ShardRepl {
             backlog: None,
+            pending_snapshots: Vec::new(),
             base_offset: 0,
             identity,
             is_replica: false,
             next_snapshot_id: 1,
-            scratch: Vec::new(),
             grew: false,
         }
+    }
+
+    pub fn take_pending_snapshot(&mut self, session: u64) -> Option<PendingSnapshot> {
+        let i = self
+            .pending_snapshots
+            .iter()
+            .position(|p| p.session == session)?;
+        Some(self.pending_snapshots.swap_remove(i))
     }
 
     pub fn offset(&self) -> u64 {
@@ -71,59 +89,45 @@ impl Shard {
         self.ks.hooks.capture = !self.repl.is_replica;
     }
 
-    /// Turns the keys touched since the last drain into records (their state now) and appends them.
-    /// Returns whether anything was appended (journal flows then wake up).
-    pub fn journal_drain(&mut self) -> bool {
-        if self.ks.hooks.dirty.is_empty() {
-            return false;
-        }
-        let dirty = std::mem::take(&mut self.ks.hooks.dirty);
-        let mut out = std::mem::take(&mut self.repl.scratch);
-        out.clear();
-        let now = crate::runtime::now_ms();
-        let mut last: Option<&(usize, Vec<u8>)> = None;
-        for d in &dirty {
-            // A key touched twice in a row needs one record of its final state.
-            if last == Some(d) {
-                continue;
-            }
-            last = Some(d);
-            let (db, key) = (d.0, &d.1[..]);
-            match self.ks.peek(db, key, now) {
-                Some(e) => journal::set(&mut out, db, key, e.value(), e.expire_at()),
-                None => journal::del(&mut out, db, key),
-            }
-        }
-        let mut dirty = dirty;
-        dirty.clear();
-        self.ks.hooks.dirty = dirty;
-        if let Some(b) = self.repl.backlog.as_mut() {
-            b.append(&out);
-            self.repl.grew = true;
-        }
-        self.repl.scratch = out;
-        true
+    /// Part of a PSYNC's cut (every shard at once, inside one transaction): begins this shard's
+    /// point-in-time snapshot for `session` at its current log offset, which it returns.
+    pub fn begin_cut_snapshot(&mut self, session: u64, now_ms: u64) -> u64 {
+        self.ensure_backlog();
+        self.seal_unit();
+        let id = self.repl.next_snapshot_id;
+        self.repl.next_snapshot_id += 1;
+        self.ks.begin_snapshot(id);
+        let point = self.repl.offset();
+        self.repl.pending_snapshots.push(PendingSnapshot {
+            session,
+            id,
+            point,
+            keys: self.ks.total_keys() as u64,
+            since_ms: now_ms,
+        });
+        point
     }
 
-    /// Appends a record that is not one key's state (FLUSHDB, FLUSHALL, SWAPDB), after the keys touched
-    /// before it, so the order of effects is kept.
-    pub fn journal_special(&mut self, rec: impl FnOnce(&mut Vec<u8>)) -> bool {
-        if !self.ks.hooks.capture {
-            return false;
+    /// Drops snapshots whose flow never came for them within `timeout_ms` (the replica went away), and
+    /// with them the copies their writes kept.
+    pub fn expire_pending_snapshots(&mut self, now_ms: u64, timeout_ms: u64) {
+        let (stale, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.repl.pending_snapshots)
+            .into_iter()
+            .partition(|p| now_ms.saturating_sub(p.since_ms) > timeout_ms);
+        self.repl.pending_snapshots = keep;
+        for p in stale {
+            tracing::warn!(
+                "shard {}: snapshot for replica session {} never streamed; dropped",
+                self.id,
+                p.session
+            );
+            self.ks.end_snapshot(p.id);
         }
-        self.journal_drain();
-        let mut out = Vec::new();
-        rec(&mut out);
-        if let Some(b) = self.repl.backlog.as_mut() {
-            b.append(&out);
-            self.repl.grew = true;
-        }
-        true
     }
 
-    /// A replica shard whose slots are exactly those of primary shard `id` keeps that shard's stream
+    /// A replica shard whose slots are exactly those of primary shard `id` keeps that shard's units
     /// verbatim, at the primary's offsets, so after a promotion the other replicas can continue from it.
-    pub fn journal_verbatim(&mut self, offset: u64, data: &[u8]) {
+    pub fn log_verbatim(&mut self, offset: u64, unit: &[u8]) {
         let cap = self.backlog_capacity();
         let b = self
             .repl
@@ -132,7 +136,7 @@ impl Shard {
         if b.end_offset() != offset {
             *b = Backlog::new(cap, offset);
         }
-        b.append(data);
+        b.append(unit);
         self.repl.grew = true;
     }
 
@@ -142,6 +146,7 @@ impl Shard {
         self.repl.backlog = None;
         self.repl.base_offset = offset;
         self.ks.hooks.dirty.clear();
+        self.ks.hooks.unit = Default::default();
         self.ks.hooks.capture = false;
     }
 }

@@ -137,6 +137,7 @@ pub async fn serve(local: Rc<Local>, mut stream: TcpStream, peer: SocketAddr) {
         closing: false,
         takeover: None,
         repl_port: 0,
+        repl_log_version: 0,
         wrote: false,
     };
     conn.run(&mut stream).await;
@@ -166,6 +167,8 @@ pub struct Conn {
     pub takeover: Option<crate::repl::primary::Takeover>,
     /// REPLCONF listening-port.
     pub repl_port: u16,
+    /// The replication log version the replica announced (`REPLCONF capa tandem-log<v>`), 0 if none.
+    pub repl_log_version: u8,
     /// This client ran a write command (WAIT waits for nothing otherwise).
     pub wrote: bool,
 }

@@ -77,12 +77,13 @@ impl Local {
         }
     }
 
-    /// After work on this shard: journal what it changed (replication) and wake the journal flows.
+    /// After work on this shard: seal what it logged into a unit (unless a transaction holds the shard:
+    /// its part is sealed when it releases it) and wake the journal flows.
     pub fn after_work(&self) {
         let grew = {
             let mut sh = self.shard.borrow_mut();
-            if !sh.ks.hooks.dirty.is_empty() {
-                sh.journal_drain();
+            if sh.ks.hooks.capture && !sh.locked() {
+                sh.seal_unit();
             }
             std::mem::take(&mut sh.repl.grew)
         };
@@ -198,10 +199,14 @@ impl Local {
     }
 
     /// Starts a multi-shard transaction over `shards` (see shard/tx.rs): locks them in ascending order.
-    pub async fn begin_tx(self: &Rc<Self>, mut shards: Vec<usize>) -> Tx {
+    /// A `write` transaction logs one unit on each of its shards (shard/log.rs), so a replica applies it
+    /// whole.
+    pub async fn begin_tx(self: &Rc<Self>, mut shards: Vec<usize>, write: bool) -> Tx {
         shards.sort_unstable();
         shards.dedup();
         let id = self.shared.next_tx.fetch_add(1, Ordering::Relaxed) + 1;
+        let parts = shards.len();
+        let now = runtime::now_ms();
         let mut tx = Tx {
             local: self.clone(),
             id,
@@ -210,7 +215,10 @@ impl Local {
         for s in shards {
             // Recorded before the await, so a cancelled coordinator still releases it (see Drop).
             tx.shards.push(s);
-            self.call(s, Kind::Lock(id), |_| ()).await;
+            self.call(s, Kind::Lock(id), move |sh| {
+                sh.log_tx_begin(id, parts, write, now)
+            })
+            .await;
         }
         tx
     }
@@ -435,9 +443,13 @@ async fn cron(local: Rc<Local>) {
         let start = std::time::Instant::now();
         let now = runtime::now_ms();
         let mut sh = local.shard.borrow_mut();
-        // A replica deletes expired keys only when its primary's journal says so.
+        // A replica deletes expired keys only when its primary's log says so.
         if !sh.repl.is_replica {
             sh.ks.active_expire(now, || start.elapsed() >= budget);
+        }
+        if !sh.repl.pending_snapshots.is_empty() {
+            let timeout = sh.settings.repl_timeout_secs.max(1) * 1000;
+            sh.expire_pending_snapshots(now, timeout);
         }
         if let Some((_, until)) = sh.pause {
             if until <= now {

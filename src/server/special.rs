@@ -96,17 +96,19 @@ impl Conn {
                 let db = (which == Special::Flushdb).then_some(self.db);
                 let tx = self
                     .local
-                    .begin_tx((0..self.local.nshards()).collect())
+                    .begin_tx((0..self.local.nshards()).collect(), true)
                     .await;
                 let shards = tx.shards().to_vec();
                 tx.each(&shards, move |sh| {
                     abort_snapshots(sh, "FLUSHALL/FLUSHDB");
-                    sh.journal_drain();
                     match db {
                         Some(d) => sh.ks.flush_db(d),
                         None => (0..sh.ks.databases()).for_each(|d| sh.ks.flush_db(d)),
                     }
-                    sh.journal_special(|out| crate::repl::journal::flush(out, db));
+                    match db {
+                        Some(d) => sh.log_record(d, &[b"FLUSHDB"]),
+                        None => sh.log_record(0, &[b"FLUSHALL"]),
+                    }
                 })
                 .await;
                 drop(tx);
@@ -121,13 +123,14 @@ impl Conn {
                     .map_err(|_| CmdError::other("ERR invalid second DB index"))?;
                 let tx = self
                     .local
-                    .begin_tx((0..self.local.nshards()).collect())
+                    .begin_tx((0..self.local.nshards()).collect(), true)
                     .await;
                 let shards = tx.shards().to_vec();
                 tx.each(&shards, move |sh| {
                     abort_snapshots(sh, "SWAPDB");
                     sh.ks.swap_db(x, y);
-                    sh.journal_special(|out| crate::repl::journal::swapdb(out, x, y));
+                    let (a, b) = (x.to_string(), y.to_string());
+                    sh.log_record(0, &[b"SWAPDB", a.as_bytes(), b.as_bytes()]);
                 })
                 .await;
                 r.ok();
@@ -249,7 +252,7 @@ impl Conn {
     /// Reads several keys' values atomically (one transaction over their shards).
     pub async fn fetch_values(&self, keys: &[Bytes]) -> Vec<Option<Vec<u8>>> {
         let shards: Vec<usize> = keys.iter().map(|k| self.shard_of(k)).collect();
-        let tx = self.local.begin_tx(shards.clone()).await;
+        let tx = self.local.begin_tx(shards.clone(), false).await;
         let mut out = Vec::with_capacity(keys.len());
         for (k, s) in keys.iter().zip(shards) {
             let (db, key, now) = (self.db, k.clone(), runtime::now_ms());
@@ -297,7 +300,7 @@ impl Conn {
         }
         let tx = self
             .local
-            .begin_tx(parts.iter().map(|p| p.0).collect())
+            .begin_tx(parts.iter().map(|p| p.0).collect(), spec.is_write())
             .await;
         let ex = self.exec();
         let proto = self.proto;
@@ -380,7 +383,7 @@ impl Conn {
             .map(|c| (c[0].clone(), c[1].clone()))
             .collect();
         let shards: Vec<usize> = pairs.iter().map(|(k, _)| self.shard_of(k)).collect();
-        let tx = self.local.begin_tx(shards.clone()).await;
+        let tx = self.local.begin_tx(shards.clone(), true).await;
         let mut uniq = shards.clone();
         uniq.sort_unstable();
         uniq.dedup();
@@ -414,7 +417,7 @@ impl Conn {
         let (src, dst) = (a[1].clone(), a[2].clone());
         let (s1, s2) = (self.shard_of(&src), self.shard_of(&dst));
         let (db, now) = (self.db, runtime::now_ms());
-        let tx = self.local.begin_tx(vec![s1, s2]).await;
+        let tx = self.local.begin_tx(vec![s1, s2], true).await;
         let k = src.clone();
         let exists = tx.on(s1, move |sh| sh.ks.get(db, &k, now).is_some()).await;
         if !exists {
@@ -475,7 +478,7 @@ impl Conn {
         }
         let (s1, s2) = (self.shard_of(&src), self.shard_of(&dst));
         let (db, now) = (self.db, runtime::now_ms());
-        let tx = self.local.begin_tx(vec![s1, s2]).await;
+        let tx = self.local.begin_tx(vec![s1, s2], true).await;
         let Some(e) = tx
             .on(s1, move |sh| {
                 sh.ks

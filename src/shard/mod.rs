@@ -1,6 +1,7 @@
 //! A shard: one thread, one compio runtime, the data of one range of hash slots, and the connections it
 //! accepted. Other shards reach its data only through its inbox (`mesh`).
 
+pub mod log;
 pub mod mesh;
 pub mod notify;
 pub mod stats;

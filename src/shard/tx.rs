@@ -65,6 +65,8 @@ impl Shard {
         let out = f(self);
         if let Kind::Unlock(_) = kind {
             self.lock.holder = None;
+            // The transaction's part of this shard's log is complete: it becomes a unit now.
+            self.seal_unit();
         }
         out
     }

@@ -1,6 +1,9 @@
 //! What a keyspace mutation does besides changing a table, for replication:
-//! - **capture**: the key is recorded as dirty; the shard later journals its resulting state (a SET with
-//!   an absolute expiry, or a DEL), which makes every effect deterministic whatever command caused it;
+//! - **capture** (the shard's log is on): in *verbatim* mode (a deterministic command of the table is
+//!   running) the write is only noted, and the command is logged as itself once it returns; in *state*
+//!   mode (non-deterministic commands, and operations that are not table commands) the key is recorded as
+//!   dirty and its resulting state (SET with an absolute expiry, or DEL) is logged. An expiry is logged at
+//!   once as a DEL, whatever the mode, so it precedes the command that met it (shard/log.rs);
 //! - **copy before write**: for each point-in-time snapshot in progress, the first write to a key of a
 //!   slot not yet sent keeps the key's state as it was (its old value, or "did not exist"). When the walk
 //!   reaches the slot it sends those kept states instead of the current ones, so what it sends is exactly
@@ -13,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
+use tandem_sync::unit::UnitWriter;
 
 /// Records are grouped in pieces of about this size (each a frame payload).
 pub const PIECE_BYTES: usize = 256 << 10;
@@ -23,19 +27,51 @@ pub type Old = Option<(Vec<u8>, Option<u64>)>;
 /// The kept states of one slot, per database.
 pub type Kept = Vec<HashMap<Vec<u8>, Old>>;
 
-#[derive(Default)]
 pub struct Hooks {
-    /// Journal capture is on (this shard has a backlog and is a primary).
+    /// Log capture is on (this shard is a primary with a backlog).
     pub capture: bool,
-    /// (db, key) touched since the shard last drained them into its journal.
+    /// State mode: writes record their key as dirty. Off only while a verbatim command runs.
+    pub track: bool,
+    /// A write happened since the flag was last cleared (verbatim mode's "log this command").
+    pub wrote: bool,
+    /// State mode: (db, key) written since the shard last logged their states.
     pub dirty: Vec<(usize, Vec<u8>)>,
+    /// The open log unit: records made since the shard last sealed one.
+    pub unit: UnitWriter,
     pub snapshots: Vec<SlotSnapshot>,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            capture: false,
+            track: true,
+            wrote: false,
+            dirty: Vec::new(),
+            unit: UnitWriter::default(),
+            snapshots: Vec::new(),
+        }
+    }
 }
 
 impl Hooks {
     #[inline]
     pub fn active(&self) -> bool {
         self.capture || !self.snapshots.is_empty()
+    }
+
+    /// A write of `key` by a command or operation.
+    pub fn written(&mut self, db: usize, key: &[u8]) {
+        self.wrote = true;
+        if self.track {
+            self.dirty.push((db, key.to_vec()));
+        }
+    }
+
+    /// `key` expired and is being deleted: logged now, so the replica deletes it before applying what
+    /// follows (the command that met the expired key, if any).
+    pub fn expired(&mut self, db: usize, key: &[u8]) {
+        self.unit.record(db, &[&b"DEL"[..], key]);
     }
 }
 

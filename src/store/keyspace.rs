@@ -140,12 +140,20 @@ impl Keyspace {
     #[inline]
     fn before_write(&mut self, db: usize, idx: usize, key: &[u8]) {
         if self.hooks.active() {
-            self.before_write_slow(db, idx, key);
+            self.before_write_slow(db, idx, key, false);
+        }
+    }
+
+    /// `before_write` for a key deleted because it expired.
+    #[inline]
+    fn before_expiry(&mut self, db: usize, idx: usize, key: &[u8]) {
+        if self.hooks.active() {
+            self.before_write_slow(db, idx, key, true);
         }
     }
 
     #[cold]
-    fn before_write_slow(&mut self, db: usize, idx: usize, key: &[u8]) {
+    fn before_write_slow(&mut self, db: usize, idx: usize, key: &[u8], expiry: bool) {
         let Keyspace { dbs, hooks, .. } = self;
         let ndbs = dbs.len();
         for snap in &mut hooks.snapshots {
@@ -158,7 +166,11 @@ impl Keyspace {
             });
         }
         if hooks.capture {
-            hooks.dirty.push((db, key.to_vec()));
+            if expiry {
+                hooks.expired(db, key);
+            } else {
+                hooks.written(db, key);
+            }
         }
     }
 
@@ -200,7 +212,7 @@ impl Keyspace {
                 return None;
             }
             // Rare: the second index computation in remove_raw costs nothing that matters here.
-            self.remove_raw(db, key);
+            self.remove_raw(db, key, true);
             self.stats.expired += 1;
             return None;
         }
@@ -324,7 +336,7 @@ impl Keyspace {
 
     /// Removes a key; returns it if it was live.
     pub fn remove(&mut self, db: usize, key: &[u8], now: u64) -> Option<Entry> {
-        let e = self.remove_raw(db, key)?;
+        let e = self.remove_raw(db, key, false)?;
         if is_expired(&e, now) {
             // It was already dead: removing it is its expiry, counted like any other.
             self.stats.expired += 1;
@@ -333,14 +345,18 @@ impl Keyspace {
         Some(e)
     }
 
-    fn remove_raw(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+    fn remove_raw(&mut self, db: usize, key: &[u8], expiry: bool) -> Option<Entry> {
         let idx = self.index(key);
         if self.hooks.active()
             && self
                 .slot_ref(db, idx)
                 .is_some_and(|s| s.table.get(key).is_some())
         {
-            self.before_write(db, idx, key);
+            if expiry {
+                self.before_expiry(db, idx, key);
+            } else {
+                self.before_write(db, idx, key);
+            }
         }
         let d = &mut self.dbs[db];
         let slot = d.slots.get_mut(idx)?;
@@ -366,7 +382,7 @@ impl Keyspace {
             })
             .is_some_and(|e| is_expired(e, now));
         if expired {
-            self.remove_raw(db, key);
+            self.remove_raw(db, key, true);
             self.stats.expired += 1;
         }
     }
@@ -533,7 +549,7 @@ impl Keyspace {
                             .map(|e| e.key().to_vec())
                             .collect();
                         for k in dead {
-                            self.before_write(db, idx, &k);
+                            self.before_expiry(db, idx, &k);
                         }
                     }
                     let d = &mut self.dbs[db];
@@ -790,26 +806,38 @@ mod tests {
     }
 
     #[test]
-    fn capture_records_every_mutation_including_expiry() {
+    fn capture_records_every_mutation_and_logs_expiry_at_once() {
         let mut k = ks();
         k.hooks.capture = true;
         k.set(0, b"a", b"1", None, 0);
         k.set(0, b"b", b"1", Some(10), 0);
         k.get_mut(0, b"a", 0).unwrap().set_expire(Some(20));
         assert!(k.get(0, b"zz", 0).is_none());
+        assert!(k.hooks.unit.is_empty(), "no expiry yet");
         assert!(k.get(0, b"b", 50).is_none(), "lazily expired");
         k.active_expire(100, || false);
         let keys: Vec<_> = k.hooks.dirty.iter().map(|(_, key)| key.clone()).collect();
+        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec()]);
+        // The two expiries (lazy, then active) were logged as DELs, in order, in the open unit.
+        let unit = k.hooks.unit.seal(0).unwrap();
+        let u = tandem_sync::unit::Unit::decode(&unit).unwrap().unwrap();
+        let dels: Vec<Vec<Vec<u8>>> = u
+            .records()
+            .map(|r| r.unwrap().args.iter().map(|a| a.to_vec()).collect())
+            .collect();
         assert_eq!(
-            keys,
+            dels,
             vec![
-                b"a".to_vec(),
-                b"b".to_vec(),
-                b"a".to_vec(),
-                b"b".to_vec(),
-                b"a".to_vec()
+                vec![b"DEL".to_vec(), b"b".to_vec()],
+                vec![b"DEL".to_vec(), b"a".to_vec()]
             ]
         );
+        // In verbatim mode a write is only noted.
+        k.hooks.dirty.clear();
+        k.hooks.track = false;
+        k.hooks.wrote = false;
+        k.set(0, b"c", b"1", None, 0);
+        assert!(k.hooks.wrote && k.hooks.dirty.is_empty());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!  0  magic    4  b"TNDM"
 //!  4  version  1  1
 //!  5  kind     1  FrameKind
-//!  6  flags    1  bit 0: payload is LZ4-compressed (block, decompressed size prepended); others 0
+//!  6  flags    1  bit 0: payload is LZ4-compressed (block, decompressed size prepended);
+//!                 bit 1: the payload continues in the next frame (a snapshot chunk larger than a frame);
+//!                 others 0
 //!  7  reserved 1  0
 //!  8  shard    2  the primary shard the stream belongs to
 //! 10  reserved 2  0
@@ -38,6 +40,8 @@ pub enum FrameKind {
     /// First frame of a snapshot stream: `offset` is the shard's journal offset at the snapshot point,
     /// from which the replica asks for the journal on its second connection.
     SnapshotBegin = 4,
+    /// Replica to primary, on a journal flow: `offset` is the end of the last whole unit it applied.
+    Ack = 5,
 }
 
 impl FrameKind {
@@ -47,6 +51,7 @@ impl FrameKind {
             2 => Some(FrameKind::SnapshotEnd),
             3 => Some(FrameKind::Journal),
             4 => Some(FrameKind::SnapshotBegin),
+            5 => Some(FrameKind::Ack),
             _ => None,
         }
     }
@@ -57,6 +62,8 @@ pub struct Frame {
     pub kind: FrameKind,
     pub shard: u16,
     pub offset: u64,
+    /// The payload continues in the next frame of the stream (FLAG_MORE).
+    pub more: bool,
     pub payload: Bytes,
 }
 
@@ -80,6 +87,8 @@ pub enum FrameError {
 
 /// Flag bit: the payload on the wire is LZ4-compressed (the checksum covers the compressed bytes).
 pub const FLAG_LZ4: u8 = 1;
+/// Flag bit: the payload continues in the next frame (a record larger than a frame is split).
+pub const FLAG_MORE: u8 = 2;
 
 impl Frame {
     pub fn encode(&self, out: &mut BytesMut) {
@@ -96,10 +105,13 @@ impl Frame {
         let packed = lz4
             .then(|| lz4_flex::block::compress_prepend_size(&self.payload))
             .filter(|c| c.len() < self.payload.len());
-        let (flags, body): (u8, &[u8]) = match &packed {
+        let (mut flags, body): (u8, &[u8]) = match &packed {
             Some(c) => (FLAG_LZ4, c),
             None => (0, &self.payload),
         };
+        if self.more {
+            flags |= FLAG_MORE;
+        }
         let start = out.len();
         out.reserve(HEADER_LEN + body.len());
         out.put_slice(&MAGIC);
@@ -156,7 +168,7 @@ impl Frame {
         }
         let kind = FrameKind::from_u8(h[5]).ok_or(FrameError::Kind(h[5]))?;
         let flags = h[6];
-        if flags & !FLAG_LZ4 != 0 || h[7] != 0 || h[10] != 0 || h[11] != 0 {
+        if flags & !(FLAG_LZ4 | FLAG_MORE) != 0 || h[7] != 0 || h[10] != 0 || h[11] != 0 {
             return Err(FrameError::Reserved);
         }
         let shard = u16::from_le_bytes([h[8], h[9]]);
@@ -196,6 +208,7 @@ impl Frame {
             kind,
             shard,
             offset,
+            more: flags & FLAG_MORE != 0,
             payload,
         }))
     }
@@ -211,6 +224,7 @@ mod tests {
             kind: FrameKind::Journal,
             shard: 3,
             offset: 0x0102_0304_0506_0708,
+            more: false,
             payload: Bytes::from_static(b"hello"),
         }
     }
@@ -246,6 +260,7 @@ mod tests {
             kind: FrameKind::Journal,
             shard: 1,
             offset: 7,
+            more: false,
             payload: Bytes::from(vec![b'a'; 64]),
         };
         let mut out = BytesMut::new();
@@ -275,6 +290,25 @@ mod tests {
             Frame::decode(&mut bad),
             Err(FrameError::TooLarge(_))
         ));
+    }
+
+    /// A continued chunk carries flag bit 1; bits above it are refused.
+    #[test]
+    fn more_flag() {
+        let f = Frame {
+            kind: FrameKind::SnapshotChunk,
+            more: true,
+            ..sample()
+        };
+        let mut out = BytesMut::new();
+        f.encode(&mut out);
+        assert_eq!(out[6], FLAG_MORE);
+        assert_eq!(Frame::decode(&mut out.clone()).unwrap(), Some(f));
+        let mut bad = out.clone();
+        bad[6] = 4;
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&bad[..24]), &bad[HEADER_LEN..]);
+        bad[24..28].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Frame::decode(&mut bad), Err(FrameError::Reserved));
     }
 
     #[test]
@@ -326,9 +360,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip_in_any_pieces(frames in prop::collection::vec((1u8..5, any::<u16>(), any::<u64>(), prop::collection::vec(any::<u8>(), 0..300)), 1..8),
+        fn round_trip_in_any_pieces(frames in prop::collection::vec((1u8..6, any::<u16>(), any::<u64>(), any::<bool>(), prop::collection::vec(any::<u8>(), 0..300)), 1..8),
                                     piece in 1usize..50) {
-            let frames: Vec<Frame> = frames.into_iter().map(|(k, s, o, p)| Frame { kind: FrameKind::from_u8(k).unwrap(), shard: s, offset: o, payload: Bytes::from(p) }).collect();
+            let frames: Vec<Frame> = frames.into_iter().map(|(k, s, o, m, p)| Frame { kind: FrameKind::from_u8(k).unwrap(), shard: s, offset: o, more: m, payload: Bytes::from(p) }).collect();
             let mut wire = BytesMut::new();
             frames.iter().for_each(|f| f.encode(&mut wire));
             let mut buf = BytesMut::new();

@@ -8,11 +8,15 @@
 //!   (docs/replication-format.md).
 //! - `snapshot`: the record format of snapshot chunks (one key each).
 //! - `spool`: the replica's per-flow journal buffer during a full sync (memory, then a temporary file).
+//! - `unit`: the log unit, the commit unit of a shard's log (backlog, journal flows, replica apply, WAL).
+//! - `assemble`: a replica's reassembly of multi-shard transactions from their units on several flows.
 //! - `acks`: replicas' per-shard acknowledgements, WAIT's count and min-replicas' good count.
 
 pub mod acks;
+pub mod assemble;
 pub mod backlog;
 pub mod frame;
 pub mod replid;
 pub mod snapshot;
 pub mod spool;
+pub mod unit;

@@ -1,0 +1,170 @@
+//! The shard's log: what its writes append, in commit units (tandem_sync::unit), to its backlog.
+//!
+//! - A batch the shard executes together (a pipelined group, the messages of one inbox turn) appends one
+//!   unit; the part of a multi-shard write transaction that runs here is a unit of its own, tagged with the
+//!   transaction's id and its number of participating shards, sealed when the transaction releases this
+//!   shard (so every participant logs exactly one unit for it, possibly empty, and a replica can apply the
+//!   transaction whole).
+//! - The command table's flags decide what a command logs, not its handler: a deterministic command is
+//!   logged as itself if it wrote anything; one flagged `LOG_STATE` (or `LOG_STATE_IF_RELATIVE` with EX/PX)
+//!   is logged as the resulting state of the keys it wrote (SET with an absolute PXAT, or DEL). Operations
+//!   that are not table commands (RENAME, COPY, MOVE, MSETNX parts) are logged as states too. Expiries are
+//!   DELs logged the moment they happen (store/hooks.rs).
+//! - Every unit carries the command clock its records were made with; a replica applies them with that
+//!   clock, so a command that met a key alive on the primary meets it alive on the replica too.
+//!
+//! Invariants: capture is on exactly when this shard is a primary with a backlog; a unit is sealed only at
+//! a batch's end, at a transaction's lock and at its release, never inside a command; state records are
+//! flushed before any later record, so records keep the order of the effects.
+
+use super::Shard;
+use crate::cmd::{Flags, Spec};
+use bytes::Bytes;
+use tandem_sync::unit::TxTag;
+
+/// How a command is logged (decided by its table flags and, for relative-expiry options, its arguments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogMode {
+    Verbatim,
+    State,
+}
+
+/// Whether a command's options include a relative expiry (EX or PX), which only the state can log.
+fn has_relative_expiry(args: &[Bytes]) -> bool {
+    args.iter()
+        .skip(2)
+        .any(|a| a.eq_ignore_ascii_case(b"ex") || a.eq_ignore_ascii_case(b"px"))
+}
+
+pub fn mode_of(spec: &Spec, args: &[Bytes]) -> LogMode {
+    if spec.flags.has(Flags::LOG_STATE)
+        || (spec.flags.has(Flags::LOG_STATE_IF_RELATIVE) && has_relative_expiry(args))
+    {
+        LogMode::State
+    } else {
+        LogMode::Verbatim
+    }
+}
+
+impl Shard {
+    /// Whether a table command must be logged: capture on, a write, not excluded from propagation.
+    #[inline]
+    pub fn logs(&self, spec: &Spec) -> bool {
+        self.ks.hooks.capture && spec.is_write() && !spec.flags.has(Flags::NO_PROPAGATE)
+    }
+
+    /// Before a logged table command runs with clock `now`.
+    pub fn log_before(&mut self, mode: LogMode, now: u64) {
+        let h = &self.ks.hooks;
+        if !h.unit.is_empty() && h.unit.time() != now && self.lock.holder.is_none() {
+            // Records of one unit share one clock; outside a transaction a new clock starts a new unit.
+            self.seal_unit();
+        }
+        if self.ks.hooks.unit.is_empty() {
+            self.ks.hooks.unit.set_time(now);
+        }
+        if mode == LogMode::Verbatim {
+            self.log_states();
+            let h = &mut self.ks.hooks;
+            h.track = false;
+            h.wrote = false;
+        }
+    }
+
+    /// After a logged table command returned.
+    pub fn log_after(&mut self, mode: LogMode, db: usize, args: &[Bytes]) {
+        match mode {
+            LogMode::Verbatim => {
+                let h = &mut self.ks.hooks;
+                h.track = true;
+                if h.wrote {
+                    h.unit.record(db, args);
+                }
+            }
+            LogMode::State => self.log_states(),
+        }
+    }
+
+    /// Appends a record that is not a key's state (FLUSHDB, FLUSHALL, SWAPDB), after what came before it.
+    pub fn log_record(&mut self, db: usize, args: &[&[u8]]) {
+        if !self.ks.hooks.capture {
+            return;
+        }
+        self.log_states();
+        self.ks.hooks.unit.record(db, args);
+    }
+
+    /// Turns the keys written in state mode into records of their resulting state.
+    pub fn log_states(&mut self) {
+        if self.ks.hooks.dirty.is_empty() {
+            return;
+        }
+        let mut dirty = std::mem::take(&mut self.ks.hooks.dirty);
+        // Out of the keyspace while it is read (taking it allocates nothing).
+        let mut unit = std::mem::take(&mut self.ks.hooks.unit);
+        // Units opened by an expiry carry no clock yet; a state is read at the time it is logged.
+        let now = match unit.time() {
+            0 => crate::runtime::now_ms(),
+            t => t,
+        };
+        let mut last: Option<&(usize, Vec<u8>)> = None;
+        for d in &dirty {
+            // A key written twice in a row needs one record of its final state.
+            if last == Some(d) {
+                continue;
+            }
+            last = Some(d);
+            let (db, key) = (d.0, &d.1[..]);
+            match self.ks.peek(db, key, now) {
+                Some(e) => match e.expire_at() {
+                    None => unit.record(db, &[&b"SET"[..], key, e.value()]),
+                    Some(t) => {
+                        let t = itoa::Buffer::new().format(t).as_bytes().to_vec();
+                        unit.record(db, &[&b"SET"[..], key, e.value(), b"PXAT", &t])
+                    }
+                },
+                None => unit.record(db, &[&b"DEL"[..], key]),
+            }
+        }
+        dirty.clear();
+        self.ks.hooks.dirty = dirty;
+        self.ks.hooks.unit = unit;
+    }
+
+    /// Closes the open unit into the backlog. Returns whether a unit was appended.
+    pub fn seal_unit(&mut self) -> bool {
+        if !self.ks.hooks.capture {
+            return false;
+        }
+        self.log_states();
+        let start = self.repl.offset();
+        let Some(unit) = self.ks.hooks.unit.seal(start) else {
+            return false;
+        };
+        let b = self
+            .repl
+            .backlog
+            .as_mut()
+            .expect("capture is on only with a backlog");
+        b.append(&unit);
+        self.repl.grew = true;
+        true
+    }
+
+    /// A multi-shard transaction just took this shard (called inside its lock): what came before it is
+    /// sealed, and a write transaction's part opens as a unit of its own.
+    pub fn log_tx_begin(&mut self, txid: u64, parts: usize, write: bool, now: u64) {
+        if !self.ks.hooks.capture {
+            return;
+        }
+        self.seal_unit();
+        if write {
+            let u = &mut self.ks.hooks.unit;
+            u.set_time(now);
+            u.begin_tx(TxTag {
+                txid,
+                parts: parts as u16,
+            });
+        }
+    }
+}
