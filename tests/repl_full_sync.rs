@@ -21,9 +21,8 @@ fn two_shard_primary_feeds_one_and_three_shard_replicas_under_writes() {
     let _: redis::Value = pipe.query(&mut p).unwrap();
     let writer = Writer::start(&primary, 50_000);
     let r1 = Server::start(&["--shards", "1"]);
-    // This one spools the journal of the writes made during its sync to a file (no memory allowance):
-    // with the writer running, that path is taken in practice, though no write is forced into the
-    // loading window (tandem-sync's spool tests cover the file itself).
+    // This one spools the log of the writes made during its sync to a file (no memory allowance); the
+    // writer runs throughout, and INFO's spool_file_bytes shows the file was really written.
     let dir = std::env::temp_dir().join(format!("tandem-spool-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let r3 = Server::start(&[
@@ -70,6 +69,16 @@ fn two_shard_primary_feeds_one_and_three_shard_replicas_under_writes() {
         );
     }
     assert_eq!(num(&mut p, "replication", "connected_slaves"), 2);
+    let spooled: u64 = common::repl::info(&mut r3.conn(), "replication")
+        .lines()
+        .filter(|l| l.starts_with("tandem_flow"))
+        .filter_map(|l| l.split("spool_file_bytes=").nth(1))
+        .map(|v| v.trim().parse::<u64>().unwrap())
+        .sum();
+    assert!(
+        spooled > 0,
+        "writes made during the sync went through the spool file"
+    );
     let spool_files = std::fs::read_dir(&dir).unwrap().count();
     assert_eq!(spool_files, 0, "the spool file is removed once replayed");
     std::fs::remove_dir_all(&dir).ok();

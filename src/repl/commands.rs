@@ -553,13 +553,14 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
             for (i, f) in p.flows.iter().enumerate() {
                 let _ = write!(
                     w,
-                    "tandem_flow{i}:phase={},offset={},snapshot_bytes={},snapshot_keys={},snapshot_total_keys={},buffered_bytes={}\r\n",
+                    "tandem_flow{i}:phase={},offset={},snapshot_bytes={},snapshot_keys={},snapshot_total_keys={},buffered_bytes={},spool_file_bytes={}\r\n",
                     Phase::name(f.phase.load(Ordering::Relaxed)),
                     f.applied.load(Ordering::Relaxed),
                     f.snapshot_bytes.load(Ordering::Relaxed),
                     f.snapshot_keys.load(Ordering::Relaxed),
                     f.snapshot_total.load(Ordering::Relaxed),
                     f.buffered_bytes.load(Ordering::Relaxed),
+                    f.spool_file_bytes.load(Ordering::Relaxed),
                 );
             }
             let secs = match p.finished_ms.load(Ordering::Relaxed) {

@@ -57,21 +57,24 @@ pub async fn read_more(
     }
 }
 
-/// Reads the next frame; an error reply (`-ERR ...`) from the primary instead of a frame is returned as
-/// an error with its text.
+/// Reads the next frame and the bytes it took on the wire (compressed, header included); an error reply
+/// (`-ERR ...`) from the primary instead of a frame is returned as an error with its text.
 pub async fn read_frame(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     timeout: Duration,
     cancelled: &impl Fn() -> bool,
-) -> io::Result<Frame> {
+) -> io::Result<(Frame, usize)> {
     loop {
         if buf.first() == Some(&b'-') {
             if let Some(line) = take_line(buf) {
                 return Err(err(format!("primary refused the flow: {line}")));
             }
-        } else if let Some(f) = Frame::decode(buf).map_err(|e| err(format!("bad frame: {e}")))? {
-            return Ok(f);
+        } else {
+            let before = buf.len();
+            if let Some(f) = Frame::decode(buf).map_err(|e| err(format!("bad frame: {e}")))? {
+                return Ok((f, before - buf.len()));
+            }
         }
         read_more(stream, buf, timeout, cancelled).await?;
     }

@@ -67,6 +67,8 @@ pub struct FlowProgress {
     /// Keys the primary said its snapshot holds (0 until the end frame).
     pub snapshot_total: AtomicU64,
     pub buffered_bytes: AtomicU64,
+    /// Of those, bytes the spool wrote to its file (memory allowance exceeded).
+    pub spool_file_bytes: AtomicU64,
 }
 
 /// One link attempt's flows, shared by the threads that run them.
@@ -563,6 +565,8 @@ async fn control(
     settings: &crate::config::Settings,
 ) -> io::Result<()> {
     let timeout = Duration::from_secs(settings.repl_timeout_secs);
+    // Heard from at least four times per repl-timeout, so the primary never drops a loading replica.
+    let keepalive = (timeout / 4).min(Duration::from_secs(1));
     let mut w = s.clone();
     let mut parser = RequestParser::new();
     let mut last_io = Instant::now();
@@ -615,7 +619,7 @@ async fn control(
                         net::write(&mut w, ack_command(p)).await?;
                         last_ack = Instant::now();
                     }
-                    if last_ack.elapsed() >= Duration::from_secs(1) {
+                    if last_ack.elapsed() >= keepalive {
                         // While loading, a bare newline (as Valkey replicas send) keeps the link alive
                         // however long the sync takes.
                         let msg = if live { ack_command(p) } else { b"\n".to_vec() };
@@ -706,7 +710,7 @@ impl Flow {
             .await?;
         let p = self.p.clone();
         let cancel = move || p.cancelled();
-        let begin = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
+        let (begin, _) = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
         let mut inflight = VecDeque::new();
         if begin.kind != FrameKind::SnapshotBegin || begin.shard as usize != self.i {
             return Err(err("snapshot stream did not start with its begin frame"));
@@ -756,10 +760,10 @@ impl Flow {
         // A chunk larger than a frame (one big value) arrives in several frames.
         let mut partial = BytesMut::new();
         loop {
-            let f = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
+            let (f, wire) = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
             self.progress()
                 .snapshot_bytes
-                .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
+                .fetch_add(wire as u64, Ordering::Relaxed);
             match f.kind {
                 FrameKind::SnapshotChunk if f.more => partial.extend_from_slice(&f.payload),
                 FrameKind::SnapshotChunk => {
@@ -853,7 +857,7 @@ impl Flow {
         let mut w = s.clone();
         let mut acked = from;
         loop {
-            let f = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
+            let (f, _) = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
             // Checked per frame too: under a steady stream the read never idles long enough for its
             // own check.
             if self.p.cancelled() {
@@ -871,7 +875,11 @@ impl Flow {
                     self.progress()
                         .buffered_bytes
                         .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
-                    pd.borrow_mut().spool.push(f.offset, f.payload)?;
+                    let mut pd = pd.borrow_mut();
+                    pd.spool.push(f.offset, f.payload)?;
+                    self.progress()
+                        .spool_file_bytes
+                        .store(pd.spool.file_bytes(), Ordering::Relaxed);
                 }
                 Some(pd) => {
                     let mut carry = std::mem::replace(&mut pd.borrow_mut().carry, Carry::at(0));
