@@ -3,7 +3,7 @@
 #   load (tandem-bench load, 50 clients, 1:10 SET:GET, 100-byte values) at pipeline 1 and 16;
 #   new-replica and rejoin-old-primary with 1M and 10M keys.
 # Needs: a release build (built if missing), redis-server (apt-get install redis-server), python3.
-# Writes: ${OUT:-compare-results}/ (every JSON report and chart) and compare-results/table.md.
+# Writes: ${OUT:-target/perf/compare-results}/ (every JSON report and chart, and table.md).
 # Usage: perf-scripts/compare.sh [ROUNDS=3]   (KEYS="1000000 10000000" and LOAD_SECONDS=10 in the
 #        environment change the data set sizes and the load duration, e.g. for a quick smoke run)
 set -euo pipefail
@@ -13,7 +13,7 @@ ensure_release tandem-server tandem-bench
 ROUNDS=${1:-3}
 KEYS=${KEYS:-1000000 10000000}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
-OUT=${OUT:-compare-results}
+OUT=${OUT:-target/perf/compare-results}
 REDIS=${REDIS:-$(command -v redis-server)}
 B=target/release/tandem-bench
 mkdir -p "$OUT"

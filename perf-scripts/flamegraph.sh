@@ -3,8 +3,8 @@
 # Needs: perf (apt-get install linux-perf), inferno (installed here with `cargo install inferno` if missing).
 # Writes: an SVG flame graph.
 # Usage:
-#   perf-scripts/flamegraph.sh pid PID [SECONDS=10] [OUT=flame.svg]       one running process
-#   perf-scripts/flamegraph.sh resync [KEYS=10000000] [OUT=flame-resync.svg]
+#   perf-scripts/flamegraph.sh pid PID [SECONDS=10] [OUT=target/perf/flame.svg]       one running process
+#   perf-scripts/flamegraph.sh resync [KEYS=10000000] [OUT=target/perf/flame-resync.svg]
 #       a new-replica full sync of KEYS keys (tandem-bench resync), both sides recorded system-wide; each
 #       process is its own tower (stacks are prefixed with process name and pid).
 set -euo pipefail
@@ -16,15 +16,15 @@ DATA=$(mktemp /tmp/tandem-perf.XXXXXX)
 trap 'rm -f "$DATA"' EXIT
 case "${1:-}" in
   pid)
-    PID=$2; SECS=${3:-10}; OUT=${4:-flame.svg}
+    PID=$2; SECS=${3:-10}; OUT=${4:-target/perf/flame.svg}
     perf record -F 999 -g -o "$DATA" -p "$PID" -- sleep "$SECS"
     perf script -i "$DATA" | inferno-collapse-perf | inferno-flamegraph --title "pid $PID, ${SECS}s" > "$OUT"
     ;;
   resync)
     ensure_release tandem-server tandem-bench
-    KEYS=${2:-10000000}; OUT=${3:-flame-resync.svg}
+    KEYS=${2:-10000000}; OUT=${3:-target/perf/flame-resync.svg}
     # Populating takes a few seconds and is not what is measured: start recording once the replica exists.
-    target/release/tandem-bench resync new-replica --keys "$KEYS" --out-dir /tmp/flame-resync &
+    target/release/tandem-bench resync new-replica --keys "$KEYS" --out-dir target/perf/flame-resync &
     BENCH=$!
     for _ in $(seq 600); do
       [ "$(pgrep -f 'tandem-server.*/replica' | head -1)" ] && break

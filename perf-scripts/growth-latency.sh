@@ -3,12 +3,12 @@
 # tandem-server (--shards SHARDS, so each shard grows to KEYS/SHARDS) and redis-server in the same run.
 # Prints, per server: overall p99 / p99.9 / max, and the worst per-second p99.9 (a table-resize stall would
 # show as one bad second). Needs: redis-server, release builds of tandem-server and tandem-bench, python3.
-# Writes: JSON reports under OUT_DIR (default: a temporary directory, printed).
+# Writes: JSON reports under OUT_DIR (default: target/perf/growth-latency).
 # Usage: perf-scripts/growth-latency.sh [KEYS=10000000] [SHARDS=1] [OUT_DIR]
 set -euo pipefail
 KEYS=${1:-10000000}
 SHARDS=${2:-1}
-OUT=${3:-$(mktemp -d)}
+OUT=${3:-target/perf/growth-latency}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
 . perf-scripts/lib.sh

@@ -1,5 +1,7 @@
 # Shared by the perf scripts: sourced, not run. Expects the caller to have cd'd to the repository root.
 TANDEM=${TANDEM:-target/release/tandem-server}
+# Every script's outputs go under target/perf/ (ignored by git), never into the repository.
+mkdir -p target/perf
 
 # Builds the release binaries unless every one named exists (e.g. `ensure_release tandem-server tandem-bench`).
 ensure_release() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full-sync and partial-resync figures of issue 3, Tandem against redis-server in the same run.
 # Needs: a release build (built if missing), redis-server (apt-get install redis-server).
-# Writes: one directory per configuration under ${OUT:-resync-results}/ (JSON report + SVG charts per round),
+# Writes: one directory per configuration under ${OUT:-target/perf/resync-results}/ (JSON report + SVG charts per round),
 # and prints each configuration's table of medians and the ratio redis/tandem.
 # Usage: perf-scripts/resync-compare.sh [KEYS=10000000] [ROUNDS=3]
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ensure_release tandem-server tandem-bench
 KEYS=${1:-10000000}
 ROUNDS=${2:-3}
-OUT=${OUT:-resync-results}
+OUT=${OUT:-target/perf/resync-results}
 REDIS=${REDIS:-$(command -v redis-server)}
 B=target/release/tandem-bench
 run() { # name, then tandem-bench resync arguments
