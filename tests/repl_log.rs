@@ -225,3 +225,85 @@ fn a_replica_of_another_log_version_is_refused_clearly() {
         .log_text()
         .contains("speaks replication log version 99")));
 }
+
+/// A replica that stops reading (SIGSTOP) mid-sync loses its snapshot after repl-timeout: the primary
+/// stops keeping copies for it. Resumed, it syncs again and ends equal.
+#[test]
+fn a_snapshot_whose_replica_stopped_reading_is_dropped() {
+    let primary = Server::start(&["--shards", "2", "--repl-timeout", "2"]);
+    let mut p = primary.conn();
+    // Far more than the socket buffers hold, so the snapshot flows really block on the stopped replica.
+    let _: String = q(&mut p, &["DEBUG", "POPULATE", "1000000", "key", "100"]).unwrap();
+    let replica = Server::start(&["--shards", "2"]);
+    let mut r = replica.conn();
+    follow(&replica, &primary);
+    assert!(eventually(30, || num(
+        &mut r,
+        "replication",
+        "master_sync_read_bytes"
+    ) > 0));
+    unsafe { libc::kill(replica.child.id() as i32, libc::SIGSTOP) };
+    // Writes to unsent slots make the snapshot keep old states meanwhile.
+    for i in 0..2000 {
+        let _: () = q(&mut p, &["SET", &format!("key:{i}"), "new"]).unwrap();
+    }
+    assert!(num(&mut p, "replication", "tandem_snapshots_in_progress") > 0);
+    assert!(
+        eventually(30, || num(
+            &mut p,
+            "replication",
+            "tandem_snapshots_in_progress"
+        ) == 0),
+        "snapshot never dropped"
+    );
+    assert_eq!(num(&mut p, "replication", "tandem_snapshot_kept_bytes"), 0);
+    assert!(primary.log_text().contains("read nothing for 2s"));
+    unsafe { libc::kill(replica.child.id() as i32, libc::SIGCONT) };
+    wait_caught_up(&primary, &replica, 120);
+    assert_eq!(digest(&mut r), digest(&mut p));
+}
+
+/// FLUSHALL every 100 ms while a 2M-key snapshot streams: the sync finishes at its first attempt (the
+/// flushed tables of unsent slots go to the snapshot instead of aborting it) and the data ends equal.
+#[test]
+fn flushall_during_a_full_sync_does_not_restart_it() {
+    let primary = Server::start(&["--shards", "2"]);
+    let mut p = primary.conn();
+    let _: String = q(&mut p, &["DEBUG", "POPULATE", "2000000", "key", "50"]).unwrap();
+    let replica = Server::start(&["--shards", "2"]);
+    let mut r = replica.conn();
+    follow(&replica, &primary);
+    assert!(eventually(30, || field(
+        &mut r,
+        "replication",
+        "master_sync_in_progress"
+    ) == "1"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flushes = {
+        let stop = stop.clone();
+        let mut c = primary.conn();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let _: () = q(&mut c, &["FLUSHALL"]).unwrap();
+                let _: () = q(&mut c, &["SET", &format!("after:{n}"), "v"]).unwrap();
+                let _: () = q(&mut c, &["SWAPDB", "0", "1"]).unwrap();
+                n += 1;
+                // The workload's pace (one FLUSHALL per 100 ms), not a synchronisation.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            n
+        })
+    };
+    wait_caught_up(&primary, &replica, 180);
+    stop.store(true, Ordering::Relaxed);
+    let n = flushes.join().unwrap();
+    assert!(n >= 3, "only {n} FLUSHALLs happened during the sync");
+    wait_caught_up(&primary, &replica, 60);
+    assert_eq!(
+        num(&mut p, "stats", "sync_full"),
+        1,
+        "the sync never started over"
+    );
+    assert_eq!(digest(&mut r), digest(&mut p));
+}

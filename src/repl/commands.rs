@@ -62,6 +62,9 @@ struct ShardJournal {
     replid: ReplId,
     replid2: ReplId,
     second_offset: i64,
+    /// Point-in-time snapshots being taken, and the bytes their copies-before-write hold.
+    snapshots: usize,
+    kept_bytes: usize,
 }
 
 async fn journals(local: &Rc<Local>) -> Vec<ShardJournal> {
@@ -77,6 +80,8 @@ async fn journals(local: &Rc<Local>) -> Vec<ShardJournal> {
                 replid: sh.repl.identity.replid,
                 replid2: sh.repl.identity.replid2,
                 second_offset: sh.repl.identity.second_offset,
+                snapshots: sh.ks.hooks.snapshots.len(),
+                kept_bytes: sh.ks.hooks.snapshots.iter().map(|s| s.kept_bytes).sum(),
             }
         })
         .await
@@ -611,12 +616,15 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
     let _ = write!(
         w,
         "second_repl_offset:{second}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\n\
-         repl_backlog_histlen:{}\r\ntandem_shard_offsets:{}\r\n",
+         repl_backlog_histlen:{}\r\ntandem_shard_offsets:{}\r\ntandem_snapshots_in_progress:{}\r\n\
+         tandem_snapshot_kept_bytes:{}\r\n",
         active as u8,
         js.iter().map(|j| j.capacity).sum::<usize>(),
         js.iter().map(|j| j.first.unwrap_or(j.offset)).sum::<u64>() + 1,
         js.iter().map(|j| j.histlen).sum::<usize>(),
         js.iter().map(|j| j.offset.to_string()).collect::<Vec<_>>().join(","),
+        js.iter().map(|j| j.snapshots).sum::<usize>(),
+        js.iter().map(|j| j.kept_bytes).sum::<usize>(),
     );
     (w, counters)
 }

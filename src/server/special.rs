@@ -14,18 +14,6 @@ use crate::store::Entry;
 use bytes::Bytes;
 use std::sync::Arc;
 
-/// A point-in-time snapshot cannot survive its data being replaced wholesale without copying all of it:
-/// the snapshot is dropped instead and the replica retries (quickly: the data set just shrank).
-fn abort_snapshots(sh: &mut crate::shard::Shard, why: &str) {
-    if !sh.ks.hooks.snapshots.is_empty() {
-        tracing::warn!(
-            "shard {}: {why} during a full sync: snapshot aborted, the replica will retry",
-            sh.id
-        );
-        sh.ks.hooks.snapshots.clear();
-    }
-}
-
 impl Conn {
     pub fn shard_of(&self, key: &[u8]) -> usize {
         slot_owner(key_slot(key), self.local.nshards())
@@ -100,7 +88,6 @@ impl Conn {
                     .await;
                 let shards = tx.shards().to_vec();
                 tx.each(&shards, move |sh| {
-                    abort_snapshots(sh, "FLUSHALL/FLUSHDB");
                     match db {
                         Some(d) => sh.ks.flush_db(d),
                         None => (0..sh.ks.databases()).for_each(|d| sh.ks.flush_db(d)),
@@ -127,7 +114,6 @@ impl Conn {
                     .await;
                 let shards = tx.shards().to_vec();
                 tx.each(&shards, move |sh| {
-                    abort_snapshots(sh, "SWAPDB");
                     sh.ks.swap_db(x, y);
                     let (a, b) = (x.to_string(), y.to_string());
                     sh.log_record(0, &[b"SWAPDB", a.as_bytes(), b.as_bytes()]);

@@ -9,13 +9,22 @@
 //!   reaches the slot it sends those kept states instead of the current ones, so what it sends is exactly
 //!   the data at the snapshot's start, with no fork and no pause.
 //!
+//! - **wholesale changes**: FLUSHDB and FLUSHALL hand the flushed tables of unsent slots to the snapshot
+//!   (moved, not copied: the memory a fork would have kept), which sends them in place of the live ones;
+//!   SWAPDB only changes which live database each of the snapshot's databases is read from. So none of them
+//!   interrupts a full sync.
+//!
 //! Invariants: a slot is serialized once per snapshot; a key's state is kept at most once per snapshot,
-//! and only while its slot is unsent. The extra memory is the kept states of keys written during the
-//! snapshot (not whole slots: at 10k writes/s into slots of hundreds of keys, copying slots cost more
-//! than the snapshot itself), plus the pieces of the slot being sent.
+//! and only while its slot is unsent and not frozen; the snapshot's databases are numbered as at its
+//! start (`dbmap` says where each lives now). The extra memory is the kept states of keys written during
+//! the snapshot (not whole slots: at 10k writes/s into slots of hundreds of keys, copying slots cost more
+//! than the snapshot itself), the tables flushed before their slot was sent, and the pieces of the slot
+//! being sent.
 
+use super::keyspace::SlotData;
 use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use tandem_sync::unit::UnitWriter;
 
 /// Records are grouped in pieces of about this size (each a frame payload).
@@ -75,6 +84,15 @@ impl Hooks {
     }
 }
 
+/// What a snapshot's serializer needs to write one slot as of the snapshot point.
+pub struct SlotView<'a> {
+    pub kept: Option<&'a Kept>,
+    /// Per snapshot database, the table a flush replaced, if any.
+    pub frozen: Option<&'a [Option<Rc<SlotData>>]>,
+    /// Snapshot database d lives in live database dbmap[d].
+    pub dbmap: &'a [usize],
+}
+
 pub struct SlotSnapshot {
     pub id: u64,
     /// Per owned slot (index from the shard's first slot): already serialized.
@@ -83,6 +101,10 @@ pub struct SlotSnapshot {
     cursor: usize,
     queue: VecDeque<Vec<u8>>,
     kept: HashMap<usize, Kept>,
+    /// Per unsent slot, per snapshot database: its table as it was when a FLUSH replaced it.
+    frozen: HashMap<usize, Vec<Option<Rc<SlotData>>>>,
+    /// Snapshot database d is live database dbmap[d] (SWAPDB during the snapshot).
+    dbmap: Vec<usize>,
     /// Bytes of kept states now, at most, and in total (the copy-on-write cost).
     pub kept_bytes: usize,
     pub peak_kept_bytes: usize,
@@ -91,13 +113,15 @@ pub struct SlotSnapshot {
 }
 
 impl SlotSnapshot {
-    pub fn new(id: u64, slots: usize) -> Self {
+    pub fn new(id: u64, slots: usize, dbs: usize) -> Self {
         SlotSnapshot {
             id,
             sent: vec![false; slots],
             cursor: 0,
             queue: VecDeque::new(),
             kept: HashMap::new(),
+            frozen: HashMap::new(),
+            dbmap: (0..dbs).collect(),
             kept_bytes: 0,
             peak_kept_bytes: 0,
             copied_bytes: 0,
@@ -105,16 +129,29 @@ impl SlotSnapshot {
         }
     }
 
-    /// Called before key `key` of database `db` in slot `idx` changes; `now` gives its current state.
+    /// The snapshot's number of live database `live`.
+    fn snap_db(&self, live: usize) -> usize {
+        self.dbmap.iter().position(|&d| d == live).unwrap_or(live)
+    }
+
+    fn is_frozen(&self, idx: usize, db: usize) -> bool {
+        self.frozen
+            .get(&idx)
+            .is_some_and(|f| f.get(db).is_some_and(Option::is_some))
+    }
+
+    /// Called before key `key` of live database `live` in slot `idx` changes; `now` gives its current
+    /// state.
     pub fn before_write(
         &mut self,
         idx: usize,
-        db: usize,
+        live: usize,
         dbs: usize,
         key: &[u8],
         now: impl FnOnce() -> Old,
     ) {
-        if self.sent[idx] {
+        let db = self.snap_db(live);
+        if self.sent[idx] || self.is_frozen(idx, db) {
             return;
         }
         let per_db = self
@@ -132,11 +169,49 @@ impl SlotSnapshot {
         per_db[db].insert(key.to_vec(), old);
     }
 
-    /// The next piece to send, None when every slot has been sent. `serialize(idx, kept)` writes slot
-    /// `idx` as of the snapshot point: current entries except the kept keys, then the kept states.
+    /// Live database `live` is being flushed: the snapshot keeps, for each unsent slot, the table it had
+    /// (if it had not kept one already from an earlier flush).
+    pub fn freeze(&mut self, live: usize, tables: &[Rc<SlotData>]) {
+        let db = self.snap_db(live);
+        let dbs = self.dbmap.len();
+        for (idx, t) in tables.iter().enumerate() {
+            if self.sent[idx] || t.table.is_empty() || self.is_frozen(idx, db) {
+                // An empty table held nothing of the snapshot that the kept states do not.
+                continue;
+            }
+            let f = self
+                .frozen
+                .entry(idx)
+                .or_insert_with(|| (0..dbs).map(|_| None).collect());
+            f[db] = Some(t.clone());
+        }
+    }
+
+    /// Live databases `a` and `b` swapped.
+    pub fn swapped(&mut self, a: usize, b: usize) {
+        for d in self.dbmap.iter_mut() {
+            if *d == a {
+                *d = b;
+            } else if *d == b {
+                *d = a;
+            }
+        }
+    }
+
+    /// Tables this snapshot holds because FLUSHDB/FLUSHALL replaced them before their slot was sent.
+    pub fn frozen_tables(&self) -> usize {
+        self.frozen
+            .values()
+            .map(|f| f.iter().filter(|t| t.is_some()).count())
+            .sum()
+    }
+
+    /// The next piece to send, None when every slot has been sent. `serialize(idx, view)` writes slot
+    /// `idx` as of the snapshot point: for each snapshot database, its frozen table or else the live one
+    /// it maps to, except the kept keys, then the kept states.
     pub fn next_piece(
         &mut self,
-        serialize: impl Fn(usize, Option<&Kept>) -> (Vec<Vec<u8>>, u64),
+        serialize: impl Fn(usize, &SlotView<'_>) -> (Vec<Vec<u8>>, u64),
     ) -> Option<Vec<u8>> {
         loop {
             if let Some(p) = self.queue.pop_front() {
@@ -151,7 +226,15 @@ impl SlotSnapshot {
             let idx = self.cursor;
             self.sent[idx] = true;
             let kept = self.kept.remove(&idx);
-            let (pieces, keys) = serialize(idx, kept.as_ref());
+            let frozen = self.frozen.remove(&idx);
+            let (pieces, keys) = serialize(
+                idx,
+                &SlotView {
+                    kept: kept.as_ref(),
+                    frozen: frozen.as_deref(),
+                    dbmap: &self.dbmap,
+                },
+            );
             if let Some(k) = kept {
                 let freed: usize = k
                     .iter()
@@ -173,8 +256,9 @@ mod tests {
     /// A toy slot: keys with values; serialize applies the kept states like the keyspace does.
     fn ser<'a>(
         slots: &'a [Vec<(&'static str, &'static str)>],
-    ) -> impl Fn(usize, Option<&Kept>) -> (Vec<Vec<u8>>, u64) + 'a {
-        move |idx, kept| {
+    ) -> impl Fn(usize, &SlotView<'_>) -> (Vec<Vec<u8>>, u64) + 'a {
+        move |idx, view| {
+            let kept = view.kept;
             let mut out = Vec::new();
             for (k, v) in &slots[idx] {
                 if kept.is_some_and(|m| m[0].contains_key(k.as_bytes())) {
@@ -194,7 +278,7 @@ mod tests {
 
     #[test]
     fn kept_states_replace_current_ones_once() {
-        let mut s = SlotSnapshot::new(1, 2);
+        let mut s = SlotSnapshot::new(1, 2, 1);
         // Slot 1 at the snapshot point: a=1, b=2. Then: a changes twice, c is created, b is deleted.
         s.before_write(1, 0, 1, b"a", || Some((b"1".to_vec(), None)));
         s.before_write(1, 0, 1, b"a", || panic!("a kept twice"));
@@ -215,7 +299,7 @@ mod tests {
 
     #[test]
     fn empty_slots_yield_nothing() {
-        let mut s = SlotSnapshot::new(1, 3);
+        let mut s = SlotSnapshot::new(1, 3, 1);
         assert_eq!(s.next_piece(|_, _| (Vec::new(), 0)), None);
     }
 }
