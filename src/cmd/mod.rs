@@ -1,5 +1,6 @@
 //! Commands. The table (`table.rs`) is data: name, arity, flags, key positions and handler. The flags, not
-//! the handlers, decide what is refused under OOM, what needs no AUTH, and (next) what is journaled.
+//! the handlers, decide what is refused under OOM, what needs no AUTH, and what is logged and how
+//! (shard/log.rs).
 //!
 //! Handlers come in two kinds:
 //! - `Handler::Key`: runs on the shard that owns the command's keys, synchronously, writing into a `Reply`.
