@@ -7,6 +7,11 @@
 //!   on the project's runtime, the live line, the end).
 //! - `resync`: scenarios that start their own servers and measure replica (re)synchronisation
 //!   (`server`, `client`, `scenario`, `chart`).
+//! - `faults`: the fault suite: three nodes behind relays, a register workload with a history checker
+//!   (`history`), a seeded schedule of kills, stops, cuts and promotions.
+//! - `replcost`: what replication costs a write: WAIT latency after a SET, stream bytes per SET and INCR.
 
+pub mod faults;
 pub mod load;
+pub mod replcost;
 pub mod resync;

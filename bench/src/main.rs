@@ -19,6 +19,10 @@ enum Cmd {
     Load(tandem_bench::load::options::LoadArgs),
     /// Replica (re)synchronisation scenarios on servers it starts itself: new-replica, partial.
     Resync(tandem_bench::resync::ResyncArgs),
+    /// What replication costs a write: WAIT latency after a SET, stream bytes per SET and INCR.
+    ReplCost(tandem_bench::replcost::ReplCostArgs),
+    /// The fault suite: kills, stops, cut links and promotions under a checked register workload.
+    Faults(tandem_bench::faults::FaultArgs),
 }
 
 fn main() {
@@ -26,6 +30,25 @@ fn main() {
     match cli.cmd {
         Cmd::Resync(args) => {
             if let Err(e) = tandem_bench::resync::run(args) {
+                eprintln!("tandem-bench: {e}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Faults(args) => match tandem_bench::faults::run(args) {
+            Ok(r) => {
+                tandem_bench::faults::print(&r);
+                let durable = r.wait_all;
+                if !r.verdict.clean(durable) || !r.digests_equal {
+                    std::process::exit(2);
+                }
+            }
+            Err(e) => {
+                eprintln!("tandem-bench: {e}");
+                std::process::exit(1);
+            }
+        },
+        Cmd::ReplCost(args) => {
+            if let Err(e) = tandem_bench::replcost::run(args) {
                 eprintln!("tandem-bench: {e}");
                 std::process::exit(1);
             }

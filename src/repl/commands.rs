@@ -238,29 +238,36 @@ impl Conn {
             vec![0; self.local.nshards()]
         };
         let t2 = target.clone();
-        let rx = self
+        let waiting = self
             .local
             .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
                 sh.registry.wait(t2, need)
             })
             .await;
-        if let Some(rx) = rx {
-            if timeout == 0 {
-                let _ = rx.await;
-            } else {
-                let _ = futures_util::future::select(
-                    rx,
-                    std::pin::pin!(runtime::sleep(Duration::from_millis(timeout as u64))),
-                )
-                .await;
+        // Satisfied now or when the acks arrive (the count comes with them); only a timeout asks again.
+        let reached = match waiting {
+            Ok(n) => Some(n),
+            Err(rx) if timeout == 0 => rx.await.ok(),
+            Err(rx) => match futures_util::future::select(
+                rx,
+                std::pin::pin!(runtime::sleep(Duration::from_millis(timeout as u64))),
+            )
+            .await
+            {
+                futures_util::future::Either::Left((n, _)) => n.ok(),
+                futures_util::future::Either::Right(_) => None,
+            },
+        };
+        let n = match reached {
+            Some(n) => n,
+            None => {
+                self.local
+                    .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+                        sh.registry.count_holding(&target)
+                    })
+                    .await
             }
-        }
-        let n = self
-            .local
-            .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
-                sh.registry.count_holding(&target)
-            })
-            .await;
+        };
         r.int(n as i64);
         Ok(())
     }

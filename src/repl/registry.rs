@@ -24,7 +24,7 @@ pub struct ReplicaEntry {
 struct Waiter {
     target: Vec<u64>,
     need: usize,
-    tx: oneshot::Sender<()>,
+    tx: oneshot::Sender<usize>,
 }
 
 #[derive(Default)]
@@ -59,14 +59,21 @@ impl Registry {
     }
 
     /// Registers a WAIT; None if it is already satisfied.
-    pub fn wait(&mut self, target: Vec<u64>, need: usize) -> Option<oneshot::Receiver<()>> {
-        if self.count_holding(&target) >= need {
-            return None;
+    /// Registers a WAIT: Ok(count) if it is satisfied already, else a receiver that gets the count once
+    /// it is.
+    pub fn wait(
+        &mut self,
+        target: Vec<u64>,
+        need: usize,
+    ) -> Result<usize, oneshot::Receiver<usize>> {
+        let have = self.count_holding(&target);
+        if have >= need {
+            return Ok(have);
         }
         let (tx, rx) = oneshot::channel();
         self.waiters.push(Waiter { target, need, tx });
         self.poke_all();
-        Some(rx)
+        Err(rx)
     }
 
     /// The control connection's REPLCONF ACK with every shard's offset (each kept at its maximum: flow acks
@@ -106,8 +113,9 @@ impl Registry {
             if w.tx.is_canceled() {
                 continue;
             }
-            if self.count_holding(&w.target) >= w.need {
-                let _ = w.tx.send(());
+            let have = self.count_holding(&w.target);
+            if have >= w.need {
+                let _ = w.tx.send(have);
             } else {
                 self.waiters.push(w);
             }

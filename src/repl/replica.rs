@@ -704,6 +704,23 @@ impl Flow {
     }
 
     async fn full(&self, dir: std::path::PathBuf, limit: usize, name: String) -> io::Result<()> {
+        let mut inflight = VecDeque::new();
+        let res = self.full_sync(dir, limit, name, &mut inflight).await;
+        // Chunks already sent to other shards are waited for, whatever happened: none may land after this
+        // flow has stopped (a new attempt's flush, or a promotion, comes next).
+        while let Some(rx) = inflight.pop_front() {
+            let _ = rx.await;
+        }
+        res
+    }
+
+    async fn full_sync(
+        &self,
+        dir: std::path::PathBuf,
+        limit: usize,
+        name: String,
+        inflight: &mut VecDeque<Loading>,
+    ) -> io::Result<()> {
         let (sess, idx) = (self.session.to_string(), self.i.to_string());
         let (mut s, mut buf) = self
             .open(&[b"TFLOW", sess.as_bytes(), idx.as_bytes(), b"SNAPSHOT"])
@@ -711,7 +728,6 @@ impl Flow {
         let p = self.p.clone();
         let cancel = move || p.cancelled();
         let (begin, _) = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
-        let mut inflight = VecDeque::new();
         if begin.kind != FrameKind::SnapshotBegin || begin.shard as usize != self.i {
             return Err(err("snapshot stream did not start with its begin frame"));
         }
@@ -773,7 +789,7 @@ impl Flow {
                         partial.extend_from_slice(&f.payload);
                         std::mem::take(&mut partial).freeze()
                     };
-                    let keys = self.load_chunk(payload, &mut inflight).await?;
+                    let keys = self.load_chunk(payload, inflight).await?;
                     self.progress()
                         .snapshot_keys
                         .fetch_add(keys, Ordering::Relaxed);

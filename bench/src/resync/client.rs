@@ -47,6 +47,11 @@ impl Client {
         })
     }
 
+    /// Replies slower than `d` fail the call (a stopped server must not hang its clients).
+    pub fn set_timeout(&mut self, d: Duration) {
+        let _ = self.w.set_read_timeout(Some(d));
+    }
+
     pub fn cmd(&mut self, args: &[&str]) -> std::io::Result<Value> {
         let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
         self.w.write_all(&encode(&a))?;

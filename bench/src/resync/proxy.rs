@@ -1,6 +1,7 @@
-//! A TCP relay between a replica and its primary, so the partial scenario can cut the replication link
-//! for a chosen time on any server: while cut, every relayed connection is closed and new ones are
-//! refused (accepted and closed at once), as a network partition looks to both ends.
+//! A TCP relay between a replica and its primary, so the scenarios can cut the replication link for a
+//! chosen time on any server: while cut, every relayed connection is closed and new ones are refused
+//! (accepted and closed at once), as a network partition looks to both ends. While held, connections stay
+//! open but nothing is forwarded (a stalled network: bytes wait in the kernel's buffers).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -11,6 +12,7 @@ use std::time::Duration;
 pub struct Proxy {
     pub port: u16,
     cut: Arc<AtomicBool>,
+    held: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
 }
@@ -21,9 +23,10 @@ impl Proxy {
         let port = l.local_addr()?.port();
         l.set_nonblocking(true)?;
         let cut = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (c2, s2, o2) = (cut.clone(), stop.clone(), open.clone());
+        let (c2, s2, o2, h2) = (cut.clone(), stop.clone(), open.clone(), held.clone());
         std::thread::spawn(move || {
             while !s2.load(Ordering::Relaxed) {
                 match l.accept() {
@@ -41,8 +44,8 @@ impl Proxy {
                             v.push(a);
                             v.push(b);
                         }
-                        relay(client.try_clone().ok(), server.try_clone().ok());
-                        relay(Some(server), Some(client));
+                        relay(client.try_clone().ok(), server.try_clone().ok(), h2.clone());
+                        relay(Some(server), Some(client), h2.clone());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
@@ -51,6 +54,7 @@ impl Proxy {
         Ok(Proxy {
             port,
             cut,
+            held,
             open,
             stop,
         })
@@ -67,6 +71,15 @@ impl Proxy {
     pub fn resume(&self) {
         self.cut.store(false, Ordering::Relaxed);
     }
+
+    /// Stops forwarding in both directions, connections left open, until `release`.
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::Relaxed);
+    }
+
+    pub fn release(&self) {
+        self.held.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Proxy {
@@ -76,13 +89,16 @@ impl Drop for Proxy {
     }
 }
 
-fn relay(from: Option<TcpStream>, to: Option<TcpStream>) {
+fn relay(from: Option<TcpStream>, to: Option<TcpStream>, held: Arc<AtomicBool>) {
     let (Some(mut from), Some(mut to)) = (from, to) else {
         return;
     };
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 << 10];
         loop {
+            while held.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {

@@ -1,0 +1,544 @@
+//! `tandem-bench faults`: the project's own fault suite. Three nodes of any Redis-compatible binary on
+//! loopback (a primary and two replicas, each replica's link through a relay that can cut, hold or delay
+//! it), a register workload with a history (history.rs), and a seeded schedule of faults: kill -9 of the
+//! primary followed by promotion of the most advanced replica (the harness plays the operator), SIGSTOP
+//! of a replica or briefly of the primary, links cut or held, replica restarts. At the end every node
+//! follows the last primary, the history is checked and the digests compared.
+//!
+//! `--wait-all`: a write counts as acknowledged only when `WAIT 2 <ms>` reports both replicas; then no
+//! acknowledged write may be lost and no read may be stale.
+
+pub mod history;
+
+use crate::resync::client::{Client, Value};
+use crate::resync::proxy::Proxy;
+use crate::resync::server::Server;
+use history::{Event, Op, Outcome, Verdict};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct FaultArgs {
+    #[arg(long, default_value = "target/release/tandem-server")]
+    pub server_bin: PathBuf,
+    /// Seeds the fault schedule and the workload's key choices: a run replays its schedule.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How long faults are injected.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// Acknowledge a write only once WAIT counted both replicas.
+    #[arg(long)]
+    pub wait_all: bool,
+    #[arg(long, default_value_t = 2)]
+    pub shards: usize,
+    #[arg(long, default_value_t = 50)]
+    pub keys: usize,
+    #[arg(long, default_value_t = 4)]
+    pub writers: usize,
+    #[arg(long, default_value_t = 2)]
+    pub readers: usize,
+    /// Keys of 100 bytes loaded before the run (DEBUG POPULATE), so full syncs take a while and a
+    /// failover can meet a replica still loading.
+    #[arg(long, default_value_t = 200_000)]
+    pub filler: u64,
+    #[arg(long, default_value = "target/perf/faults")]
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FaultReport {
+    pub seed: u64,
+    pub wait_all: bool,
+    pub faults: Vec<String>,
+    pub failovers: u64,
+    pub verdict: Verdict,
+    pub digests_equal: bool,
+}
+
+/// Who serves now: the epoch (bumped by every promotion) and the primary's port.
+#[derive(Clone, Copy)]
+struct Serving {
+    epoch: u64,
+    port: u16,
+}
+
+struct Shared {
+    serving: Mutex<Serving>,
+    /// Each epoch's start state, read from the new primary before clients may reach it.
+    starts: Mutex<HashMap<u64, Vec<u64>>>,
+    stop: AtomicBool,
+    events: Mutex<Vec<Event>>,
+    start: Instant,
+    /// Writes ever acknowledged (progress the faults wait for).
+    acked: AtomicU64,
+}
+
+impl Shared {
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    fn serving(&self) -> Serving {
+        *self.serving.lock().expect("serving")
+    }
+}
+
+fn value_of(key: usize, index: u64) -> String {
+    format!("k{key}:{index}")
+}
+
+/// The write index a read returned: Some(0) for nil, None for something never written to `key`.
+fn parse_read(key: usize, v: &Value) -> Option<u64> {
+    match v {
+        Value::Bulk(None) => Some(0),
+        Value::Bulk(Some(b)) => {
+            let s = std::str::from_utf8(b).ok()?;
+            let (k, i) = s.strip_prefix('k')?.split_once(':')?;
+            (k.parse::<usize>().ok()? == key).then_some(())?;
+            i.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+fn key_name(key: usize) -> String {
+    format!("reg:{key}")
+}
+
+/// A client's connection to the current primary, renewed when the epoch changes or the link breaks.
+struct Conn {
+    at: Option<(u64, Client)>,
+}
+
+impl Conn {
+    fn get(&mut self, sh: &Shared) -> Option<(u64, &mut Client)> {
+        let s = sh.serving();
+        if self.at.as_ref().is_none_or(|(e, _)| *e != s.epoch) {
+            self.at = Client::connect(s.port).ok().map(|mut c| {
+                c.set_timeout(Duration::from_secs(2));
+                (s.epoch, c)
+            });
+        }
+        self.at.as_mut().map(|(e, c)| (*e, c))
+    }
+}
+
+fn writer(sh: Arc<Shared>, id: usize, args: FaultArgs) {
+    let mine: Vec<usize> = (0..args.keys).filter(|k| k % args.writers == id).collect();
+    let mut next: Vec<u64> = vec![0; args.keys];
+    let mut conn = Conn { at: None };
+    let mut rng = SmallRng::seed_from_u64(args.seed ^ ((id as u64 + 1) * 0x9e37_79b9));
+    while !sh.stop.load(Ordering::Relaxed) {
+        let key = mine[rng.random_range(0..mine.len())];
+        let Some((epoch, c)) = conn.get(&sh) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        next[key] += 1;
+        let index = next[key];
+        let start = sh.now_us();
+        let reply = c.cmd(&["SET", &key_name(key), &value_of(key, index)]);
+        let mut outcome = match &reply {
+            Ok(Value::Simple(s)) if s == "OK" => Outcome::Ok,
+            Ok(Value::Error(_)) => Outcome::Failed,
+            _ => Outcome::Unknown,
+        };
+        if outcome == Outcome::Ok && args.wait_all {
+            outcome = match c.cmd(&["WAIT", "2", "1000"]) {
+                Ok(Value::Int(n)) if n >= 2 => Outcome::Ok,
+                _ => Outcome::Unknown,
+            };
+        }
+        if reply.is_err() {
+            conn.at = None;
+        }
+        let end = sh.now_us();
+        if outcome == Outcome::Ok {
+            sh.acked.fetch_add(1, Ordering::Relaxed);
+        }
+        sh.events.lock().expect("events").push(Event {
+            op: Op::Write {
+                key,
+                index,
+                outcome,
+            },
+            start_us: start,
+            end_us: end,
+            epoch,
+        });
+    }
+}
+
+fn reader(sh: Arc<Shared>, id: usize, args: FaultArgs) {
+    let mut conn = Conn { at: None };
+    let mut rng = SmallRng::seed_from_u64(args.seed ^ ((id as u64 + 101) * 0x85eb_ca6b));
+    while !sh.stop.load(Ordering::Relaxed) {
+        let key = rng.random_range(0..args.keys);
+        let Some((epoch, c)) = conn.get(&sh) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let start = sh.now_us();
+        match c.cmd(&["GET", &key_name(key)]) {
+            Ok(v @ Value::Bulk(_)) => {
+                let end = sh.now_us();
+                sh.events.lock().expect("events").push(Event {
+                    op: Op::Read {
+                        key,
+                        value: parse_read(key, &v),
+                    },
+                    start_us: start,
+                    end_us: end,
+                    epoch,
+                });
+            }
+            Ok(_) => {}
+            Err(_) => conn.at = None,
+        }
+    }
+}
+
+/// The three nodes and the relays in front of the primary.
+struct Cluster {
+    nodes: Vec<Server>,
+    primary: usize,
+    relays: Vec<Option<Proxy>>,
+}
+
+fn ok(v: std::io::Result<Value>) -> Result<Value, String> {
+    match v.map_err(|e| e.to_string())? {
+        Value::Error(e) => Err(e),
+        v => Ok(v),
+    }
+}
+
+impl Cluster {
+    fn info(&self, i: usize, field: &str) -> Option<String> {
+        let mut c = self.nodes[i].client().ok()?;
+        c.set_timeout(Duration::from_secs(2));
+        c.info_field("replication", field).ok()
+    }
+
+    /// Points replica `i` at the primary through a fresh relay.
+    fn follow(&mut self, i: usize) -> Result<(), String> {
+        let relay = Proxy::start(self.nodes[self.primary].port).map_err(|e| e.to_string())?;
+        let mut c = self.nodes[i].client()?;
+        ok(c.cmd(&["REPLICAOF", "127.0.0.1", &relay.port.to_string()]))?;
+        self.relays[i] = Some(relay);
+        Ok(())
+    }
+
+    fn replicas(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| i != self.primary)
+            .collect()
+    }
+
+    /// A replica that could take over: link up and not loading.
+    fn synced(&self, i: usize) -> bool {
+        self.info(i, "master_link_status").as_deref() == Some("up")
+            && self.info(i, "master_sync_in_progress").as_deref() == Some("0")
+    }
+
+    fn offset(&self, i: usize) -> i64 {
+        self.info(i, "slave_repl_offset")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1)
+    }
+
+    fn restart(&mut self, i: usize) -> Result<(), String> {
+        self.nodes[i].kill();
+        self.nodes[i].restart()?;
+        self.nodes[i].wait_ready(Duration::from_secs(30))?;
+        self.follow(i)
+    }
+}
+
+/// Runs the suite; the report says what the history and the digests showed.
+pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
+    let dir = args.out_dir.join(format!(
+        "seed-{}-{}",
+        args.seed,
+        if args.wait_all { "wait" } else { "async" }
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let nodes: Vec<Server> = (0..3)
+        .map(|i| {
+            let s = Server::start(
+                &args.server_bin,
+                &dir,
+                &format!("node{i}"),
+                args.shards,
+                None,
+            )?;
+            let mut c = s.client()?;
+            ok(c.cmd(&["CONFIG", "SET", "repl-timeout", "5"]))?;
+            Ok(s)
+        })
+        .collect::<Result<_, String>>()?;
+    let mut cl = Cluster {
+        nodes,
+        primary: 0,
+        relays: vec![None, None, None],
+    };
+    if args.filler > 0 {
+        let mut c = cl.nodes[0].client()?;
+        ok(c.cmd(&[
+            "DEBUG",
+            "POPULATE",
+            &args.filler.to_string(),
+            "filler",
+            "100",
+        ]))?;
+    }
+    for i in cl.replicas() {
+        cl.follow(i)?;
+    }
+    let sh = Arc::new(Shared {
+        serving: Mutex::new(Serving {
+            epoch: 1,
+            port: cl.nodes[0].port,
+        }),
+        starts: Mutex::new(HashMap::new()),
+        stop: AtomicBool::new(false),
+        events: Mutex::new(Vec::new()),
+        start: Instant::now(),
+        acked: AtomicU64::new(0),
+    });
+    wait_until(Duration::from_secs(60), || {
+        cl.replicas().iter().all(|&i| cl.synced(i))
+    })
+    .ok_or("replicas did not sync at the start")?;
+    let mut threads = Vec::new();
+    for id in 0..args.writers {
+        let (sh, a) = (sh.clone(), args.clone());
+        threads.push(std::thread::spawn(move || writer(sh, id, a)));
+    }
+    for id in 0..args.readers {
+        let (sh, a) = (sh.clone(), args.clone());
+        threads.push(std::thread::spawn(move || reader(sh, id, a)));
+    }
+    let mut rng = SmallRng::seed_from_u64(args.seed);
+    let mut faults = Vec::new();
+    let mut failovers = 0;
+    let end = Instant::now() + Duration::from_secs(args.seconds);
+    while Instant::now() < end {
+        // Let the workload make progress between faults.
+        let before = sh.acked.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(rng.random_range(500..1500)));
+        wait_until(Duration::from_secs(30), || {
+            sh.acked.load(Ordering::Relaxed) > before + 20
+        });
+        let pause = Duration::from_millis(rng.random_range(300..2000));
+        let reps = cl.replicas();
+        let r = reps[rng.random_range(0..reps.len())];
+        let what = rng.random_range(0..6);
+        let line = match what {
+            // An operator fails over only when some replica could take over.
+            0 if reps.iter().any(|&i| cl.synced(i)) => {
+                failovers += 1;
+                failover(&mut cl, &sh, args.keys)?
+            }
+            1 => {
+                signal(&cl.nodes[r], libc::SIGSTOP);
+                std::thread::sleep(pause);
+                signal(&cl.nodes[r], libc::SIGCONT);
+                format!("SIGSTOP replica node{r} for {pause:?}")
+            }
+            2 => {
+                if let Some(p) = &cl.relays[r] {
+                    p.cut();
+                    std::thread::sleep(pause);
+                    p.resume();
+                }
+                format!("cut node{r}'s link for {pause:?}")
+            }
+            3 => {
+                if let Some(p) = &cl.relays[r] {
+                    p.hold();
+                    std::thread::sleep(pause);
+                    p.release();
+                }
+                format!("held node{r}'s link for {pause:?}")
+            }
+            4 => {
+                cl.restart(r)?;
+                format!("kill -9 and restart of replica node{r}")
+            }
+            _ => {
+                let p = cl.primary;
+                let short = Duration::from_millis(rng.random_range(50..300));
+                signal(&cl.nodes[p], libc::SIGSTOP);
+                std::thread::sleep(short);
+                signal(&cl.nodes[p], libc::SIGCONT);
+                format!("SIGSTOP primary node{p} for {short:?}")
+            }
+        };
+        faults.push(format!("{:.1}s {line}", sh.start.elapsed().as_secs_f64()));
+    }
+    sh.stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    // Settle: every replica synced and holding everything the primary logged.
+    let p = cl.primary;
+    let settled = wait_until(Duration::from_secs(120), || {
+        let want = cl.info(p, "master_repl_offset").unwrap_or_default();
+        cl.replicas()
+            .iter()
+            .all(|&i| cl.synced(i) && cl.info(i, "slave_repl_offset") == Some(want.clone()))
+    });
+    let final_index = read_all(&cl, p, args.keys)?;
+    let digests: Vec<String> = (0..cl.nodes.len())
+        .map(|i| {
+            cl.nodes[i]
+                .client()
+                .and_then(|mut c| c.cmd(&["DEBUG", "DIGEST"]).map_err(|e| e.to_string()))
+                .map(|v| v.text())
+                .unwrap_or_default()
+        })
+        .collect();
+    let digests_equal = settled.is_some() && digests.iter().all(|d| d == &digests[0]);
+    let events = std::mem::take(&mut *sh.events.lock().expect("events"));
+    let starts = std::mem::take(&mut *sh.starts.lock().expect("starts"));
+    let verdict = history::check(&events, &starts, &final_index);
+    let report = FaultReport {
+        seed: args.seed,
+        wait_all: args.wait_all,
+        faults,
+        failovers,
+        verdict,
+        digests_equal,
+    };
+    std::fs::create_dir_all(&dir).ok();
+    if let Ok(j) = serde_json::to_string_pretty(&report) {
+        let _ = std::fs::write(dir.join("report.json"), j);
+    }
+    Ok(report)
+}
+
+/// kill -9 of the primary; like an operator, the harness promotes the replica with the highest offset
+/// that accepts the promotion (a replica still loading refuses it), and the others (the old primary
+/// restarted empty) follow it. Returns the line for the report.
+fn failover(cl: &mut Cluster, sh: &Shared, keys: usize) -> Result<String, String> {
+    let old = cl.primary;
+    cl.nodes[old].kill();
+    let mut candidates: Vec<usize> = cl.replicas();
+    let mut refusals = Vec::new();
+    let best = wait_until(Duration::from_secs(60), || {
+        candidates.sort_by_key(|&i| (std::cmp::Reverse(cl.offset(i)), i));
+        candidates.iter().copied().find(|&i| {
+            let r = cl.nodes[i]
+                .client()
+                .and_then(|mut c| ok(c.cmd(&["REPLICAOF", "NO", "ONE"])));
+            if let Err(e) = &r {
+                refusals.push(format!("node{i}: {e}"));
+            }
+            r.is_ok()
+        })
+    })
+    .ok_or_else(|| format!("no replica could be promoted: {refusals:?}"))?;
+    cl.primary = best;
+    let start = read_all(cl, best, keys)?;
+    {
+        let mut s = sh.serving.lock().expect("serving");
+        sh.starts.lock().expect("starts").insert(s.epoch + 1, start);
+        s.epoch += 1;
+        s.port = cl.nodes[best].port;
+    }
+    for i in cl.replicas() {
+        if i == old {
+            cl.nodes[i].restart()?;
+            cl.nodes[i].wait_ready(Duration::from_secs(30))?;
+            let mut c = cl.nodes[i].client()?;
+            ok(c.cmd(&["CONFIG", "SET", "repl-timeout", "5"]))?;
+        }
+        cl.follow(i)?;
+    }
+    Ok(format!(
+        "kill -9 of primary node{old}; node{best} promoted (offset {})",
+        cl.offset(best).max(0)
+    ))
+}
+
+/// Every key's write index on node `i` (u64::MAX for a value never written).
+fn read_all(cl: &Cluster, i: usize, keys: usize) -> Result<Vec<u64>, String> {
+    let mut c = cl.nodes[i].client()?;
+    (0..keys)
+        .map(|key| {
+            let v = c.cmd(&["GET", &key_name(key)]).map_err(|e| e.to_string())?;
+            Ok(parse_read(key, &v).unwrap_or(u64::MAX))
+        })
+        .collect()
+}
+
+fn signal(s: &Server, sig: i32) {
+    // SAFETY: a signal to a child process this harness started.
+    unsafe { libc::kill(s.pid() as i32, sig) };
+}
+
+/// Polls `f` every 20 ms until it gives something or `within` passes.
+fn wait_until<T>(within: Duration, mut f: impl FnMut() -> T) -> Option<T::Output>
+where
+    T: IntoOption,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().into_option() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `wait_until` takes conditions (bool) and searches (Option).
+pub trait IntoOption {
+    type Output;
+    fn into_option(self) -> Option<Self::Output>;
+}
+
+impl IntoOption for bool {
+    type Output = ();
+    fn into_option(self) -> Option<()> {
+        self.then_some(())
+    }
+}
+
+impl<T> IntoOption for Option<T> {
+    type Output = T;
+    fn into_option(self) -> Option<T> {
+        self
+    }
+}
+
+pub fn print(r: &FaultReport) {
+    let v = &r.verdict;
+    println!(
+        "seed {} ({}): {} faults, {} failovers; ops attempted {} writes + {} reads, acknowledged {}; \
+         lost {}, stale {}, unexpected {}, flips {}; digests equal: {}",
+        r.seed,
+        if r.wait_all { "WAIT for all replicas" } else { "asynchronous" },
+        r.faults.len(),
+        r.failovers,
+        v.writes,
+        v.reads,
+        v.acknowledged,
+        v.lost,
+        v.stale,
+        v.unexpected,
+        v.flips,
+        r.digests_equal
+    );
+    for e in &v.examples {
+        println!("  {e}");
+    }
+}
