@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tandem_sync::assemble::TxAssembler;
 use tandem_sync::frame::{Frame, FrameKind};
+use tandem_sync::link::{Action, Event as LinkEvent, Link, Phase as LinkPhase};
 use tandem_sync::replid::ReplId;
 use tandem_sync::spool::Spool;
 use tandem_sync::unit::{split_units, TxTag};
@@ -247,45 +248,46 @@ fn current(local: &Local, gen: u64) -> bool {
     local.shard.borrow().link_gen == gen
 }
 
-/// Delay before reconnect attempt number `failures` (1-based) in a row: the first at once (a killed link
-/// comes back by partial resync within milliseconds), then backing off to a second.
-fn retry_delay(failures: u32) -> Duration {
-    Duration::from_millis(match failures {
-        0 | 1 => 0,
-        2 => 100,
-        3 => 250,
-        4 => 500,
-        _ => 1000,
-    })
+/// Milliseconds on the controller's monotonic clock (the link state machine's time).
+struct Clock(Instant);
+
+impl Clock {
+    fn now(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
 }
 
+/// Keeps the link to the primary: attempts, and between them the backoff the link state machine
+/// (tandem_sync::link) decides.
 async fn controller(local: Rc<Local>, gen: u64) {
-    let mut failures = 0u32;
+    let clock = Clock(Instant::now());
+    let timeout_ms = local.shard.borrow().settings.repl_timeout_secs * 1000;
+    let mut link = Link::new(clock.now(), timeout_ms);
     while current(&local, gen) {
-        let started = Instant::now();
-        let res = attempt(&local, gen).await;
+        let res = attempt(&local, gen, &mut link, &clock).await;
         if !current(&local, gen) {
+            link.step(LinkEvent::Stop, clock.now());
             return;
         }
-        // A link that lived a while was healthy: its loss starts a new series of retries.
-        failures = if started.elapsed() > Duration::from_secs(5) {
-            1
-        } else {
-            failures + 1
+        let why = match res {
+            Ok(()) => "link closed".to_string(),
+            Err(e) => e.to_string(),
         };
-        let delay = retry_delay(failures);
-        if let Err(e) = res {
-            tracing::warn!(
-                "MASTER <-> REPLICA sync: {e}; retrying in {} ms",
-                delay.as_millis()
-            );
+        let mut delay = 0;
+        for a in link.step(LinkEvent::Failed(why.clone()), clock.now()) {
+            if let Action::RetryIn(ms) = a {
+                delay = ms;
+            }
         }
+        tracing::warn!("MASTER <-> REPLICA sync: {why}; retrying in {delay} ms");
         local.shared.repl.link_up.store(false, Ordering::Release);
         gate::update(&local.shared, &local.shard.borrow().settings);
         with_link(&local, gen, |l| {
             l.up = false;
         });
-        runtime::sleep(delay).await;
+        runtime::sleep(Duration::from_millis(delay)).await;
+        // The backoff is over: the machine says connect (its only action from Backoff).
+        link.tick(clock.now());
     }
 }
 
@@ -307,7 +309,7 @@ async fn ask(
     Ok(line)
 }
 
-async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
+async fn attempt(local: &Rc<Local>, gen: u64, link: &mut Link, clock: &Clock) -> io::Result<()> {
     let (host, port, settings, cached) = {
         let sh = local.shard.borrow();
         let l = sh.link.as_ref().ok_or_else(|| err("no link"))?;
@@ -319,6 +321,7 @@ async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
         )
     };
     let timeout = Duration::from_secs(settings.repl_timeout_secs);
+    link.set_timeout(settings.repl_timeout_secs * 1000);
     let cancel = || !current(local, gen);
     tracing::info!("Connecting to MASTER {host}:{port}");
     let mut s = net::connect(&host, port, timeout.min(Duration::from_secs(10))).await?;
@@ -490,7 +493,7 @@ async fn attempt(local: &Rc<Local>, gen: u64) -> io::Result<()> {
             }),
         );
     }
-    let res = control(local, gen, &mut s, buf, &progress, &settings).await;
+    let res = control(local, gen, &mut s, buf, &progress, &settings, link, clock).await;
     progress.fail(match &res {
         Ok(()) => "link closed".into(),
         Err(e) => e.to_string(),
@@ -554,8 +557,10 @@ fn ack_command(p: &SyncProgress) -> Vec<u8> {
     net::command(&[b"REPLCONF", b"ACK", total.as_bytes(), list.as_bytes()])
 }
 
-/// The control connection after PSYNC: answers GETACK, acknowledges every second once live, watches
-/// the flows, the primary's silence (repl-timeout) and the generation (REPLICAOF changes).
+/// The control connection after PSYNC: carries out what the link state machine decides (go live,
+/// keepalives while loading, ACKs once live, giving up on a silent primary), answers GETACK, and watches
+/// the flows and the generation (REPLICAOF changes).
+#[allow(clippy::too_many_arguments)]
 async fn control(
     local: &Rc<Local>,
     gen: u64,
@@ -563,20 +568,29 @@ async fn control(
     mut buf: BytesMut,
     p: &Arc<SyncProgress>,
     settings: &crate::config::Settings,
+    link: &mut Link,
+    clock: &Clock,
 ) -> io::Result<()> {
-    let timeout = Duration::from_secs(settings.repl_timeout_secs);
-    // Heard from at least four times per repl-timeout, so the primary never drops a loading replica.
-    let keepalive = (timeout / 4).min(Duration::from_secs(1));
     let mut w = s.clone();
     let mut parser = RequestParser::new();
-    let mut last_io = Instant::now();
-    let mut last_ack = Instant::now();
-    let mut live = false;
-    // A partial resync's flows are live from the start: no need to wait for the first tick.
-    if p.all_live() {
-        live = true;
-        go_live(local, gen, p, settings);
-        net::write(&mut w, ack_command(p)).await?;
+    // The bytes the machine's actions send, if any; an Abort ends the attempt.
+    let act = |acts: Vec<Action>| -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for a in acts {
+            match a {
+                Action::GoLive => go_live(local, gen, p, settings),
+                Action::Ack => out.extend(ack_command(p)),
+                Action::Keepalive => out.push(b'\n'),
+                Action::Abort(why) => return Err(err(why)),
+                Action::Connect | Action::RetryIn(_) => {}
+            }
+        }
+        Ok(out)
+    };
+    // A partial resync's flows are live from the start: the machine goes live at once.
+    let out = act(link.step(LinkEvent::Synced { full: p.full }, clock.now()))?;
+    if !out.is_empty() {
+        net::write(&mut w, out).await?;
     }
     loop {
         if buf.capacity() - buf.len() < 1024 {
@@ -597,7 +611,7 @@ async fn control(
                         Err(e) => return Err(e),
                         Ok(_) => {}
                     }
-                    last_io = Instant::now();
+                    link.step(LinkEvent::Heard, clock.now());
                     with_link(local, gen, |l| {
                         l.last_io_ms = runtime::now_ms();
                     });
@@ -610,33 +624,25 @@ async fn control(
                     if let Some(why) = p.failure() {
                         return Err(err(why));
                     }
-                    if last_io.elapsed() > timeout {
-                        return Err(err("MASTER timeout: no data nor PING received"));
+                    let mut acts = Vec::new();
+                    if link.phase() == LinkPhase::Loading && p.all_live() {
+                        acts.extend(link.step(LinkEvent::FlowsLive, clock.now()));
                     }
-                    if !live && p.all_live() {
-                        live = true;
-                        go_live(local, gen, p, settings);
-                        net::write(&mut w, ack_command(p)).await?;
-                        last_ack = Instant::now();
-                    }
-                    if last_ack.elapsed() >= keepalive {
-                        // While loading, a bare newline (as Valkey replicas send) keeps the link alive
-                        // however long the sync takes.
-                        let msg = if live { ack_command(p) } else { b"\n".to_vec() };
-                        net::write(&mut w, msg).await?;
-                        last_ack = Instant::now();
+                    acts.extend(link.tick(clock.now()));
+                    let out = act(acts)?;
+                    if !out.is_empty() {
+                        net::write(&mut w, out).await?;
                     }
                 }
             }
         }
         while let Ok(Some(cmd)) = parser.next(&mut buf, 1 << 20, true) {
-            if live
+            if link.phase() == LinkPhase::Live
                 && cmd.len() >= 2
                 && cmd[0].eq_ignore_ascii_case(b"replconf")
                 && cmd[1].eq_ignore_ascii_case(b"getack")
             {
                 net::write(&mut w, ack_command(p)).await?;
-                last_ack = Instant::now();
             }
         }
     }

@@ -6,6 +6,8 @@
 //! - `replid`: 40-hex replication ids, replid2 after promotion, and the PSYNC continue-or-full decision.
 //! - `frame`: the checksummed frame every Tandem-to-Tandem replication stream is made of
 //!   (docs/replication-format.md).
+//! - `link`: a replica's link to its primary as a state machine without I/O (phases, keepalive, acks,
+//!   silence, backoff).
 //! - `snapshot`: the record format of snapshot chunks (one key each).
 //! - `spool`: the replica's per-flow journal buffer during a full sync (memory, then a temporary file).
 //! - `unit`: the log unit, the commit unit of a shard's log (backlog, journal flows, replica apply, WAL).
@@ -16,6 +18,7 @@ pub mod acks;
 pub mod assemble;
 pub mod backlog;
 pub mod frame;
+pub mod link;
 pub mod replid;
 pub mod snapshot;
 pub mod spool;
