@@ -1,16 +1,16 @@
 //! Tandem: a Valkey-compatible in-memory key-value server, thread-per-core and shared-nothing.
 //!
 //! Module map (the tree reads like the architecture, see docs/architecture.md):
-//! - `runtime`: the thin layer over compio (io_uring): shard threads, SO_REUSEPORT listeners, timers.
-//! - `server`: start-up, the per-shard `Local` handle (direct calls, messages, transactions), connections
-//!   (`conn`), and the commands that need a connection or several shards (`special`, `info`, `client_cmd`,
-//!   `debug`, `introspect`).
-//! - `shard`: a shard's state (`Shard`), its inbox in the `mesh`, multi-shard transaction locks (`tx`),
+//! - `runtime`: the thin layer over compio (io_uring): shard threads, SO_REUSEPORT listeners, timers, and
+//!   `local`, the per-shard `Local` handle (direct calls, messages, transactions `Tx`).
+//! - `server`: start-up, connections (`conn`), and the commands that need a connection or several shards
+//!   (`special`, `info`, `client_cmd`, `debug`, `introspect`).
+//! - `shard`: a shard's state (`Shard`), its `log` (commit units), its inbox in the `mesh`, multi-shard transaction locks (`tx`),
 //!   counters (`stats`), and a single-thread `notify`.
 //! - `cmd`: the command table (data), argument helpers, typed errors, the one execution path (`exec`), and
 //!   the key commands (`strings`, `keys`).
-//! - `repl`: replication: journals, the primary's flows, the replica's controller, WAIT, INFO replication
-//!   (the storage-agnostic parts are in the tandem-sync crate).
+//! - `repl`: replication: the primary's flows, the replica's controller and flows, how units apply, WAIT,
+//!   INFO replication (the storage-agnostic parts are in the tandem-sync crate).
 //! - `store`: storage a shard owns: compact entries, segmented tables, the keyspace of slots.
 //! - `resp`: request parser and reply encoder (RESP2/RESP3).
 //! - `config`: the directive table, config files, CONFIG GET/SET.

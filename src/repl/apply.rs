@@ -16,7 +16,7 @@
 use crate::cmd::exec::{execute_part, Exec};
 use crate::cmd::{lookup, Handler, Merge};
 use crate::resp::{Proto, Reply};
-use crate::server::Local;
+use crate::runtime::Local;
 use crate::shard::mesh::Kind;
 use crate::shard::Shard;
 use crate::slot::{key_slot, shard_slots, slot_owner};

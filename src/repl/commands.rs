@@ -7,8 +7,7 @@ use crate::cmd::args::{eq, int};
 use crate::cmd::{CmdError, CmdResult};
 use crate::resp::Reply;
 use crate::runtime;
-use crate::server::conn::Conn;
-use crate::server::Local;
+use crate::runtime::Local;
 use bytes::Bytes;
 use std::fmt::Write;
 use std::rc::Rc;
@@ -87,390 +86,393 @@ async fn journals(local: &Rc<Local>) -> Vec<ShardJournal> {
         .await
 }
 
-impl Conn {
-    pub async fn replicaof(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
-        if eq(&a[1], "no") && eq(&a[2], "one") {
-            let id = new_replid(&self.local);
-            let promoted = self
-                .local
-                .run_on(0, move |l| async move {
-                    if !l.shared.repl.is_replica.load(Ordering::Acquire) {
-                        return Ok(false);
-                    }
-                    if let Some(why) = replica::promotion_refusal(&l) {
-                        return Err(why);
-                    }
-                    // No flow of the old link applies anything once this returns.
-                    let applied = replica::stop(&l).await?;
-                    promote(&l, id, applied).await;
-                    replica::promoted(&l);
-                    Ok(true)
-                })
-                .await
-                .map_err(CmdError::other)?;
-            if promoted {
-                tracing::info!("MASTER MODE enabled (user request); new replication id {id}");
-            }
-            r.ok();
-            return Ok(());
-        }
-        let host = String::from_utf8_lossy(&a[1]).into_owned();
-        let port = int(&a[2])
-            .ok()
-            .filter(|p| (1..=65535).contains(p))
-            .ok_or_else(|| CmdError::other("ERR Invalid master port"))? as u16;
-        let same = self
-            .local
+/// What the replication commands need of the connection that runs them (kept in the connection).
+#[derive(Default)]
+pub struct ReplClient {
+    /// The connection's client id: a replica's session id after PSYNC.
+    pub id: u64,
+    /// The client ran a write command (WAIT waits for nothing otherwise).
+    pub wrote: bool,
+    /// REPLCONF listening-port.
+    pub port: u16,
+    /// The replication log version the replica announced (`REPLCONF capa tandem-log<v>`), 0 if none.
+    pub log_version: u8,
+    /// Set by PSYNC and TFLOW: once the replies are written the socket becomes a replication stream.
+    pub takeover: Option<Takeover>,
+}
+
+pub async fn replicaof(local: &Rc<Local>, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    if eq(&a[1], "no") && eq(&a[2], "one") {
+        let id = new_replid(local);
+        let promoted = local
             .run_on(0, move |l| async move {
-                let same = l
-                    .shard
-                    .borrow()
-                    .link
-                    .as_ref()
-                    .is_some_and(|k| k.host == host && k.port == port);
-                if !same {
-                    if !l.shared.repl.is_replica.load(Ordering::Acquire) {
-                        // A primary turning replica offers its own history to continue from.
-                        let offsets = l
-                            .broadcast(|sh| {
-                                sh.seal_unit();
-                                sh.repl.offset()
-                            })
-                            .await;
-                        let id = l.shard.borrow().repl.identity.replid;
-                        l.shard.borrow_mut().link = Some(super::LinkStatus::new(
-                            String::new(),
-                            0,
-                            0,
-                            Some((id, offsets)),
-                        ));
-                    } else {
-                        let cached = replica::halt(&l).await;
-                        if let Some(k) = l.shard.borrow_mut().link.as_mut() {
-                            k.cached = cached;
-                        }
-                    }
-                    replica::start(&l, host, port);
+                if !l.shared.repl.is_replica.load(Ordering::Acquire) {
+                    return Ok(false);
                 }
-                same
-            })
-            .await;
-        if same {
-            r.simple("OK Already connected to specified master");
-        } else {
-            r.ok();
-        }
-        Ok(())
-    }
-
-    pub async fn role(&mut self, r: &mut Reply) -> CmdResult {
-        let js = journals(&self.local).await;
-        let total: u64 = js.iter().map(|j| j.offset).sum();
-        let info = self
-            .local
-            .call(0, crate::shard::mesh::Kind::Normal, |sh| {
-                let link = sh.link.as_ref().map(|l| {
-                    let state = match (&l.progress, l.up) {
-                        (_, true) => "connected",
-                        (Some(_), false) => "sync",
-                        (None, false) => "connecting",
-                    };
-                    let applied: u64 = l.progress.as_ref().map_or(0, |p| p.offsets().iter().sum());
-                    (l.host.clone(), l.port, state, applied)
-                });
-                let replicas: Vec<(String, u16, u64)> = sh
-                    .registry
-                    .replicas
-                    .values()
-                    .map(|e| (e.ip.clone(), e.port, e.ack.total()))
-                    .collect();
-                (link, replicas)
-            })
-            .await;
-        match info {
-            (Some((host, port, state, applied)), _)
-                if self.local.shared.repl.is_replica.load(Ordering::Acquire) =>
-            {
-                r.array(5);
-                r.bulk(b"slave");
-                r.bulk(host.as_bytes());
-                r.int(port as i64);
-                r.bulk(state.as_bytes());
-                r.int(applied as i64);
-            }
-            (_, replicas) => {
-                r.array(3);
-                r.bulk(b"master");
-                r.int(total as i64);
-                r.array(replicas.len());
-                for (ip, port, off) in replicas {
-                    r.array(3);
-                    r.bulk(ip.as_bytes());
-                    r.bulk(port.to_string().as_bytes());
-                    r.bulk(off.to_string().as_bytes());
+                if let Some(why) = replica::promotion_refusal(&l) {
+                    return Err(why);
                 }
-            }
-        }
-        Ok(())
-    }
-
-    pub async fn wait(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
-        if self.local.shared.repl.is_replica.load(Ordering::Acquire) {
-            return Err(CmdError::other(
-                "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
-            ));
-        }
-        let need = int(&a[1])?.max(0) as usize;
-        let timeout = int(&a[2])
-            .map_err(|_| CmdError::other("ERR timeout is not an integer or out of range"))?;
-        if timeout < 0 {
-            return Err(CmdError::other("ERR timeout is negative"));
-        }
-        // The client's last write is in every shard's journal up to its current end (a superset of the
-        // client's own writes); a client that never wrote waits for nothing.
-        let target: Vec<u64> = if self.wrote {
-            journals(&self.local)
-                .await
-                .iter()
-                .map(|j| j.offset)
-                .collect()
-        } else {
-            vec![0; self.local.nshards()]
-        };
-        let t2 = target.clone();
-        let waiting = self
-            .local
-            .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
-                sh.registry.wait(t2, need)
+                // No flow of the old link applies anything once this returns.
+                let applied = replica::stop(&l).await?;
+                promote(&l, id, applied).await;
+                replica::promoted(&l);
+                Ok(true)
             })
-            .await;
-        // Satisfied now or when the acks arrive (the count comes with them); only a timeout asks again.
-        let reached = match waiting {
-            Ok(n) => Some(n),
-            Err(rx) if timeout == 0 => rx.await.ok(),
-            Err(rx) => match futures_util::future::select(
-                rx,
-                std::pin::pin!(runtime::sleep(Duration::from_millis(timeout as u64))),
-            )
             .await
-            {
-                futures_util::future::Either::Left((n, _)) => n.ok(),
-                futures_util::future::Either::Right(_) => None,
-            },
-        };
-        let n = match reached {
-            Some(n) => n,
-            None => {
-                self.local
-                    .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
-                        sh.registry.count_holding(&target)
-                    })
-                    .await
-            }
-        };
-        r.int(n as i64);
-        Ok(())
-    }
-
-    pub fn replconf(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
-        if a.len().is_multiple_of(2) {
-            return Err(CmdError::Syntax);
-        }
-        for pair in a[1..].chunks(2) {
-            let opt = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
-            match opt.as_str() {
-                "listening-port" => {
-                    self.repl_port = int(&pair[1])
-                        .ok()
-                        .filter(|p| (0..=65535).contains(p))
-                        .ok_or(CmdError::NotInteger)? as u16;
-                }
-                "capa" => {
-                    if let Some(v) = pair[1]
-                        .strip_prefix(b"tandem-log")
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                        .and_then(|v| v.parse().ok())
-                    {
-                        self.repl_log_version = v;
-                    }
-                }
-                "ip-address" | "version" | "rdb-only" | "rdb-filter-only" => {}
-                // Only meaningful on a replica's control session; never answered.
-                "ack" | "getack" | "fack" => return Ok(()),
-                _ => {
-                    return Err(CmdError::other(format!(
-                        "ERR Unrecognized REPLCONF option: {opt}"
-                    )))
-                }
-            }
+            .map_err(CmdError::other)?;
+        if promoted {
+            tracing::info!("MASTER MODE enabled (user request); new replication id {id}");
         }
         r.ok();
-        Ok(())
+        return Ok(());
     }
+    let host = String::from_utf8_lossy(&a[1]).into_owned();
+    let port = int(&a[2])
+        .ok()
+        .filter(|p| (1..=65535).contains(p))
+        .ok_or_else(|| CmdError::other("ERR Invalid master port"))? as u16;
+    let same = local
+        .run_on(0, move |l| async move {
+            let same = l
+                .shard
+                .borrow()
+                .link
+                .as_ref()
+                .is_some_and(|k| k.host == host && k.port == port);
+            if !same {
+                if !l.shared.repl.is_replica.load(Ordering::Acquire) {
+                    // A primary turning replica offers its own history to continue from.
+                    let offsets = l
+                        .broadcast(|sh| {
+                            sh.seal_unit();
+                            sh.repl.offset()
+                        })
+                        .await;
+                    let id = l.shard.borrow().repl.identity.replid;
+                    l.shard.borrow_mut().link = Some(super::LinkStatus::new(
+                        String::new(),
+                        0,
+                        0,
+                        Some((id, offsets)),
+                    ));
+                } else {
+                    let cached = replica::halt(&l).await;
+                    if let Some(k) = l.shard.borrow_mut().link.as_mut() {
+                        k.cached = cached;
+                    }
+                }
+                replica::start(&l, host, port);
+            }
+            same
+        })
+        .await;
+    if same {
+        r.simple("OK Already connected to specified master");
+    } else {
+        r.ok();
+    }
+    Ok(())
+}
 
-    /// `PSYNC <replid|?> <offset> TANDEM <shards> <o0,o1,..|->`: Valkey's PSYNC plus every shard's offset.
-    pub async fn psync(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
-        if a.len() != 6 || !eq(&a[3], "tandem") {
-            return Err(CmdError::other(
+pub async fn role(local: &Rc<Local>, r: &mut Reply) -> CmdResult {
+    let js = journals(local).await;
+    let total: u64 = js.iter().map(|j| j.offset).sum();
+    let info = local
+        .call(0, crate::shard::mesh::Kind::Normal, |sh| {
+            let link = sh.link.as_ref().map(|l| {
+                let state = match (&l.progress, l.up) {
+                    (_, true) => "connected",
+                    (Some(_), false) => "sync",
+                    (None, false) => "connecting",
+                };
+                let applied: u64 = l.progress.as_ref().map_or(0, |p| p.offsets().iter().sum());
+                (l.host.clone(), l.port, state, applied)
+            });
+            let replicas: Vec<(String, u16, u64)> = sh
+                .registry
+                .replicas
+                .values()
+                .map(|e| (e.ip.clone(), e.port, e.ack.total()))
+                .collect();
+            (link, replicas)
+        })
+        .await;
+    match info {
+        (Some((host, port, state, applied)), _)
+            if local.shared.repl.is_replica.load(Ordering::Acquire) =>
+        {
+            r.array(5);
+            r.bulk(b"slave");
+            r.bulk(host.as_bytes());
+            r.int(port as i64);
+            r.bulk(state.as_bytes());
+            r.int(applied as i64);
+        }
+        (_, replicas) => {
+            r.array(3);
+            r.bulk(b"master");
+            r.int(total as i64);
+            r.array(replicas.len());
+            for (ip, port, off) in replicas {
+                r.array(3);
+                r.bulk(ip.as_bytes());
+                r.bulk(port.to_string().as_bytes());
+                r.bulk(off.to_string().as_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn wait(local: &Rc<Local>, c: &ReplClient, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    if local.shared.repl.is_replica.load(Ordering::Acquire) {
+        return Err(CmdError::other(
+                "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+            ));
+    }
+    let need = int(&a[1])?.max(0) as usize;
+    let timeout =
+        int(&a[2]).map_err(|_| CmdError::other("ERR timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(CmdError::other("ERR timeout is negative"));
+    }
+    // The client's last write is in every shard's journal up to its current end (a superset of the
+    // client's own writes); a client that never wrote waits for nothing.
+    let target: Vec<u64> = if c.wrote {
+        journals(local).await.iter().map(|j| j.offset).collect()
+    } else {
+        vec![0; local.nshards()]
+    };
+    let t2 = target.clone();
+    let waiting = local
+        .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+            sh.registry.wait(t2, need)
+        })
+        .await;
+    // Satisfied now or when the acks arrive (the count comes with them); only a timeout asks again.
+    let reached = match waiting {
+        Ok(n) => Some(n),
+        Err(rx) if timeout == 0 => rx.await.ok(),
+        Err(rx) => match futures_util::future::select(
+            rx,
+            std::pin::pin!(runtime::sleep(Duration::from_millis(timeout as u64))),
+        )
+        .await
+        {
+            futures_util::future::Either::Left((n, _)) => n.ok(),
+            futures_util::future::Either::Right(_) => None,
+        },
+    };
+    let n = match reached {
+        Some(n) => n,
+        None => {
+            local
+                .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+                    sh.registry.count_holding(&target)
+                })
+                .await
+        }
+    };
+    r.int(n as i64);
+    Ok(())
+}
+
+pub fn replconf(c: &mut ReplClient, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    if a.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    for pair in a[1..].chunks(2) {
+        let opt = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        match opt.as_str() {
+            "listening-port" => {
+                c.port = int(&pair[1])
+                    .ok()
+                    .filter(|p| (0..=65535).contains(p))
+                    .ok_or(CmdError::NotInteger)? as u16;
+            }
+            "capa" => {
+                if let Some(v) = pair[1]
+                    .strip_prefix(b"tandem-log")
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse().ok())
+                {
+                    c.log_version = v;
+                }
+            }
+            "ip-address" | "version" | "rdb-only" | "rdb-filter-only" => {}
+            // Only meaningful on a replica's control session; never answered.
+            "ack" | "getack" | "fack" => return Ok(()),
+            _ => {
+                return Err(CmdError::other(format!(
+                    "ERR Unrecognized REPLCONF option: {opt}"
+                )))
+            }
+        }
+    }
+    r.ok();
+    Ok(())
+}
+
+/// `PSYNC <replid|?> <offset> TANDEM <shards> <o0,o1,..|->`: Valkey's PSYNC plus every shard's offset.
+pub async fn psync(
+    local: &Rc<Local>,
+    c: &mut ReplClient,
+    addr: &str,
+    a: &[Bytes],
+    r: &mut Reply,
+) -> CmdResult {
+    if a.len() != 6 || !eq(&a[3], "tandem") {
+        return Err(CmdError::other(
                 "ERR Tandem replicates only to Tandem replicas (PSYNC <replid> <offset> TANDEM <shards> <offsets>)",
             ));
-        }
-        if self.local.shared.repl.is_replica.load(Ordering::Acquire) {
-            return Err(CmdError::other(
-                "ERR Tandem does not chain replicas: point this replica at the primary",
-            ));
-        }
-        let id = if &a[1][..] == b"?" {
-            None
-        } else {
-            Some(
-                ReplId::parse(&a[1])
-                    .ok_or_else(|| CmdError::other("ERR invalid replication id"))?,
-            )
-        };
-        let theirs = int(&a[4])? as usize;
-        let offsets: Vec<u64> = if &a[5][..] == b"-" {
-            Vec::new()
-        } else {
-            std::str::from_utf8(&a[5])
-                .ok()
-                .and_then(|s| s.split(',').map(|x| x.parse().ok()).collect())
-                .ok_or_else(|| CmdError::other("ERR invalid offsets"))?
-        };
-        if self.repl_log_version != tandem_sync::unit::VERSION {
-            tracing::warn!(
-                "Refusing replica {}: it speaks replication log version {} and this primary writes {}",
-                self.info.borrow().addr,
-                self.repl_log_version,
-                tandem_sync::unit::VERSION
-            );
-            return Err(CmdError::other(format!(
+    }
+    if local.shared.repl.is_replica.load(Ordering::Acquire) {
+        return Err(CmdError::other(
+            "ERR Tandem does not chain replicas: point this replica at the primary",
+        ));
+    }
+    let id = if &a[1][..] == b"?" {
+        None
+    } else {
+        Some(ReplId::parse(&a[1]).ok_or_else(|| CmdError::other("ERR invalid replication id"))?)
+    };
+    let theirs = int(&a[4])? as usize;
+    let offsets: Vec<u64> = if &a[5][..] == b"-" {
+        Vec::new()
+    } else {
+        std::str::from_utf8(&a[5])
+            .ok()
+            .and_then(|s| s.split(',').map(|x| x.parse().ok()).collect())
+            .ok_or_else(|| CmdError::other("ERR invalid offsets"))?
+    };
+    if c.log_version != tandem_sync::unit::VERSION {
+        tracing::warn!(
+            "Refusing replica {}: it speaks replication log version {} and this primary writes {}",
+            addr,
+            c.log_version,
+            tandem_sync::unit::VERSION
+        );
+        return Err(CmdError::other(format!(
                 "ERR this primary writes replication log version {} (REPLCONF capa tandem-log{}); the replica announced {}",
                 tandem_sync::unit::VERSION,
                 tandem_sync::unit::VERSION,
-                self.repl_log_version
+                c.log_version
             )));
-        }
-        let n = self.local.nshards();
-        let offsets = Some(offsets).filter(|o| o.len() == theirs && theirs == n);
-        let o2 = offsets.clone();
-        // Decided, and for a full sync the snapshot taken, with every shard held at once: a cut consistent
-        // across shards, so no multi-shard transaction is half in the snapshot and half in the log.
-        let tx = self.local.begin_tx((0..n).collect(), false).await;
-        let all = tx.shards().to_vec();
-        let decisions = tx
-            .each(&all, move |sh| {
-                sh.ensure_backlog();
-                sh.seal_unit();
-                let d = match &o2 {
-                    Some(o) => sh.repl.decide(id, o[sh.id]),
-                    None => sh.repl.decide(None, 0),
-                };
-                (d, sh.repl.identity.replid, sh.repl.offset())
-            })
+    }
+    let n = local.nshards();
+    let offsets = Some(offsets).filter(|o| o.len() == theirs && theirs == n);
+    let o2 = offsets.clone();
+    // Decided, and for a full sync the snapshot taken, with every shard held at once: a cut consistent
+    // across shards, so no multi-shard transaction is half in the snapshot and half in the log.
+    let tx = local.begin_tx((0..n).collect(), false).await;
+    let all = tx.shards().to_vec();
+    let decisions = tx
+        .each(&all, move |sh| {
+            sh.ensure_backlog();
+            sh.seal_unit();
+            let d = match &o2 {
+                Some(o) => sh.repl.decide(id, o[sh.id]),
+                None => sh.repl.decide(None, 0),
+            };
+            (d, sh.repl.identity.replid, sh.repl.offset())
+        })
+        .await;
+    let mut decisions = decisions;
+    let cont = offsets.is_some() && decisions.iter().all(|d| d.0 == PsyncDecision::Continue);
+    if !cont {
+        let session = c.id;
+        let now = runtime::now_ms();
+        let points = tx
+            .each(&all, move |sh| sh.begin_cut_snapshot(session, now))
             .await;
-        let mut decisions = decisions;
-        let cont = offsets.is_some() && decisions.iter().all(|d| d.0 == PsyncDecision::Continue);
-        if !cont {
-            let session = self.id;
-            let now = runtime::now_ms();
-            let points = tx
-                .each(&all, move |sh| sh.begin_cut_snapshot(session, now))
-                .await;
-            for (d, p) in decisions.iter_mut().zip(points) {
-                d.2 = p;
-            }
+        for (d, p) in decisions.iter_mut().zip(points) {
+            d.2 = p;
         }
-        drop(tx);
-        let replid = decisions[0].1;
-        let total: u64 = decisions.iter().map(|d| d.2).sum();
-        let reason = if id.is_some() && offsets.is_none() {
-            "the replica follows a different shard count".to_string()
-        } else {
-            decisions
-                .iter()
-                .find_map(|d| match &d.0 {
-                    PsyncDecision::Full(why) => Some(format!("{why:?}")),
-                    _ => None,
-                })
-                .unwrap_or_default()
-        };
-        let asked = id.is_some();
-        self.local
-            .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
-                if cont {
-                    sh.registry.sync_partial_ok += 1;
-                } else {
-                    sh.registry.sync_full += 1;
-                    if asked {
-                        sh.registry.sync_partial_err += 1;
-                    }
+    }
+    drop(tx);
+    let replid = decisions[0].1;
+    let total: u64 = decisions.iter().map(|d| d.2).sum();
+    let reason = if id.is_some() && offsets.is_none() {
+        "the replica follows a different shard count".to_string()
+    } else {
+        decisions
+            .iter()
+            .find_map(|d| match &d.0 {
+                PsyncDecision::Full(why) => Some(format!("{why:?}")),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    let asked = id.is_some();
+    local
+        .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+            if cont {
+                sh.registry.sync_partial_ok += 1;
+            } else {
+                sh.registry.sync_full += 1;
+                if asked {
+                    sh.registry.sync_partial_err += 1;
                 }
-            })
-            .await;
-        let peer_ip = self
-            .info
-            .borrow()
-            .addr
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']').to_string())
-            .unwrap_or_default();
-        if cont {
-            tracing::info!(
-                "Partial resynchronization request from {peer_ip}:{} accepted",
-                self.repl_port
-            );
-            r.simple(&format!("CONTINUE {replid} {} {n}", self.id));
-        } else {
-            tracing::info!(
-                "Full resync requested by replica {peer_ip}:{} ({reason})",
-                self.repl_port
-            );
-            r.simple(&format!("FULLRESYNC {replid} {total} {} {n}", self.id));
-        }
-        self.takeover = Some(Takeover::Session {
-            id: self.id,
-            ip: peer_ip,
-            port: self.repl_port,
-            full: !cont,
-        });
-        self.closing = true;
-        Ok(())
+            }
+        })
+        .await;
+    let peer_ip = addr
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']').to_string())
+        .unwrap_or_default();
+    if cont {
+        tracing::info!(
+            "Partial resynchronization request from {peer_ip}:{} accepted",
+            c.port
+        );
+        r.simple(&format!("CONTINUE {replid} {} {n}", c.id));
+    } else {
+        tracing::info!(
+            "Full resync requested by replica {peer_ip}:{} ({reason})",
+            c.port
+        );
+        r.simple(&format!("FULLRESYNC {replid} {total} {} {n}", c.id));
     }
+    c.takeover = Some(Takeover::Session {
+        id: c.id,
+        ip: peer_ip,
+        port: c.port,
+        full: !cont,
+    });
+    Ok(())
+}
 
-    /// `TFLOW <session> <shard> SNAPSHOT | JOURNAL <offset> [LZ4]`: this connection becomes one stream of a
-    /// replica's sync, served by the shard it names. No reply: frames follow.
-    pub fn tflow(&mut self, a: &[Bytes], _r: &mut Reply) -> CmdResult {
-        let shard = int(&a[2])?;
-        if shard < 0 || shard as usize >= self.local.nshards() {
-            return Err(CmdError::other("ERR no such shard"));
-        }
-        // An optional trailing LZ4 asks for compressed frames.
-        let lz4 = a.len() > 4 && eq(&a[a.len() - 1], "lz4");
-        let n = a.len() - lz4 as usize;
-        let kind = match (
-            n,
-            String::from_utf8_lossy(&a[3]).to_ascii_lowercase().as_str(),
-        ) {
-            (4, "snapshot") => FlowKind::Snapshot { lz4 },
-            (5, "journal") => FlowKind::Journal {
-                from: int(&a[4])?.max(0) as u64,
-                lz4,
-            },
-            _ => return Err(CmdError::Syntax),
-        };
-        let session = int(&a[1])
-            .ok()
-            .filter(|s| *s >= 0)
-            .ok_or_else(|| CmdError::other("ERR invalid session"))? as u64;
-        self.takeover = Some(Takeover::Flow {
-            session,
-            shard: shard as usize,
-            kind,
-        });
-        self.closing = true;
-        Ok(())
+/// `TFLOW <session> <shard> SNAPSHOT | JOURNAL <offset> [LZ4]`: this connection becomes one stream of a
+/// replica's sync, served by the shard it names. No reply: frames follow.
+pub fn tflow(local: &Rc<Local>, c: &mut ReplClient, a: &[Bytes], _r: &mut Reply) -> CmdResult {
+    let shard = int(&a[2])?;
+    if shard < 0 || shard as usize >= local.nshards() {
+        return Err(CmdError::other("ERR no such shard"));
     }
+    // An optional trailing LZ4 asks for compressed frames.
+    let lz4 = a.len() > 4 && eq(&a[a.len() - 1], "lz4");
+    let n = a.len() - lz4 as usize;
+    let kind = match (
+        n,
+        String::from_utf8_lossy(&a[3]).to_ascii_lowercase().as_str(),
+    ) {
+        (4, "snapshot") => FlowKind::Snapshot { lz4 },
+        (5, "journal") => FlowKind::Journal {
+            from: int(&a[4])?.max(0) as u64,
+            lz4,
+        },
+        _ => return Err(CmdError::Syntax),
+    };
+    let session = int(&a[1])
+        .ok()
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| CmdError::other("ERR invalid session"))? as u64;
+    c.takeover = Some(Takeover::Flow {
+        session,
+        shard: shard as usize,
+        kind,
+    });
+    Ok(())
 }
 
 /// INFO replication, and the sync counters of INFO stats.

@@ -70,7 +70,7 @@ impl LinkStatus {
 pub mod gate {
     use super::*;
     use crate::config::Settings;
-    use crate::server::Shared;
+    use crate::runtime::Shared;
 
     pub const LOADING: u8 = 1;
     pub const READONLY: u8 = 2;

@@ -11,8 +11,8 @@
 
 use super::registry::{ReplicaEntry, ReplicaState};
 use crate::resp::RequestParser;
+use crate::runtime::Local;
 use crate::runtime::{self, TcpStream};
-use crate::server::Local;
 use bytes::BytesMut;
 use compio::buf::BufResult;
 use compio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,7 +72,7 @@ pub async fn take_over(local: Rc<Local>, stream: TcpStream, t: Takeover) {
                         shard,
                         crate::shard::mesh::Kind::Normal,
                         Box::new(move |_| {
-                            let local = crate::server::current_local();
+                            let local = crate::runtime::current_local();
                             match runtime::attach(std_stream) {
                                 Ok(s) => runtime::spawn(run_flow(local, s, session, kind)).detach(),
                                 Err(e) => tracing::warn!("replication flow: {e}"),

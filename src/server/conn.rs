@@ -135,15 +135,15 @@ pub async fn serve(local: Rc<Local>, mut stream: TcpStream, peer: SocketAddr) {
         proto: Proto::Resp2,
         authed,
         closing: false,
-        takeover: None,
-        repl_port: 0,
-        repl_log_version: 0,
-        wrote: false,
+        repl: crate::repl::commands::ReplClient {
+            id,
+            ..Default::default()
+        },
     };
     conn.run(&mut stream).await;
     local.shard.borrow_mut().clients.remove(&id);
     local.shared.connected.fetch_sub(1, Ordering::AcqRel);
-    if let Some(t) = conn.takeover.take() {
+    if let Some(t) = conn.repl.takeover.take() {
         // A replica's session or flow: no longer a client (Valkey does not count replicas either).
         crate::repl::primary::take_over(local.clone(), stream, t).await;
     } else {
@@ -163,14 +163,8 @@ pub struct Conn {
     pub authed: bool,
     /// Set by QUIT, SHUTDOWN, CLIENT KILL of itself: close once the replies so far are written.
     pub closing: bool,
-    /// Set by PSYNC and TFLOW: once the replies are written the socket becomes a replication stream.
-    pub takeover: Option<crate::repl::primary::Takeover>,
-    /// REPLCONF listening-port.
-    pub repl_port: u16,
-    /// The replication log version the replica announced (`REPLCONF capa tandem-log<v>`), 0 if none.
-    pub repl_log_version: u8,
-    /// This client ran a write command (WAIT waits for nothing otherwise).
-    pub wrote: bool,
+    /// What the replication commands keep of this connection (REPLCONF, WAIT, PSYNC's takeover).
+    pub repl: crate::repl::commands::ReplClient,
 }
 
 /// A key command ready to run on one shard.
@@ -359,7 +353,7 @@ impl Conn {
                 break;
             }
             if let Some((spec, shard)) = self.classify(&args) {
-                self.wrote |= spec.is_write();
+                self.repl.wrote |= spec.is_write();
                 group.push((shard, Ready { spec, args }));
                 continue;
             }
@@ -470,7 +464,7 @@ impl Conn {
             self.fail(r, CmdError::other(msg));
             return;
         }
-        self.wrote |= spec.is_write();
+        self.repl.wrote |= spec.is_write();
         while self.paused_for(spec) && !self.should_stop() {
             let until = self.local.shard.borrow().pause.map_or(0, |p| p.1);
             let wait = Duration::from_millis(until.saturating_sub(runtime::now_ms()).max(1));

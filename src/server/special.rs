@@ -5,6 +5,7 @@ use crate::cmd::args::{eq, int, lower};
 use crate::cmd::exec::execute_part;
 use crate::cmd::keys::parse_db;
 use crate::cmd::{lookup, CmdError, CmdResult, Merge, Spec, Special};
+use crate::repl::commands as repl;
 use crate::resp::{Proto, Reply};
 use crate::runtime;
 use crate::shard::mesh::Kind;
@@ -218,12 +219,22 @@ impl Conn {
                 r.int(moved as i64);
                 Ok(())
             }
-            Special::Replicaof => self.replicaof(a, r).await,
-            Special::Role => self.role(r).await,
-            Special::Wait => self.wait(a, r).await,
-            Special::Replconf => self.replconf(a, r),
-            Special::Psync => self.psync(a, r).await,
-            Special::Tflow => self.tflow(a, r),
+            Special::Replicaof => repl::replicaof(&self.local, a, r).await,
+            Special::Role => repl::role(&self.local, r).await,
+            Special::Wait => repl::wait(&self.local, &self.repl, a, r).await,
+            Special::Replconf => repl::replconf(&mut self.repl, a, r),
+            Special::Psync => {
+                let addr = self.info.borrow().addr.clone();
+                let res = repl::psync(&self.local, &mut self.repl, &addr, a, r).await;
+                // The socket becomes a replication stream once the reply is out.
+                self.closing |= self.repl.takeover.is_some();
+                res
+            }
+            Special::Tflow => {
+                let res = repl::tflow(&self.local, &mut self.repl, a, r);
+                self.closing |= self.repl.takeover.is_some();
+                res
+            }
             Special::Lcs => {
                 let vals = self.fetch_values(&[a[1].clone(), a[2].clone()]).await;
                 let empty: &[u8] = &[];

@@ -183,7 +183,7 @@ pub(super) async fn attempt(
             i % m,
             Kind::Normal,
             Box::new(move |_| {
-                let local = crate::server::current_local();
+                let local = crate::runtime::current_local();
                 let flow = Flow {
                     local,
                     p,

@@ -1,0 +1,294 @@
+//! The handle a shard thread works through: `Local` (this shard's state, and the way to every other shard:
+//! direct calls on its own, messages to the others, multi-shard transactions `Tx`), `Shared` (what all
+//! shard threads share: the mesh and a few atomics), and `current_local` for work that arrives by message
+//! and must become a task of the shard it runs on.
+//!
+//! Invariants: a `Local` is owned by its shard thread and never crosses threads; a transaction locks its
+//! shards in ascending order and releases every lock it holds or asked for when dropped (shard/tx.rs).
+
+use crate::runtime;
+use crate::shard::mesh::{Kind, Mesh};
+use crate::shard::notify::Notify;
+use crate::shard::Shard;
+use futures_channel::oneshot;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// What all shards share: the mesh and a few process-wide counters (atomics; no locks on any path).
+pub struct Shared {
+    pub mesh: Mesh,
+    pub next_client_id: AtomicU64,
+    pub next_tx: AtomicU64,
+    pub connected: AtomicUsize,
+    pub shutdown: AtomicBool,
+    pub start_ms: u64,
+    pub run_id: String,
+    pub port: u16,
+    pub config_file: Option<String>,
+    pub executable: String,
+    pub repl: crate::repl::ReplShared,
+    /// The replication id every shard starts with.
+    pub replid: tandem_sync::replid::ReplId,
+}
+
+thread_local! {
+    /// The shard this thread runs, for work that arrives by message and must become a task of the shard
+    /// (replication flows). Set once per shard thread; never shared across threads.
+    static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+/// The `Local` of the calling shard thread.
+pub fn current_local() -> Rc<Local> {
+    CURRENT.with(|c| c.borrow().clone().expect("called on a shard thread"))
+}
+
+/// One shard's view of the world, owned by its thread.
+pub struct Local {
+    pub id: usize,
+    pub shard: RefCell<Shard>,
+    pub shared: Arc<Shared>,
+    /// Signalled when this shard's transaction lock is released.
+    pub unlocked: Notify,
+    /// Signalled on shutdown (accept loops and the shard's main task wait on it).
+    pub shutdown: Notify,
+    /// Signalled when this shard's journal grew (its journal flows wait on it).
+    pub journal: Notify,
+}
+
+impl Local {
+    pub fn nshards(&self) -> usize {
+        self.shared.mesh.shards()
+    }
+
+    /// After a transition on this shard: if it went from locked to free, run what waited for it (deferred
+    /// messages, then this shard's own waiting connections).
+    fn released_if(&self, was_locked: bool) {
+        let mut sh = self.shard.borrow_mut();
+        if was_locked && !sh.locked() {
+            sh.drain_deferred();
+            drop(sh);
+            self.unlocked.notify();
+        }
+    }
+
+    /// After work on this shard: seal what it logged into a unit (unless a transaction holds the shard:
+    /// its part is sealed when it releases it) and wake the journal flows.
+    pub fn after_work(&self) {
+        let grew = {
+            let mut sh = self.shard.borrow_mut();
+            if sh.ks.hooks.capture && !sh.locked() {
+                sh.seal_unit();
+            }
+            std::mem::take(&mut sh.repl.grew)
+        };
+        if grew {
+            self.journal.notify();
+        }
+    }
+
+    /// Runs `f` as a task on shard `to` (with that shard's `Local`), outside any borrow of its state, and
+    /// returns its result: for work that needs the shard's tasks or other shards (replication control).
+    pub async fn run_on<R, F, Fut>(self: &Rc<Self>, to: usize, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Local>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = R> + 'static,
+    {
+        if to == self.id {
+            return f(self.clone()).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.shared.mesh.send(
+            to,
+            Kind::Normal,
+            Box::new(move |_| {
+                let local = current_local();
+                runtime::spawn(async move {
+                    let _ = tx.send(f(local).await);
+                })
+                .detach();
+            }),
+        );
+        rx.await.expect("shard threads live as long as the process")
+    }
+
+    /// Waits until no transaction holds this shard (for commands run directly on it).
+    pub async fn wait_unlocked(&self) {
+        loop {
+            let seen = self.unlocked.generation();
+            if !self.shard.borrow().locked() {
+                return;
+            }
+            self.unlocked.wait_since(seen).await;
+        }
+    }
+
+    /// Runs `f` on shard `to` under `kind`'s locking rules and returns its result.
+    pub async fn call<R, F>(&self, to: usize, kind: Kind, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        if to == self.id {
+            return self.call_local(kind, f).await;
+        }
+        self.send_call(to, kind, f)
+            .await
+            .expect("shard threads live as long as the process")
+    }
+
+    async fn call_local<R, F: FnOnce(&mut Shard) -> R>(&self, kind: Kind, f: F) -> R {
+        loop {
+            let seen = self.unlocked.generation();
+            if self.shard.borrow().lock.is_free_for(kind) {
+                break;
+            }
+            self.unlocked.wait_since(seen).await;
+        }
+        let mut sh = self.shard.borrow_mut();
+        let was_locked = sh.locked();
+        let out = sh.with_lock_kind(kind, f);
+        drop(sh);
+        self.released_if(was_locked);
+        self.after_work();
+        out
+    }
+
+    /// Sends `f` to another shard; the receiver resolves with its result.
+    pub fn send_call<R, F>(&self, to: usize, kind: Kind, f: F) -> oneshot::Receiver<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.shared.mesh.send(
+            to,
+            kind,
+            Box::new(move |sh| {
+                let _ = tx.send(f(sh));
+            }),
+        );
+        rx
+    }
+
+    /// Runs `f` on every shard (not atomically) and collects the results in shard order.
+    pub async fn broadcast<R, F>(&self, f: F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: Fn(&mut Shard) -> R + Send + Clone + 'static,
+    {
+        let rxs: Vec<_> = (0..self.nshards())
+            .filter(|&s| s != self.id)
+            .map(|s| (s, self.send_call(s, Kind::Normal, f.clone())))
+            .collect();
+        let mine = self.call_local(Kind::Normal, f).await;
+        let mut out: Vec<Option<R>> = (0..self.nshards()).map(|_| None).collect();
+        out[self.id] = Some(mine);
+        for (s, rx) in rxs {
+            out[s] = Some(rx.await.expect("shard alive"));
+        }
+        out.into_iter()
+            .map(|r| r.expect("every shard answered"))
+            .collect()
+    }
+
+    /// Starts a multi-shard transaction over `shards` (see shard/tx.rs): locks them in ascending order.
+    /// A `write` transaction logs one unit on each of its shards (shard/log.rs), so a replica applies it
+    /// whole.
+    pub async fn begin_tx(self: &Rc<Self>, mut shards: Vec<usize>, write: bool) -> Tx {
+        shards.sort_unstable();
+        shards.dedup();
+        let id = self.shared.next_tx.fetch_add(1, Ordering::Relaxed) + 1;
+        let parts = shards.len();
+        let now = runtime::now_ms();
+        let mut tx = Tx {
+            local: self.clone(),
+            id,
+            shards: Vec::new(),
+        };
+        for s in shards {
+            // Recorded before the await, so a cancelled coordinator still releases it (see Drop).
+            tx.shards.push(s);
+            self.call(s, Kind::Lock(id), move |sh| {
+                sh.log_tx_begin(id, parts, write, now)
+            })
+            .await;
+        }
+        tx
+    }
+}
+
+/// A multi-shard transaction in progress. Dropping it releases every lock it holds or asked for.
+pub struct Tx {
+    local: Rc<Local>,
+    id: u64,
+    shards: Vec<usize>,
+}
+
+impl Tx {
+    pub fn shards(&self) -> &[usize] {
+        &self.shards
+    }
+
+    /// Runs `f` on one of the transaction's shards.
+    pub async fn on<R, F>(&self, shard: usize, f: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        debug_assert!(self.shards.contains(&shard));
+        self.local.call(shard, Kind::InTx(self.id), f).await
+    }
+
+    /// Runs `f(shard)` on each listed shard at once and returns the results in the same order.
+    pub async fn each<R, F>(&self, shards: &[usize], f: F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: Fn(&mut Shard) -> R + Send + Clone + 'static,
+    {
+        let mut remote = Vec::new();
+        let mut out: Vec<Option<R>> = shards.iter().map(|_| None).collect();
+        for (i, &s) in shards.iter().enumerate() {
+            if s != self.local.id {
+                remote.push((i, self.local.send_call(s, Kind::InTx(self.id), f.clone())));
+            }
+        }
+        for (i, &s) in shards.iter().enumerate() {
+            if s == self.local.id {
+                out[i] = Some(self.local.call_local(Kind::InTx(self.id), f.clone()).await);
+            }
+        }
+        for (i, rx) in remote {
+            out[i] = Some(rx.await.expect("shard alive"));
+        }
+        out.into_iter().map(|r| r.expect("answered")).collect()
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        for &s in &self.shards {
+            if s == self.local.id {
+                let mut sh = self.local.shard.borrow_mut();
+                if sh.lock.holder == Some(self.id) {
+                    sh.with_lock_kind(Kind::Unlock(self.id), |_| ());
+                    drop(sh);
+                    self.local.released_if(true);
+                    self.local.after_work();
+                }
+            } else {
+                self.local
+                    .shared
+                    .mesh
+                    .send(s, Kind::Unlock(self.id), Box::new(|_| ()));
+            }
+        }
+    }
+}
+
+/// Makes `local` this thread's `current_local` (once, when the shard thread starts).
+pub fn install(local: Rc<Local>) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(local));
+}
