@@ -138,17 +138,14 @@ impl Shard {
         }
         self.log_states();
         let start = self.repl.offset();
-        let Some(unit) = self.ks.hooks.unit.seal(start) else {
-            return false;
-        };
         let b = self
             .repl
             .backlog
             .as_mut()
             .expect("capture is on only with a backlog");
-        b.append(&unit);
-        self.repl.grew = true;
-        true
+        let sealed = self.ks.hooks.unit.seal_to(start, |unit| b.append(unit));
+        self.repl.grew |= sealed;
+        sealed
     }
 
     /// A multi-shard transaction just took this shard (called inside its lock): what came before it is

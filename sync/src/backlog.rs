@@ -79,9 +79,12 @@ impl Backlog {
 
     /// The length of the unit held at `offset` (read from its first 4 bytes, which may wrap).
     fn unit_len_at(&self, offset: u64) -> usize {
+        let p = self.pos(offset);
         let mut b = [0u8; 4];
         for (i, x) in b.iter_mut().enumerate() {
-            *x = self.buf[self.pos(offset + i as u64)];
+            // One division for the four bytes; the ring may wrap between them.
+            let q = p + i;
+            *x = self.buf[if q >= self.ring { q - self.ring } else { q }];
         }
         peek_len(&b).expect("4 bytes")
     }

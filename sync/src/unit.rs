@@ -144,11 +144,19 @@ impl UnitWriter {
     /// Closes the unit at log offset `start` and returns its bytes, or None when there is nothing to log
     /// (no record, and not a transaction part). The writer is empty afterwards.
     pub fn seal(&mut self, start: u64) -> Option<Vec<u8>> {
+        let mut out = None;
+        self.seal_to(start, |b| out = Some(b.to_vec()));
+        out
+    }
+
+    /// `seal`, handing the unit's bytes to `f` in place (the writer keeps its buffer for the next unit:
+    /// no allocation per unit). Returns whether there was a unit.
+    pub fn seal_to(&mut self, start: u64, f: impl FnOnce(&[u8])) -> bool {
         let tx = self.tx.take();
         if self.count == 0 && tx.is_none() {
-            return None;
+            return false;
         }
-        let mut out = std::mem::replace(&mut self.buf, Vec::with_capacity(256));
+        let out = &mut self.buf;
         out.resize(out.len().max(HEADER_LEN), 0);
         let len = out.len() + TRAILER_LEN;
         let (flags, tag) = match tx {
@@ -167,10 +175,17 @@ impl UnitWriter {
         h[28..30].copy_from_slice(&tag.parts.to_le_bytes());
         h[30..32].copy_from_slice(&[0, 0]);
         h[32..40].copy_from_slice(&tag.txid.to_le_bytes());
-        let crc = crc32c::crc32c(&out);
+        let crc = crc32c::crc32c(out);
         out.put_u32_le(crc);
+        f(out);
+        // A buffer that held one huge unit is not kept for the small ones that follow.
+        if out.capacity() > 1 << 20 {
+            *out = Vec::new();
+        } else {
+            out.clear();
+        }
         self.count = 0;
-        Some(out)
+        true
     }
 }
 
