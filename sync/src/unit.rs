@@ -12,10 +12,11 @@
 //!  8  start    8  log offset of this unit's first byte (its position in the shard's log)
 //! 16  time     8  the primary's command clock (ms since the epoch) its records were made with
 //! 24  count    4  records
-//! 28  parts    2  TX: shards taking part (each logs one unit with this txid); else 0
+//!     only in a transaction's part (flag bit 0):
+//! 28  parts    2  shards taking part (each logs one unit with this txid)
 //! 30  reserved 2  0
-//! 32  txid     8  TX: the transaction's id, unique on the primary; else 0
-//! 40  records  count records: db varint, argc varint, argc × (len varint, bytes)
+//! 32  txid     8  the transaction's id, unique on the primary
+//! 28 or 40        records: db varint, argc varint, argc × (len varint, bytes)
 //!  .  crc32c   4  CRC-32C of every byte before it
 //! ```
 //!
@@ -28,11 +29,21 @@ use bytes::BufMut;
 
 pub const MAGIC: u8 = 0xD7;
 pub const VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 40;
+/// The header of a plain unit; a transaction's part has `TX_HEADER_LEN` (parts and txid follow).
+pub const HEADER_LEN: usize = 28;
+pub const TX_HEADER_LEN: usize = 40;
 pub const TRAILER_LEN: usize = 4;
 /// The smallest unit: a header and a CRC, no records.
 pub const MIN_LEN: usize = HEADER_LEN + TRAILER_LEN;
 const FLAG_TX: u8 = 1;
+
+fn header_len(flags: u8) -> usize {
+    if flags & FLAG_TX != 0 {
+        TX_HEADER_LEN
+    } else {
+        HEADER_LEN
+    }
+}
 
 /// A transaction's identity in its units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,15 +141,23 @@ impl UnitWriter {
 
     pub fn record<A: AsRef<[u8]>>(&mut self, db: usize, args: &[A]) {
         if self.buf.is_empty() {
-            self.buf.resize(HEADER_LEN, 0);
+            self.buf.resize(self.header_len(), 0);
         }
         put_record(&mut self.buf, db, args);
         self.count += 1;
     }
 
+    fn header_len(&self) -> usize {
+        if self.tx.is_some() {
+            TX_HEADER_LEN
+        } else {
+            HEADER_LEN
+        }
+    }
+
     /// The unit's size if it were sealed now.
     pub fn len(&self) -> usize {
-        self.buf.len().max(HEADER_LEN) + TRAILER_LEN
+        self.buf.len().max(self.header_len()) + TRAILER_LEN
     }
 
     /// Closes the unit at log offset `start` and returns its bytes, or None when there is nothing to log
@@ -152,29 +171,28 @@ impl UnitWriter {
     /// `seal`, handing the unit's bytes to `f` in place (the writer keeps its buffer for the next unit:
     /// no allocation per unit). Returns whether there was a unit.
     pub fn seal_to(&mut self, start: u64, f: impl FnOnce(&[u8])) -> bool {
-        let tx = self.tx.take();
-        if self.count == 0 && tx.is_none() {
+        if self.count == 0 && self.tx.is_none() {
             return false;
         }
+        let hlen = self.header_len();
+        let tx = self.tx.take();
         let out = &mut self.buf;
-        out.resize(out.len().max(HEADER_LEN), 0);
+        out.resize(out.len().max(hlen), 0);
         let len = out.len() + TRAILER_LEN;
-        let (flags, tag) = match tx {
-            Some(t) => (FLAG_TX, t),
-            None => (0, TxTag { txid: 0, parts: 0 }),
-        };
-        let h = &mut out[..HEADER_LEN];
+        let h = &mut out[..hlen];
         h[0..4].copy_from_slice(&(len as u32).to_le_bytes());
         h[4] = MAGIC;
         h[5] = VERSION;
-        h[6] = flags;
+        h[6] = if tx.is_some() { FLAG_TX } else { 0 };
         h[7] = 0;
         h[8..16].copy_from_slice(&start.to_le_bytes());
         h[16..24].copy_from_slice(&self.time.to_le_bytes());
         h[24..28].copy_from_slice(&self.count.to_le_bytes());
-        h[28..30].copy_from_slice(&tag.parts.to_le_bytes());
-        h[30..32].copy_from_slice(&[0, 0]);
-        h[32..40].copy_from_slice(&tag.txid.to_le_bytes());
+        if let Some(tag) = tx {
+            h[28..30].copy_from_slice(&tag.parts.to_le_bytes());
+            h[30..32].copy_from_slice(&[0, 0]);
+            h[32..40].copy_from_slice(&tag.txid.to_le_bytes());
+        }
         let crc = crc32c::crc32c(out);
         out.put_u32_le(crc);
         f(out);
@@ -234,26 +252,16 @@ impl<'a> Unit<'a> {
             return Err(UnitError::Checksum { stored, actual });
         }
         let flags = b[6];
-        if flags & !FLAG_TX != 0 || b[7] != 0 || b[30] != 0 || b[31] != 0 {
+        if flags & !FLAG_TX != 0 || b[7] != 0 {
             return Err(UnitError::Reserved);
         }
-        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        let parts = u16::from_le_bytes([b[28], b[29]]);
-        let txid = u64_at(32);
-        let tx = if flags & FLAG_TX != 0 {
-            Some(TxTag { txid, parts })
-        } else if parts != 0 || txid != 0 {
+        if len < header_len(flags) + TRAILER_LEN {
+            return Err(UnitError::Length(len));
+        }
+        if flags & FLAG_TX != 0 && (b[30] != 0 || b[31] != 0) {
             return Err(UnitError::Reserved);
-        } else {
-            None
-        };
-        let unit = Unit {
-            start: u64_at(8),
-            time: u64_at(16),
-            count: u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")),
-            tx,
-            bytes: b,
-        };
+        }
+        let unit = Unit::trusted(b);
         // Framing of every record checked now: applying never meets a half-readable unit.
         let mut n = 0u32;
         for r in unit.records() {
@@ -281,6 +289,14 @@ impl<'a> Unit<'a> {
         }
     }
 
+    fn header_len(&self) -> usize {
+        if self.tx.is_some() {
+            TX_HEADER_LEN
+        } else {
+            HEADER_LEN
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
@@ -296,7 +312,7 @@ impl<'a> Unit<'a> {
 
     pub fn records(&self) -> Records<'a> {
         Records {
-            buf: &self.bytes[HEADER_LEN..self.bytes.len() - TRAILER_LEN],
+            buf: &self.bytes[self.header_len()..self.bytes.len() - TRAILER_LEN],
             pos: 0,
             index: 0,
         }
@@ -400,21 +416,21 @@ mod tests {
         let plain = w.seal(100).unwrap();
         assert_eq!(
             hex(&plain),
-            "36000000d7010000640000000000000008070605040302010100000000000000\
-             0000000000000000030303534554016b0176a133bbbc"
+            "2a000000d7010000640000000000000008070605040302010100000003030353\
+             4554016b0176355cbb98"
         );
         w.set_time(7);
         w.begin_tx(TxTag { txid: 9, parts: 2 });
-        let tx = w.seal(154).unwrap();
+        let tx = w.seal(142).unwrap();
         assert_eq!(
             hex(&tx),
-            "2c000000d70101009a0000000000000007000000000000000000000002000000090000000000000041a78703"
+            "2c000000d70101008e00000000000000070000000000000000000000020000000900000000000000ce734521"
         );
         let mut next = 100;
         let wire = [plain.clone(), tx.clone()].concat();
         let mut units = Vec::new();
         assert_eq!(split_units(&wire, &mut next, &mut units), Ok(wire.len()));
-        assert_eq!(next, 154 + tx.len() as u64);
+        assert_eq!(next, 142 + tx.len() as u64);
         assert_eq!(units[0].time, 0x0102_0304_0506_0708);
         assert_eq!(
             units[0].records().map(Result::unwrap).collect::<Vec<_>>(),
