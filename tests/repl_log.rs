@@ -18,6 +18,25 @@ fn key_on(prefix: &str, shard: usize, n: usize, skip: usize) -> String {
         .unwrap()
 }
 
+/// A primary with `keys` populated keys of `size` bytes, and a replica whose full sync from it is under way.
+fn syncing_pair(keys: &str, size: &str) -> (Server, Server) {
+    let primary = Server::start(&["--shards", "2"]);
+    let _: String = q(
+        &mut primary.conn(),
+        &["DEBUG", "POPULATE", keys, "key", size],
+    )
+    .unwrap();
+    let replica = Server::start(&["--shards", "2"]);
+    follow(&replica, &primary);
+    let mut r = replica.conn();
+    assert!(eventually(30, || field(
+        &mut r,
+        "replication",
+        "master_sync_in_progress"
+    ) == "1"));
+    (primary, replica)
+}
+
 #[test]
 fn values_of_64_mib_replicate_by_snapshot_and_by_log() {
     let primary = Server::start(&["--shards", "2"]);
@@ -141,17 +160,8 @@ fn multi_shard_writes_apply_atomically_on_a_replica() {
 
 #[test]
 fn promotion_is_refused_while_a_full_sync_loads() {
-    let primary = Server::start(&["--shards", "2"]);
-    let mut p = primary.conn();
-    let _: String = q(&mut p, &["DEBUG", "POPULATE", "1000000", "key", "100"]).unwrap();
-    let replica = Server::start(&["--shards", "2"]);
+    let (primary, replica) = syncing_pair("1000000", "100");
     let mut r = replica.conn();
-    follow(&replica, &primary);
-    assert!(eventually(30, || field(
-        &mut r,
-        "replication",
-        "master_sync_in_progress"
-    ) == "1"));
     let e = common::err(&mut r, &["REPLICAOF", "NO", "ONE"]);
     assert!(e.contains("full sync is in progress"), "{e}");
     assert_eq!(field(&mut r, "replication", "role"), "slave");
@@ -230,7 +240,7 @@ fn a_replica_of_another_log_version_is_refused_clearly() {
 /// stops keeping copies for it. Resumed, it syncs again and ends equal.
 #[test]
 fn a_snapshot_whose_replica_stopped_reading_is_dropped() {
-    let primary = Server::start(&["--shards", "2", "--repl-timeout", "2"]);
+    let primary = Server::start(&["--shards", "2", "--repl-timeout", "5"]);
     let mut p = primary.conn();
     // Far more than the socket buffers hold, so the snapshot flows really block on the stopped replica.
     let _: String = q(&mut p, &["DEBUG", "POPULATE", "1000000", "key", "100"]).unwrap();
@@ -243,11 +253,11 @@ fn a_snapshot_whose_replica_stopped_reading_is_dropped() {
         "master_sync_read_bytes"
     ) > 0));
     unsafe { libc::kill(replica.child.id() as i32, libc::SIGSTOP) };
+    assert!(num(&mut p, "replication", "tandem_snapshots_in_progress") > 0);
     // Writes to unsent slots make the snapshot keep old states meanwhile.
-    for i in 0..2000 {
+    for i in 0..500 {
         let _: () = q(&mut p, &["SET", &format!("key:{i}"), "new"]).unwrap();
     }
-    assert!(num(&mut p, "replication", "tandem_snapshots_in_progress") > 0);
     assert!(
         eventually(30, || num(
             &mut p,
@@ -257,7 +267,7 @@ fn a_snapshot_whose_replica_stopped_reading_is_dropped() {
         "snapshot never dropped"
     );
     assert_eq!(num(&mut p, "replication", "tandem_snapshot_kept_bytes"), 0);
-    assert!(primary.log_text().contains("read nothing for 2s"));
+    assert!(primary.log_text().contains("read nothing for 5s"));
     unsafe { libc::kill(replica.child.id() as i32, libc::SIGCONT) };
     wait_caught_up(&primary, &replica, 120);
     assert_eq!(digest(&mut r), digest(&mut p));
@@ -267,17 +277,8 @@ fn a_snapshot_whose_replica_stopped_reading_is_dropped() {
 /// flushed tables of unsent slots go to the snapshot instead of aborting it) and the data ends equal.
 #[test]
 fn flushall_during_a_full_sync_does_not_restart_it() {
-    let primary = Server::start(&["--shards", "2"]);
-    let mut p = primary.conn();
-    let _: String = q(&mut p, &["DEBUG", "POPULATE", "2000000", "key", "50"]).unwrap();
-    let replica = Server::start(&["--shards", "2"]);
-    let mut r = replica.conn();
-    follow(&replica, &primary);
-    assert!(eventually(30, || field(
-        &mut r,
-        "replication",
-        "master_sync_in_progress"
-    ) == "1"));
+    let (primary, replica) = syncing_pair("2000000", "50");
+    let (mut p, mut r) = (primary.conn(), replica.conn());
     let stop = Arc::new(AtomicBool::new(false));
     let flushes = {
         let stop = stop.clone();

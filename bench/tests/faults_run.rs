@@ -2,27 +2,9 @@
 //! and held links, replica restarts and promotions of the most advanced replica, under a register workload
 //! whose history is checked. The long form is `tandem-bench faults --seed S --seconds T [--wait-all]`.
 
-use std::path::PathBuf;
+mod common;
+use common::server_bin;
 use tandem_bench::faults::{self, FaultArgs};
-
-fn server_bin() -> PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let bin = root.join("target").join("debug").join("tandem-server");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = std::process::Command::new(cargo)
-            .current_dir(&root)
-            .args(["build", "-p", "tandem-server", "--bin", "tandem-server"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-    bin
-}
 
 fn args(seed: u64, wait_all: bool) -> FaultArgs {
     FaultArgs {

@@ -1,27 +1,9 @@
 //! Short resync scenarios against real tandem-server processes: the report says what happened (one full
 //! sync for a new replica, none for a killed link), the data ended equal, and the files are written.
 
-use std::path::PathBuf;
+mod common;
+use common::server_bin;
 use tandem_bench::resync::{self, ResyncArgs, Scenario};
-
-fn server_bin() -> PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let bin = root.join("target").join("debug").join("tandem-server");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = std::process::Command::new(cargo)
-            .current_dir(&root)
-            .args(["build", "-p", "tandem-server", "--bin", "tandem-server"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-    bin
-}
 
 fn args(scenario: Scenario, out: &str, load_rate: u64) -> ResyncArgs {
     ResyncArgs {

@@ -3,6 +3,8 @@
 pub mod entry;
 pub mod glob;
 pub mod hooks;
+#[cfg(test)]
+mod hooks_tests;
 pub mod keyspace;
 pub mod segtable;
 

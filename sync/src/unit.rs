@@ -37,8 +37,8 @@ pub const TRAILER_LEN: usize = 4;
 pub const MIN_LEN: usize = HEADER_LEN + TRAILER_LEN;
 const FLAG_TX: u8 = 1;
 
-fn header_len(flags: u8) -> usize {
-    if flags & FLAG_TX != 0 {
+fn header_len(tx: bool) -> usize {
+    if tx {
         TX_HEADER_LEN
     } else {
         HEADER_LEN
@@ -141,23 +141,15 @@ impl UnitWriter {
 
     pub fn record<A: AsRef<[u8]>>(&mut self, db: usize, args: &[A]) {
         if self.buf.is_empty() {
-            self.buf.resize(self.header_len(), 0);
+            self.buf.resize(header_len(self.tx.is_some()), 0);
         }
         put_record(&mut self.buf, db, args);
         self.count += 1;
     }
 
-    fn header_len(&self) -> usize {
-        if self.tx.is_some() {
-            TX_HEADER_LEN
-        } else {
-            HEADER_LEN
-        }
-    }
-
     /// The unit's size if it were sealed now.
     pub fn len(&self) -> usize {
-        self.buf.len().max(self.header_len()) + TRAILER_LEN
+        self.buf.len().max(header_len(self.tx.is_some())) + TRAILER_LEN
     }
 
     /// Closes the unit at log offset `start` and returns its bytes, or None when there is nothing to log
@@ -174,7 +166,7 @@ impl UnitWriter {
         if self.count == 0 && self.tx.is_none() {
             return false;
         }
-        let hlen = self.header_len();
+        let hlen = header_len(self.tx.is_some());
         let tx = self.tx.take();
         let out = &mut self.buf;
         out.resize(out.len().max(hlen), 0);
@@ -255,7 +247,7 @@ impl<'a> Unit<'a> {
         if flags & !FLAG_TX != 0 || b[7] != 0 {
             return Err(UnitError::Reserved);
         }
-        if len < header_len(flags) + TRAILER_LEN {
+        if len < header_len(flags & FLAG_TX != 0) + TRAILER_LEN {
             return Err(UnitError::Length(len));
         }
         if flags & FLAG_TX != 0 && (b[30] != 0 || b[31] != 0) {
@@ -289,14 +281,6 @@ impl<'a> Unit<'a> {
         }
     }
 
-    fn header_len(&self) -> usize {
-        if self.tx.is_some() {
-            TX_HEADER_LEN
-        } else {
-            HEADER_LEN
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
@@ -312,7 +296,7 @@ impl<'a> Unit<'a> {
 
     pub fn records(&self) -> Records<'a> {
         Records {
-            buf: &self.bytes[self.header_len()..self.bytes.len() - TRAILER_LEN],
+            buf: &self.bytes[header_len(self.tx.is_some())..self.bytes.len() - TRAILER_LEN],
             pos: 0,
             index: 0,
         }

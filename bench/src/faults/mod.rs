@@ -2,7 +2,7 @@
 //! loopback (a primary and two replicas, each replica's link through a relay that can cut, hold or delay
 //! it), a register workload with a history (history.rs), and a seeded schedule of faults: kill -9 of the
 //! primary followed by promotion of the most advanced replica (the harness plays the operator), SIGSTOP
-//! of a replica or briefly of the primary, links cut or held, replica restarts. At the end every node
+//! of a replica or briefly of the primary, links cut, held or delayed, replica restarts. At the end every node
 //! follows the last primary, the history is checked and the digests compared.
 //!
 //! `--wait-all`: a write counts as acknowledged only when `WAIT 2 <ms>` reports both replicas; then no
@@ -211,6 +211,24 @@ struct Cluster {
     relays: Vec<Option<Proxy>>,
 }
 
+/// `args` on `server`, retried on a fresh connection (a busy machine may reset one); the error names the
+/// node and the command.
+fn command(server: &Server, args: &[&str]) -> Result<Value, String> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        match server.client().and_then(|mut c| ok(c.cmd(args))) {
+            Ok(v) => return Ok(v),
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!(
+        "{} on port {}: {last}",
+        args.join(" "),
+        server.port
+    ))
+}
+
 fn ok(v: std::io::Result<Value>) -> Result<Value, String> {
     match v.map_err(|e| e.to_string())? {
         Value::Error(e) => Err(e),
@@ -228,8 +246,10 @@ impl Cluster {
     /// Points replica `i` at the primary through a fresh relay.
     fn follow(&mut self, i: usize) -> Result<(), String> {
         let relay = Proxy::start(self.nodes[self.primary].port).map_err(|e| e.to_string())?;
-        let mut c = self.nodes[i].client()?;
-        ok(c.cmd(&["REPLICAOF", "127.0.0.1", &relay.port.to_string()]))?;
+        command(
+            &self.nodes[i],
+            &["REPLICAOF", "127.0.0.1", &relay.port.to_string()],
+        )?;
         self.relays[i] = Some(relay);
         Ok(())
     }
@@ -277,8 +297,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
                 args.shards,
                 None,
             )?;
-            let mut c = s.client()?;
-            ok(c.cmd(&["CONFIG", "SET", "repl-timeout", "5"]))?;
+            command(&s, &["CONFIG", "SET", "repl-timeout", "5"])?;
             Ok(s)
         })
         .collect::<Result<_, String>>()?;
@@ -288,14 +307,8 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         relays: vec![None, None, None],
     };
     if args.filler > 0 {
-        let mut c = cl.nodes[0].client()?;
-        ok(c.cmd(&[
-            "DEBUG",
-            "POPULATE",
-            &args.filler.to_string(),
-            "filler",
-            "100",
-        ]))?;
+        let n = args.filler.to_string();
+        command(&cl.nodes[0], &["DEBUG", "POPULATE", &n, "filler", "100"])?;
     }
     for i in cl.replicas() {
         cl.follow(i)?;
@@ -338,7 +351,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         let pause = Duration::from_millis(rng.random_range(300..2000));
         let reps = cl.replicas();
         let r = reps[rng.random_range(0..reps.len())];
-        let what = rng.random_range(0..6);
+        let what = rng.random_range(0..7);
         let line = match what {
             // An operator fails over only when some replica could take over.
             0 if reps.iter().any(|&i| cl.synced(i)) => {
@@ -370,6 +383,15 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
             4 => {
                 cl.restart(r)?;
                 format!("kill -9 and restart of replica node{r}")
+            }
+            5 => {
+                let ms = rng.random_range(5..80);
+                if let Some(p) = &cl.relays[r] {
+                    p.delay(ms);
+                    std::thread::sleep(pause);
+                    p.delay(0);
+                }
+                format!("delayed node{r}'s link by {ms} ms for {pause:?}")
             }
             _ => {
                 let p = cl.primary;
@@ -456,8 +478,7 @@ fn failover(cl: &mut Cluster, sh: &Shared, keys: usize) -> Result<String, String
         if i == old {
             cl.nodes[i].restart()?;
             cl.nodes[i].wait_ready(Duration::from_secs(30))?;
-            let mut c = cl.nodes[i].client()?;
-            ok(c.cmd(&["CONFIG", "SET", "repl-timeout", "5"]))?;
+            command(&cl.nodes[i], &["CONFIG", "SET", "repl-timeout", "5"])?;
         }
         cl.follow(i)?;
     }

@@ -1,11 +1,12 @@
 //! A TCP relay between a replica and its primary, so the scenarios can cut the replication link for a
 //! chosen time on any server: while cut, every relayed connection is closed and new ones are refused
 //! (accepted and closed at once), as a network partition looks to both ends. While held, connections stay
-//! open but nothing is forwarded (a stalled network: bytes wait in the kernel's buffers).
+//! open but nothing is forwarded (a stalled network: bytes wait in the kernel's buffers). With a delay,
+//! every chunk waits that long before it is forwarded (a slow link).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ pub struct Proxy {
     pub port: u16,
     cut: Arc<AtomicBool>,
     held: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
 }
@@ -24,6 +26,8 @@ impl Proxy {
         l.set_nonblocking(true)?;
         let cut = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicBool::new(false));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let d2 = delay_ms.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let (c2, s2, o2, h2) = (cut.clone(), stop.clone(), open.clone(), held.clone());
@@ -44,8 +48,13 @@ impl Proxy {
                             v.push(a);
                             v.push(b);
                         }
-                        relay(client.try_clone().ok(), server.try_clone().ok(), h2.clone());
-                        relay(Some(server), Some(client), h2.clone());
+                        let link = (h2.clone(), d2.clone());
+                        relay(
+                            client.try_clone().ok(),
+                            server.try_clone().ok(),
+                            link.clone(),
+                        );
+                        relay(Some(server), Some(client), link);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
@@ -55,6 +64,7 @@ impl Proxy {
             port,
             cut,
             held,
+            delay_ms,
             open,
             stop,
         })
@@ -80,6 +90,11 @@ impl Proxy {
     pub fn release(&self) {
         self.held.store(false, Ordering::Relaxed);
     }
+
+    /// Every chunk relayed from now on waits `ms` first (0: none).
+    pub fn delay(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Proxy {
@@ -89,7 +104,11 @@ impl Drop for Proxy {
     }
 }
 
-fn relay(from: Option<TcpStream>, to: Option<TcpStream>, held: Arc<AtomicBool>) {
+fn relay(
+    from: Option<TcpStream>,
+    to: Option<TcpStream>,
+    (held, delay_ms): (Arc<AtomicBool>, Arc<AtomicU64>),
+) {
     let (Some(mut from), Some(mut to)) = (from, to) else {
         return;
     };
@@ -102,6 +121,10 @@ fn relay(from: Option<TcpStream>, to: Option<TcpStream>, held: Arc<AtomicBool>) 
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    let d = delay_ms.load(Ordering::Relaxed);
+                    if d > 0 {
+                        std::thread::sleep(Duration::from_millis(d));
+                    }
                     if to.write_all(&buf[..n]).is_err() {
                         break;
                     }
