@@ -7,6 +7,24 @@ use crate::slot::key_slot;
 
 type Rec = (u16, Vec<u8>, Vec<u8>, Option<u64>);
 
+/// Every live entry of the first `dbs` databases, sorted: what a snapshot taken now must send.
+fn state(k: &Keyspace, dbs: usize) -> Vec<Rec> {
+    let mut v: Vec<Rec> = (0..dbs)
+        .flat_map(|db| {
+            k.entries(db, 0).map(move |e| {
+                (
+                    db as u16,
+                    e.key().to_vec(),
+                    e.value().to_vec(),
+                    e.expire_at(),
+                )
+            })
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 fn snapshot_contents(k: &mut Keyspace, id: u64) -> Vec<Rec> {
     let mut out = Vec::new();
     while let Some(p) = k.snapshot_piece(id) {
@@ -32,21 +50,7 @@ fn snapshot_is_the_state_at_its_start_despite_writes() {
     for (i, key) in keys.iter().enumerate() {
         k.set(i % 2, key, b"old", (i % 3 == 0).then_some(1_000_000), 0);
     }
-    let mut want: Vec<_> = (0..2)
-        .flat_map(|db| {
-            k.entries(db, 0)
-                .map(|e| {
-                    (
-                        db as u16,
-                        e.key().to_vec(),
-                        e.value().to_vec(),
-                        e.expire_at(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    want.sort();
+    let want = state(&k, 2);
     k.begin_snapshot(7);
     // Writes of every kind interleaved with the walk.
     let mut got = Vec::new();
@@ -90,21 +94,7 @@ fn snapshot_survives_flushes_and_swaps() {
         for (i, key) in keys.iter().enumerate() {
             k.set(i % 3, key, format!("old{i}").as_bytes(), None, 0);
         }
-        let mut want: Vec<_> = (0..4)
-            .flat_map(|db| {
-                k.entries(db, 0)
-                    .map(|e| {
-                        (
-                            db as u16,
-                            e.key().to_vec(),
-                            e.value().to_vec(),
-                            e.expire_at(),
-                        )
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        want.sort();
+        let want = state(&k, 4);
         k.begin_snapshot(7);
         let mut got = Vec::new();
         let mut x = seed * 2654435761 + 1;
