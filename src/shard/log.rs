@@ -165,3 +165,109 @@ impl Shard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::exec::{execute, Exec};
+    use crate::cmd::lookup;
+    use crate::config::Config;
+    use crate::resp::{Proto, Reply};
+    use crate::shard::Shard;
+    use bytes::Bytes;
+    use std::sync::Arc;
+    use tandem_sync::replid::ReplId;
+    use tandem_sync::unit::split_units;
+
+    fn primary() -> Shard {
+        let mut sh = Shard::new(
+            0,
+            1,
+            Arc::new(Config::default()),
+            1,
+            ReplId::from_random([7; 20]),
+        );
+        sh.ensure_backlog();
+        sh
+    }
+
+    /// Runs commands as one batch at clock `now`, seals, and returns each unit's records (as strings).
+    fn logged(sh: &mut Shard, now: u64, cmds: &[&[&str]]) -> Vec<Vec<Vec<String>>> {
+        let from = sh.repl.offset();
+        let mut r = Reply::new(Proto::Resp2);
+        for c in cmds {
+            let args: Vec<Bytes> = c
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let spec = lookup(&args[0]).unwrap();
+            execute(sh, spec, &args, &Exec { db: 0, now }, &mut r);
+        }
+        sh.seal_unit();
+        let b = sh.repl.backlog.as_ref().unwrap();
+        let (x, y) = b.read_from(from).unwrap();
+        let bytes = [x, y].concat();
+        let mut next = from;
+        let mut units = Vec::new();
+        split_units(&bytes, &mut next, &mut units).unwrap();
+        units
+            .iter()
+            .map(|u| {
+                u.records()
+                    .map(|r| {
+                        r.unwrap()
+                            .args
+                            .iter()
+                            .map(|a| String::from_utf8_lossy(a).into_owned())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn rec(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The table's flags decide what is logged: deterministic writes as themselves, relative expiries and
+    /// INCRBYFLOAT as the resulting state with an absolute PXAT, nothing for reads or writes that changed
+    /// nothing; one unit per batch.
+    #[test]
+    fn the_table_decides_what_is_logged() {
+        let mut sh = primary();
+        let now = 1_700_000_000_000;
+        let units = logged(
+            &mut sh,
+            now,
+            &[
+                &["SET", "k", "v"],
+                &["GET", "k"],
+                &["SET", "t", "v", "EX", "10"],
+                &["SET", "a", "1", "PXAT", "1800000000000"],
+                &["INCR", "n"],
+                &["INCRBYFLOAT", "f", "1.5"],
+                &["EXPIRE", "k", "100"],
+                &["SETNX", "k", "other"],
+                &["DEL", "nosuch"],
+                &["APPEND", "k", "w"],
+            ],
+        );
+        assert_eq!(units.len(), 1, "one batch, one unit");
+        assert_eq!(
+            units[0],
+            vec![
+                rec(&["SET", "k", "v"]),
+                rec(&["SET", "t", "v", "PXAT", "1700000010000"]),
+                rec(&["SET", "a", "1", "PXAT", "1800000000000"]),
+                rec(&["INCR", "n"]),
+                rec(&["SET", "f", "1.5"]),
+                rec(&["SET", "k", "v", "PXAT", "1700000100000"]),
+                rec(&["APPEND", "k", "w"]),
+            ]
+        );
+        // An expiry met by a command is logged as a DEL before the command.
+        let later = 1_800_000_000_001;
+        let units = logged(&mut sh, later, &[&["INCR", "a"]]);
+        assert_eq!(units, vec![vec![rec(&["DEL", "a"]), rec(&["INCR", "a"])]]);
+    }
+}
