@@ -24,6 +24,10 @@ impl Flow {
             data
         } else {
             carry.buf.extend_from_slice(&data);
+            // A unit larger than a frame keeps accumulating until it is whole (no copy per frame).
+            if tandem_sync::unit::peek_len(&carry.buf).is_some_and(|l| l > carry.buf.len()) {
+                return Ok(());
+            }
             std::mem::take(&mut carry.buf).freeze()
         };
         let mut next = carry.next;
