@@ -8,6 +8,7 @@
 //!   (docs/replication-format.md).
 //! - `link`: a replica's link to its primary as a state machine without I/O (phases, keepalive, acks,
 //!   silence, backoff).
+//! - `quorum`: durability mode's write quorum and replica eligibility (grant, revoke, commit), without I/O.
 //! - `snapshot`: the record format of snapshot chunks (one key each).
 //! - `spool`: the replica's per-flow journal buffer during a full sync (memory, then a temporary file).
 //! - `unit`: the log unit, the commit unit of a shard's log (backlog, journal flows, replica apply, WAL).
@@ -19,6 +20,7 @@ pub mod assemble;
 pub mod backlog;
 pub mod frame;
 pub mod link;
+pub mod quorum;
 pub mod replid;
 pub mod snapshot;
 pub mod spool;
