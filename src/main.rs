@@ -93,6 +93,13 @@ fn main() {
         tracing::error!("Can't chdir to '{}': {e}", settings.dir.display());
         std::process::exit(1);
     }
+    let node_id = match server::load_node_id(std::path::Path::new("."), || random_hex(40)) {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::exit(1);
+        }
+    };
     let shards = settings.shards;
     let (port, listeners) = match server::open_listeners(&config, shards) {
         Ok(x) => x,
@@ -109,6 +116,7 @@ fn main() {
         shutdown: AtomicBool::new(false),
         start_ms: runtime::now_ms(),
         run_id: random_hex(40),
+        node_id,
         port,
         config_file: file
             .as_ref()

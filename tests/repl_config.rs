@@ -68,3 +68,30 @@ fn stale_data_refused_while_the_link_is_down() {
     let _: () = q(&mut r, &["SET", "k", "mine"]).unwrap();
     assert_eq!(field(&mut r, "replication", "role"), "master");
 }
+
+/// A node keeps its id across restarts (the file in `dir`), and a primary lists its replicas by that id.
+#[test]
+fn node_id_survives_restart_and_the_primary_knows_it() {
+    let dir = std::env::temp_dir().join(format!("tandem-nodeid-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let primary = Server::start(&["--shards", "1"]);
+    let replica = Server::start(&["--shards", "1", "--dir", d]);
+    let id = common::repl::field(&mut replica.conn(), "server", "tandem_node_id");
+    assert_eq!(id.len(), 40, "{id}");
+    assert_ne!(
+        id,
+        common::repl::field(&mut primary.conn(), "server", "tandem_node_id")
+    );
+    common::repl::follow(&replica, &primary);
+    common::repl::wait_caught_up(&primary, &replica, 30);
+    let slave0 = common::repl::field(&mut primary.conn(), "replication", "slave0");
+    assert!(slave0.ends_with(&format!("node_id={id}")), "{slave0}");
+    replica.stop();
+    let again = Server::start(&["--shards", "1", "--dir", d]);
+    assert_eq!(
+        common::repl::field(&mut again.conn(), "server", "tandem_node_id"),
+        id
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -22,7 +22,7 @@ fn two_shard_primary_feeds_one_and_three_shard_replicas_under_writes() {
     let writer = Writer::start(&primary, 50_000);
     let r1 = Server::start(&["--shards", "1"]);
     // This one spools the log of the writes made during its sync to a file (no memory allowance); the
-    // writer runs throughout, and INFO's spool_file_bytes shows the file was really written.
+    // writer runs throughout, and the replica's log shows the file was really written.
     let dir = std::env::temp_dir().join(format!("tandem-spool-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let r3 = Server::start(&[
@@ -69,17 +69,21 @@ fn two_shard_primary_feeds_one_and_three_shard_replicas_under_writes() {
         );
     }
     assert_eq!(num(&mut p, "replication", "connected_slaves"), 2);
-    let spooled: u64 = common::repl::info(&mut r3.conn(), "replication")
-        .lines()
-        .filter(|l| l.starts_with("tandem_flow"))
-        .filter_map(|l| l.split("spool_file_bytes=").nth(1))
-        .map(|v| v.trim().parse::<u64>().unwrap())
-        .sum();
+    // Logged once per flow that spilled (robust to a later reconnect resetting INFO's counters).
     assert!(
-        spooled > 0,
+        r3.log_text().contains("goes to a spool file under dir"),
         "writes made during the sync went through the spool file"
     );
-    let spool_files = std::fs::read_dir(&dir).unwrap().count();
+    let spool_files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("temp-tandem-sync")
+        })
+        .count();
     assert_eq!(spool_files, 0, "the spool file is removed once replayed");
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(num(&mut p, "stats", "sync_full"), 2);

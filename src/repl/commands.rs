@@ -95,6 +95,8 @@ pub struct ReplClient {
     pub wrote: bool,
     /// REPLCONF listening-port.
     pub port: u16,
+    /// REPLCONF node-id: the replica's stable id (kept in its `dir`).
+    pub node_id: String,
     /// The replication log version the replica announced (`REPLCONF capa tandem-log<v>`), 0 if none.
     pub log_version: u8,
     /// Set by PSYNC and TFLOW: once the replies are written the socket becomes a replication stream.
@@ -299,6 +301,9 @@ pub fn replconf(c: &mut ReplClient, a: &[Bytes], r: &mut Reply) -> CmdResult {
                     c.log_version = v;
                 }
             }
+            "node-id" => {
+                c.node_id = String::from_utf8_lossy(&pair[1]).chars().take(64).collect();
+            }
             "ip-address" | "version" | "rdb-only" | "rdb-filter-only" => {}
             // Only meaningful on a replica's control session; never answered.
             "ack" | "getack" | "fack" => return Ok(()),
@@ -435,6 +440,7 @@ pub async fn psync(
     }
     c.takeover = Some(Takeover::Session {
         id: c.id,
+        node_id: c.node_id.clone(),
         ip: peer_ip,
         port: c.port,
         full: !cont,
@@ -491,7 +497,8 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
                     l.replid,
                 )
             });
-            let reps: Vec<(String, u16, &'static str, Vec<u64>, u64)> = sh
+            #[allow(clippy::type_complexity)]
+            let reps: Vec<(String, u16, &'static str, Vec<u64>, u64, String)> = sh
                 .registry
                 .replicas
                 .values()
@@ -505,6 +512,7 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
                         },
                         e.ack.offsets.clone(),
                         e.ack.at_ms,
+                        e.node_id.clone(),
                     )
                 })
                 .collect();
@@ -596,7 +604,7 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
     } else {
         let _ = write!(w, "role:master\r\nconnected_slaves:{}\r\n", replicas.len());
         let target: Vec<u64> = js.iter().map(|j| j.offset).collect();
-        for (i, (ip, port, state, offs, at)) in replicas.iter().enumerate() {
+        for (i, (ip, port, state, offs, at, node)) in replicas.iter().enumerate() {
             let acked: u64 = offs.iter().sum();
             let lag_bytes: u64 = target
                 .iter()
@@ -606,7 +614,7 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
             let lag_ms = now.saturating_sub(*at);
             let _ = write!(
                 w,
-                "slave{i}:ip={ip},port={port},state={state},offset={acked},lag={},lag_bytes={lag_bytes},lag_ms={lag_ms}\r\n",
+                "slave{i}:ip={ip},port={port},state={state},offset={acked},lag={},lag_bytes={lag_bytes},lag_ms={lag_ms},node_id={node}\r\n",
                 lag_ms / 1000
             );
         }

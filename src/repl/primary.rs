@@ -30,6 +30,7 @@ use tandem_sync::frame::{Frame, FrameKind};
 pub enum Takeover {
     Session {
         id: u64,
+        node_id: String,
         ip: String,
         port: u16,
         full: bool,
@@ -52,9 +53,13 @@ const JOURNAL_FRAME: usize = 4 << 20;
 
 pub async fn take_over(local: Rc<Local>, stream: TcpStream, t: Takeover) {
     match t {
-        Takeover::Session { id, ip, port, full } => {
-            session(local, stream, id, ip, port, full).await
-        }
+        Takeover::Session {
+            id,
+            node_id,
+            ip,
+            port,
+            full,
+        } => session(local, stream, id, node_id, ip, port, full).await,
         Takeover::Flow {
             session,
             shard,
@@ -379,7 +384,15 @@ async fn read_acks(local: Rc<Local>, mut stream: TcpStream, session: u64, shard:
 
 /// A replica's control connection after PSYNC: registered with shard 0, it carries the replica's
 /// `REPLCONF ACK` lines in and `REPLCONF GETACK *` / `PING` out.
-async fn session(local: Rc<Local>, stream: TcpStream, id: u64, ip: String, port: u16, full: bool) {
+async fn session(
+    local: Rc<Local>,
+    stream: TcpStream,
+    id: u64,
+    node_id: String,
+    ip: String,
+    port: u16,
+    full: bool,
+) {
     let (poke_tx, mut poke_rx) = futures_channel::mpsc::channel::<()>(1);
     let state = if full {
         ReplicaState::Syncing
@@ -392,6 +405,7 @@ async fn session(local: Rc<Local>, stream: TcpStream, id: u64, ip: String, port:
             sh.registry.replicas.insert(
                 id,
                 ReplicaEntry {
+                    node_id,
                     ip,
                     port,
                     state,

@@ -13,6 +13,8 @@ pub enum ReplicaState {
 }
 
 pub struct ReplicaEntry {
+    /// The replica's stable id (REPLCONF node-id; empty if it sent none).
+    pub node_id: String,
     pub ip: String,
     pub port: u16,
     pub state: ReplicaState,

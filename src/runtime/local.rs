@@ -25,6 +25,8 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     pub start_ms: u64,
     pub run_id: String,
+    /// Stable across restarts (kept in `dir`): how a primary knows its replicas.
+    pub node_id: String,
     pub port: u16,
     pub config_file: Option<String>,
     pub executable: String,

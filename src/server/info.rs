@@ -126,7 +126,7 @@ impl Conn {
                          redis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nserver_mode:standalone\r\nredis_mode:standalone\r\n\
                          os:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\n\
                          tcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\n\
-                         lru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nshards:{}\r\n",
+                         lru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nshards:{}\r\ntandem_node_id:{}\r\n",
                         std::env::consts::OS,
                         std::env::consts::ARCH,
                         std::process::id(),
@@ -140,6 +140,7 @@ impl Conn {
                         shared.executable,
                         shared.config_file.as_deref().unwrap_or(""),
                         self.local.nshards(),
+                        shared.node_id,
                     );
                 }
                 "clients" => {

@@ -20,6 +20,44 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// The node's stable id: 40 lowercase hex characters kept in `tandem-node-id` under `dir` (the working
+/// directory at start-up), created with `fresh()` the first time, so a replica is known to its primary by
+/// the same id across reconnects and restarts (durability mode grants eligibility to an id). A file that is
+/// not such an id stops start-up with one line naming it.
+pub fn load_node_id(
+    dir: &std::path::Path,
+    fresh: impl FnOnce() -> String,
+) -> Result<String, String> {
+    let path = dir.join("tandem-node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            if id.len() == 40
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                Ok(id.to_string())
+            } else {
+                Err(format!(
+                    "Bad node id file '{}': expected 40 lowercase hex characters",
+                    path.display()
+                ))
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = fresh();
+            std::fs::write(&path, format!("{id}\n"))
+                .map_err(|e| format!("Can't write the node id file '{}': {e}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(format!(
+            "Can't read the node id file '{}': {e}",
+            path.display()
+        )),
+    }
+}
+
 /// Resolves the bind list (`127.0.0.1 -::1`: a leading '-' means "skip if unavailable").
 pub fn bind_addrs(bind: &[String], port: u16) -> Vec<(SocketAddr, bool)> {
     bind.iter()
@@ -206,5 +244,26 @@ pub fn request_shutdown(shared: &Shared) {
     for s in 0..shared.mesh.shards() {
         // An empty message wakes the inbox loop, which wakes the shard's connections.
         shared.mesh.send(s, Kind::Normal, Box::new(|_| ()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load_node_id;
+
+    #[test]
+    fn the_node_id_is_created_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("tandem-node-id-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = load_node_id(&dir, || "ab".repeat(20)).unwrap();
+        let b = load_node_id(&dir, || panic!("must not create a second id")).unwrap();
+        assert_eq!(
+            (a.as_str(), b.as_str()),
+            ("ab".repeat(20).as_str(), a.as_str())
+        );
+        std::fs::write(dir.join("tandem-node-id"), "not an id\n").unwrap();
+        let e = load_node_id(&dir, || "cd".repeat(20)).unwrap_err();
+        assert!(e.starts_with("Bad node id file"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

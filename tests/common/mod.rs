@@ -7,6 +7,8 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub struct Server {
     pub child: Child,
     pub port: u16,
@@ -29,6 +31,16 @@ impl Server {
         cmd.args(file)
             .args(["--port", "0", "--enable-debug-command", "yes"])
             .args(rest);
+        // Each server its own directory (its node id, spool files), unless the test names one.
+        if !rest.contains(&"--dir") {
+            let dir = std::env::temp_dir().join(format!(
+                "tandem-test-{}-{}",
+                std::process::id(),
+                NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).expect("test dir");
+            cmd.args(["--dir", dir.to_str().expect("utf-8 temp dir")]);
+        }
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn tandem-server");
         let stdout = child.stdout.take().unwrap();

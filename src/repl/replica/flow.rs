@@ -263,10 +263,18 @@ impl Flow {
                         .buffered_bytes
                         .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
                     let mut pd = pd.borrow_mut();
+                    let before = pd.spool.file_bytes();
                     pd.spool.push(f.offset, f.payload)?;
+                    let after = pd.spool.file_bytes();
+                    if before == 0 && after > 0 {
+                        tracing::info!(
+                            "flow {}: the log received while loading goes to a spool file under dir",
+                            self.i
+                        );
+                    }
                     self.progress()
                         .spool_file_bytes
-                        .store(pd.spool.file_bytes(), Ordering::Relaxed);
+                        .store(after, Ordering::Relaxed);
                 }
                 Some(pd) => {
                     let mut carry = std::mem::replace(&mut pd.borrow_mut().carry, Carry::at(0));

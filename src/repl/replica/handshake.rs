@@ -73,7 +73,13 @@ pub(super) async fn attempt(
     ask(
         &mut s,
         &mut buf,
-        &[b"REPLCONF", b"listening-port", my_port.as_bytes()],
+        &[
+            b"REPLCONF",
+            b"listening-port",
+            my_port.as_bytes(),
+            b"node-id",
+            local.shared.node_id.as_bytes(),
+        ],
         timeout,
         &cancel,
     )
