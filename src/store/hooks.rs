@@ -198,14 +198,6 @@ impl SlotSnapshot {
         }
     }
 
-    /// Tables this snapshot holds because FLUSHDB/FLUSHALL replaced them before their slot was sent.
-    pub fn frozen_tables(&self) -> usize {
-        self.frozen
-            .values()
-            .map(|f| f.iter().filter(|t| t.is_some()).count())
-            .sum()
-    }
-
     /// The next piece to send, None when every slot has been sent. `serialize(idx, view)` writes slot
     /// `idx` as of the snapshot point: for each snapshot database, its frozen table or else the live one
     /// it maps to, except the kept keys, then the kept states.

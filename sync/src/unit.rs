@@ -123,10 +123,6 @@ impl UnitWriter {
         self.time
     }
 
-    pub fn tx(&self) -> Option<TxTag> {
-        self.tx
-    }
-
     /// Sets the clock the next records are made with; only while the unit is empty (callers seal first).
     pub fn set_time(&mut self, now: u64) {
         debug_assert!(self.is_empty());

@@ -37,7 +37,10 @@ impl Flow {
             split_units(&bytes, &mut next, &mut units).map_err(|e| err(e.to_string()))?;
             spans.extend(units.iter().map(|u| (u.len(), u.end(), u.tx)));
         }
+        // Consecutive plain units go to the shards as one group (one message per target shard, not one
+        // round trip per unit); a transaction's part first applies what came before it.
         let mut at = 0;
+        let mut plain: Vec<Received> = Vec::new();
         for (len, end, tx) in spans {
             let part = Received {
                 from: self.i,
@@ -45,17 +48,27 @@ impl Flow {
             };
             at += len;
             match tx {
-                None => {
-                    apply_group(&self.local, std::slice::from_ref(&part), self.n)
-                        .await
-                        .map_err(err)?;
-                    self.progress().applied.store(end, Ordering::Release);
+                None => plain.push(part),
+                Some(tag) => {
+                    self.apply_plain(&mut plain, carry.next).await?;
+                    self.tx_part(tag, part, end).await?;
                 }
-                Some(tag) => self.tx_part(tag, part, end).await?,
             }
             carry.next = end;
         }
+        self.apply_plain(&mut plain, carry.next).await?;
         carry.buf = BytesMut::from(&bytes[at..]);
+        Ok(())
+    }
+
+    /// Applies the plain units gathered so far, whole, and advances the flow's offset to `end`.
+    async fn apply_plain(&self, units: &mut Vec<Received>, end: u64) -> io::Result<()> {
+        if units.is_empty() {
+            return Ok(());
+        }
+        apply_group(&self.local, units, self.n).await.map_err(err)?;
+        units.clear();
+        self.progress().applied.store(end, Ordering::Release);
         Ok(())
     }
 
