@@ -325,7 +325,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         acked: AtomicU64::new(0),
     });
     wait_until(Duration::from_secs(60), || {
-        cl.replicas().iter().all(|&i| cl.synced(i))
+        cl.replicas().iter().all(|&i| cl.synced(i)).then_some(())
     })
     .ok_or("replicas did not sync at the start")?;
     let mut threads = Vec::new();
@@ -346,7 +346,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         let before = sh.acked.load(Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(rng.random_range(500..1500)));
         wait_until(Duration::from_secs(30), || {
-            sh.acked.load(Ordering::Relaxed) > before + 20
+            (sh.acked.load(Ordering::Relaxed) > before + 20).then_some(())
         });
         let pause = Duration::from_millis(rng.random_range(300..2000));
         let reps = cl.replicas();
@@ -415,6 +415,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         cl.replicas()
             .iter()
             .all(|&i| cl.synced(i) && cl.info(i, "slave_repl_offset") == Some(want.clone()))
+            .then_some(())
     });
     let final_index = read_all(&cl, p, args.keys)?;
     let digests: Vec<String> = (0..cl.nodes.len())
@@ -505,39 +506,16 @@ fn signal(s: &Server, sig: i32) {
 }
 
 /// Polls `f` every 20 ms until it gives something or `within` passes.
-fn wait_until<T>(within: Duration, mut f: impl FnMut() -> T) -> Option<T::Output>
-where
-    T: IntoOption,
-{
+fn wait_until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(v) = f().into_option() {
+        if let Some(v) = f() {
             return Some(v);
         }
         if Instant::now() >= deadline {
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `wait_until` takes conditions (bool) and searches (Option).
-pub trait IntoOption {
-    type Output;
-    fn into_option(self) -> Option<Self::Output>;
-}
-
-impl IntoOption for bool {
-    type Output = ();
-    fn into_option(self) -> Option<()> {
-        self.then_some(())
-    }
-}
-
-impl<T> IntoOption for Option<T> {
-    type Output = T;
-    fn into_option(self) -> Option<T> {
-        self
     }
 }
 
