@@ -121,6 +121,19 @@ static DIRECTIVES: &[Directive] = &[
     d("min-replicas-max-lag", U32, "10", true),
     // Tandem's own: memory a replica buffers per flow during a full sync before spilling to `dir`.
     d("repl-sync-buffer-memory", Kind::Memory, "64mb", true),
+    // Tandem's own: durability mode (docs/durability.md): a write is acknowledged only once every eligible
+    // replica holds it, and refused while fewer than durability-replicas are eligible.
+    d("durability", Kind::Bool, "no", true),
+    d("durability-replicas", U32, "1", true),
+    d(
+        "durability-timeout",
+        Kind::Int {
+            min: 1,
+            max: 86_400_000,
+        },
+        "1000",
+        true,
+    ),
     // Tandem's own: a replica asks its primary for LZ4-compressed frames (off: loopback and fast links
     // gain nothing from it, docs/benchmarks.md).
     d("repl-compression", Kind::Enum(&["no", "lz4"]), "no", true),
@@ -483,6 +496,9 @@ impl Config {
             min_replicas_to_write: self.int("min-replicas-to-write") as usize,
             min_replicas_max_lag_secs: self.int("min-replicas-max-lag") as u64,
             repl_sync_buffer_memory: self.int("repl-sync-buffer-memory") as usize,
+            durability: self.get("durability") == "yes",
+            durability_replicas: self.int("durability-replicas") as usize,
+            durability_timeout_ms: self.int("durability-timeout") as u64,
             repl_lz4: self.get("repl-compression") == "lz4",
             debug_repl_corrupt_chunk: self.int("debug-repl-corrupt-chunk") as u64,
         }
@@ -527,6 +543,10 @@ pub struct Settings {
     pub min_replicas_to_write: usize,
     pub min_replicas_max_lag_secs: u64,
     pub repl_sync_buffer_memory: usize,
+    pub durability: bool,
+    /// Eligible replicas a write needs (the replication factor besides the primary).
+    pub durability_replicas: usize,
+    pub durability_timeout_ms: u64,
     pub repl_lz4: bool,
     pub debug_repl_corrupt_chunk: u64,
 }

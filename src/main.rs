@@ -134,6 +134,8 @@ fn main() {
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     );
+    // Refusals that hold from the start (durability mode with no eligible replica yet).
+    tandem_server::repl::gate::update(&shared, &settings);
     let config = Arc::new(config);
     let mut threads = Vec::new();
     for (id, l) in listeners.into_iter().enumerate() {

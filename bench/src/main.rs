@@ -37,7 +37,7 @@ fn main() {
         Cmd::Faults(args) => match tandem_bench::faults::run(args) {
             Ok(r) => {
                 tandem_bench::faults::print(&r);
-                let durable = r.wait_all;
+                let durable = r.wait_all || r.durability;
                 if !r.verdict.clean(durable) || !r.digests_equal {
                     std::process::exit(2);
                 }

@@ -1,6 +1,7 @@
 //! The fault suite in its short fixed-seed form, against real tandem-server processes: kills, stops, cut
 //! and held links, replica restarts and promotions of the most advanced replica, under a register workload
-//! whose history is checked. The long form is `tandem-bench faults --seed S --seconds T [--wait-all]`.
+//! whose history is checked. The long form is `tandem-bench faults --seed S --seconds T [--wait-all |
+//! --durability]`.
 
 mod common;
 use common::server_bin;
@@ -12,6 +13,7 @@ fn args(seed: u64, wait_all: bool) -> FaultArgs {
         seed,
         seconds: 12,
         wait_all,
+        durability: false,
         shards: 2,
         keys: 30,
         writers: 3,
@@ -37,6 +39,19 @@ fn asynchronous_mode_under_faults() {
 #[test]
 fn wait_for_all_replicas_loses_nothing_acknowledged() {
     let r = faults::run(args(11, true)).unwrap();
+    faults::print(&r);
+    assert!(r.verdict.acknowledged > 50, "the workload made progress");
+    assert!(r.verdict.clean(true), "{:?}", r.verdict);
+    assert!(r.digests_equal);
+}
+
+/// Durability mode, promoting only an eligible replica: no acknowledged write is lost and no read is
+/// stale, with no WAIT at all.
+#[test]
+fn durability_mode_loses_nothing_acknowledged() {
+    let mut a = args(13, false);
+    a.durability = true;
+    let r = faults::run(a).unwrap();
     faults::print(&r);
     assert!(r.verdict.acknowledged > 50, "the workload made progress");
     assert!(r.verdict.clean(true), "{:?}", r.verdict);

@@ -64,14 +64,15 @@ fn run_logged(
 }
 
 /// Runs a batch of key commands on their shard, replies appended to `r`, each reply's end offset pushed to
-/// `ends`. The clock is read once per batch for INFO commandstats.
+/// `ends`. The clock is read once per batch for INFO commandstats. In durability mode, returns what the
+/// replies must wait for (repl/durable.rs); None otherwise, for one branch per batch.
 pub fn execute_batch<'a>(
     sh: &mut Shard,
     cmds: impl Iterator<Item = (&'static Spec, &'a [Bytes])> + Clone,
     ex: &Exec,
     r: &mut Reply,
     mut ends: Option<&mut Vec<usize>>,
-) {
+) -> Option<crate::repl::durable::Held> {
     let start = std::time::Instant::now();
     let mut n = 0u64;
     if cmds.clone().nth(1).is_some() {
@@ -81,8 +82,16 @@ pub fn execute_batch<'a>(
             }
         }
     }
+    let mut holds = sh.durable_active().then(Vec::new);
     for (spec, args) in cmds.clone() {
-        execute(sh, spec, args, ex, r);
+        match holds.as_mut() {
+            None => execute(sh, spec, args, ex, r),
+            Some(h) => {
+                let mark = sh.durable_mark();
+                execute(sh, spec, args, ex, r);
+                h.push(sh.durable_cmd_hold(mark, spec, args, ex.db));
+            }
+        }
         if let Some(e) = ends.as_deref_mut() {
             e.push(r.len());
         }
@@ -92,4 +101,5 @@ pub fn execute_batch<'a>(
     for (spec, _) in cmds {
         sh.stats.add_usec(spec, per);
     }
+    holds.and_then(|h| sh.durable_hold(h, ex.now))
 }

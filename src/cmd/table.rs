@@ -103,6 +103,7 @@ pub enum Special {
     Replconf,
     Psync,
     Tflow,
+    Durability,
 }
 
 #[derive(Clone, Copy)]
@@ -216,6 +217,7 @@ pub static TABLE: &[Spec] = &[
     spec!("replconf", -1, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Replconf), "server", "An internal command for configuring the replication stream."),
     spec!("psync", -3, A | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Psync), "server", "An internal command used in replication."),
     spec!("tflow", -4, A | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Tflow), "server", "Tandem-internal: opens one stream of a replica's sync (docs/replication.md)."),
+    spec!("durability", -2, A | LS | Flags::STALE | Flags::NOSCRIPT, 0, 0, 0, S(X::Durability), "server", "Tandem: durability mode's status, and FORGET to take a replica out of the write quorum (docs/durability.md)."),
     // strings
     spec!("get", 2, R | F, 1, 1, 1, K(strings::get, None), "string", "Returns the string value of a key."),
     spec!("set", -3, W | OOM | STR, 1, 1, 1, K(strings::set, None), "string", "Sets the string value of a key."),

@@ -128,6 +128,13 @@ pub async fn apply_group(local: &Rc<Local>, group: &[Received], n: usize) -> Res
         let u = part.unit();
         for r in u.records() {
             let r = r.map_err(|e| e.to_string())?;
+            if r.args
+                .first()
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"durability"))
+            {
+                control(local, &r.args);
+                continue;
+            }
             let args: Vec<Bytes> = r.args.iter().map(|a| part.bytes.slice_ref(a)).collect();
             for (t, args) in route(args, part.from, n, m)? {
                 work[t].ops.push(Op {
@@ -200,6 +207,35 @@ fn apply_work(sh: &mut Shard, w: &Work, n: usize) -> Result<(), String> {
         sh.log_verbatim(*start, unit);
     }
     Ok(())
+}
+
+/// A durability-mode control record (repl/eligibility.rs): `DURABILITY GRANTED|REVOKED <node> <session>`.
+/// It changes no key; it tells the replica it names, in this session, whether it is eligible. Others
+/// (other replicas, or this one in an older session) ignore it.
+fn control(local: &Local, args: &[&[u8]]) {
+    let [_, what, node, session] = args else {
+        return;
+    };
+    let r = &local.shared.repl;
+    let ours = *node == local.shared.node_id.as_bytes()
+        && std::str::from_utf8(session)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            == Some(r.session.load(std::sync::atomic::Ordering::Acquire));
+    if !ours {
+        return;
+    }
+    let granted = what.eq_ignore_ascii_case(b"granted");
+    r.self_eligible
+        .store(granted, std::sync::atomic::Ordering::Release);
+    tracing::info!(
+        "durability: this replica is {} by its primary",
+        if granted {
+            "eligible (granted)"
+        } else {
+            "no longer eligible (revoked)"
+        }
+    );
 }
 
 /// FLUSHDB, FLUSHALL and SWAPDB of one primary shard cover that shard's slots only.

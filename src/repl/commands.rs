@@ -485,7 +485,7 @@ pub fn tflow(local: &Rc<Local>, c: &mut ReplClient, a: &[Bytes], _r: &mut Reply)
 pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
     let js = journals(local).await;
     let now = runtime::now_ms();
-    let (link, replicas, counters) = local
+    let (link, replicas, counters, durability) = local
         .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
             let link = sh.link.as_ref().map(|l| {
                 (
@@ -498,7 +498,7 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
                 )
             });
             #[allow(clippy::type_complexity)]
-            let reps: Vec<(String, u16, &'static str, Vec<u64>, u64, String)> = sh
+            let reps: Vec<(String, u16, &'static str, Vec<u64>, u64, String, bool)> = sh
                 .registry
                 .replicas
                 .values()
@@ -513,17 +513,28 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
                         e.ack.offsets.clone(),
                         e.ack.at_ms,
                         e.node_id.clone(),
+                        e.eligible,
                     )
                 })
                 .collect();
+            let reg = &sh.registry;
+            let durability = format!(
+                "durability:{}\r\ndurability_replicas:{}\r\ndurability_eligible_replicas:{}\r\n\
+                 tandem_durability_grants:{}\r\ntandem_durability_revokes:{}\r\n\
+                 tandem_durability_last_grant_pause_us:{}\r\ntandem_durability_max_grant_pause_us:{}\r\n",
+                if sh.settings.durability { "yes" } else { "no" },
+                sh.settings.durability_replicas,
+                reg.eligible_count(),
+                reg.grants,
+                reg.revokes,
+                reg.last_grant_pause_us,
+                reg.max_grant_pause_us,
+            );
             (
                 link,
                 reps,
-                (
-                    sh.registry.sync_full,
-                    sh.registry.sync_partial_ok,
-                    sh.registry.sync_partial_err,
-                ),
+                (reg.sync_full, reg.sync_partial_ok, reg.sync_partial_err),
+                durability,
             )
         })
         .await;
@@ -544,6 +555,8 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
             if *last_io == 0 { -1 } else { (now.saturating_sub(*last_io) / 1000) as i64 },
             syncing as u8,
         );
+        let eligible = local.shared.repl.self_eligible.load(Ordering::Acquire);
+        let _ = write!(w, "eligible:{}\r\n", if eligible { "yes" } else { "no" });
         if let (true, Some(p)) = (syncing, progress) {
             let got: u64 = p
                 .flows
@@ -604,7 +617,7 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
     } else {
         let _ = write!(w, "role:master\r\nconnected_slaves:{}\r\n", replicas.len());
         let target: Vec<u64> = js.iter().map(|j| j.offset).collect();
-        for (i, (ip, port, state, offs, at, node)) in replicas.iter().enumerate() {
+        for (i, (ip, port, state, offs, at, node, eligible)) in replicas.iter().enumerate() {
             let acked: u64 = offs.iter().sum();
             let lag_bytes: u64 = target
                 .iter()
@@ -614,8 +627,9 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
             let lag_ms = now.saturating_sub(*at);
             let _ = write!(
                 w,
-                "slave{i}:ip={ip},port={port},state={state},offset={acked},lag={},lag_bytes={lag_bytes},lag_ms={lag_ms},node_id={node}\r\n",
-                lag_ms / 1000
+                "slave{i}:ip={ip},port={port},state={state},offset={acked},lag={},lag_bytes={lag_bytes},lag_ms={lag_ms},node_id={node},eligible={}\r\n",
+                lag_ms / 1000,
+                if *eligible { "yes" } else { "no" }
             );
         }
         let _ = write!(
@@ -643,5 +657,6 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
         js.iter().map(|j| j.snapshots).sum::<usize>(),
         js.iter().map(|j| j.kept_bytes).sum::<usize>(),
     );
+    w.push_str(&durability);
     (w, counters)
 }

@@ -4,6 +4,9 @@
 //! Module map:
 //! - `state`: a shard's log backlog, offset and identity (what is logged: shard/log.rs).
 //! - `apply`: how a replica applies log units (routing, atomic groups, the one execution path).
+//! - `durability_cmd`: DURABILITY STATUS and FORGET.
+//! - `durable`: durability mode on one shard: its commit point, held replies and dirty keys.
+//! - `eligibility`: durability mode's eligible set, granted and revoked by shard 0.
 //! - `registry`: the primary's replicas, their acks and WAIT's waiters (owned by shard 0).
 //! - `primary`: the control session of a replica and the per-shard snapshot and journal flows.
 //! - `replica`: the controller of a replica's link and the flows that load and apply.
@@ -12,13 +15,16 @@
 
 pub mod apply;
 pub mod commands;
+pub mod durability_cmd;
+pub mod durable;
+pub mod eligibility;
 pub mod net;
 pub mod primary;
 pub mod registry;
 pub mod replica;
 pub mod state;
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tandem_sync::replid::ReplId;
 
@@ -35,6 +41,12 @@ pub struct ReplShared {
     pub gate: AtomicU8,
     /// debug-repl-corrupt-chunk fired already.
     pub corrupted: AtomicBool,
+    /// Primary, durability mode: replicas eligible now, and durability-replicas (shard 0 writes both).
+    pub eligible: AtomicUsize,
+    pub durability_need: AtomicUsize,
+    /// Replica: this node was granted eligibility by its primary for the current link (`session`).
+    pub self_eligible: AtomicBool,
+    pub session: AtomicU64,
 }
 
 /// A replica's link, as shard 0 knows it (INFO, ROLE).
@@ -76,6 +88,8 @@ pub mod gate {
     pub const READONLY: u8 = 2;
     pub const MASTERDOWN: u8 = 4;
     pub const NOREPLICAS: u8 = 8;
+    /// Durability mode with fewer eligible replicas than durability-replicas.
+    pub const NOELIGIBLE: u8 = 16;
 
     /// Recomputes what clients are refused from the flags and the settings.
     pub fn update(shared: &Shared, s: &Settings) {
@@ -97,26 +111,46 @@ pub mod gate {
         {
             g |= NOREPLICAS;
         }
+        r.durability_need
+            .store(s.durability_replicas, Ordering::Release);
+        if !replica && s.durability && r.eligible.load(Ordering::Acquire) < s.durability_replicas {
+            g |= NOELIGIBLE;
+        }
         r.gate.store(g, Ordering::Release);
     }
 
-    /// The error a command gets under gate `g`, if any (Valkey's texts).
-    pub fn refusal(g: u8, spec: &crate::cmd::Spec) -> Option<&'static str> {
+    /// The error a command gets under gate `g`, if any (Valkey's texts; durability mode's own).
+    pub fn refusal(
+        g: u8,
+        spec: &crate::cmd::Spec,
+        r: &ReplShared,
+    ) -> Option<std::borrow::Cow<'static, str>> {
         use crate::cmd::Flags;
         if g & LOADING != 0 && !spec.flags.has(Flags::LOADING) {
-            return Some("LOADING Valkey is loading the dataset in memory");
+            return Some("LOADING Valkey is loading the dataset in memory".into());
         }
         if g & MASTERDOWN != 0 && !spec.flags.has(Flags::STALE) {
             return Some(
-                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                    .into(),
             );
         }
         if spec.is_write() {
             if g & READONLY != 0 {
-                return Some("READONLY You can't write against a read only replica.");
+                return Some("READONLY You can't write against a read only replica.".into());
             }
             if g & NOREPLICAS != 0 {
-                return Some("NOREPLICAS Not enough good replicas to write.");
+                return Some("NOREPLICAS Not enough good replicas to write.".into());
+            }
+            if g & NOELIGIBLE != 0 {
+                return Some(
+                    format!(
+                        "NOREPLICAS Not enough eligible replicas: {} of {}",
+                        r.eligible.load(Ordering::Acquire),
+                        r.durability_need.load(Ordering::Acquire)
+                    )
+                    .into(),
+                );
             }
         }
         None

@@ -287,6 +287,9 @@ async fn journal_flow(
     let mut at = from;
     let shard = local.id as u16;
     let mut out = BytesMut::with_capacity(64 << 10);
+    // The replica holds the log up to where it asked to continue (a partial resync), or will once its
+    // snapshot is loaded (a full sync: it cannot be granted before it is live, registry.rs).
+    local.shard.borrow_mut().durable_ack(session, from);
     let acks = runtime::spawn(read_acks(local.clone(), stream.clone(), session, local.id));
     let res = async {
         loop {
@@ -347,6 +350,8 @@ async fn journal_flow(
     }
     .await;
     drop(acks);
+    local.shard.borrow_mut().durable.q.disconnected(session);
+    super::eligibility::request_revoke(local, session, "its journal flow ended");
     res
 }
 
@@ -358,6 +363,8 @@ async fn read_acks(local: Rc<Local>, mut stream: TcpStream, session: u64, shard:
             match Frame::decode(&mut buf) {
                 Ok(Some(f)) if f.kind == FrameKind::Ack => {
                     let offset = f.offset;
+                    // Durability mode's commit point of this shard moves here, on its own thread.
+                    local.shard.borrow_mut().durable_ack(session, offset);
                     local.shared.mesh.send(
                         0,
                         crate::shard::mesh::Kind::Normal,
@@ -402,6 +409,19 @@ async fn session(
     let n = local.nshards();
     local
         .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
+            // The same node in an older session (a reconnect the primary has not noticed yet) stops
+            // counting: a new session is ineligible until granted.
+            let older: Vec<u64> = sh
+                .registry
+                .replicas
+                .iter()
+                .filter(|(_, e)| !node_id.is_empty() && e.node_id == node_id)
+                .map(|(&i, _)| i)
+                .collect();
+            let l = runtime::current_local();
+            for o in older {
+                super::eligibility::revoke(sh, &l, o, "it reconnected (a new session)");
+            }
             sh.registry.replicas.insert(
                 id,
                 ReplicaEntry {
@@ -414,6 +434,8 @@ async fn session(
                         at_ms: runtime::now_ms(),
                     },
                     poke: poke_tx,
+                    eligible: false,
+                    forgotten: false,
                 },
             );
         })
@@ -508,7 +530,9 @@ async fn session(
     drop(writer);
     local
         .call(0, crate::shard::mesh::Kind::Normal, move |sh| {
-            sh.registry.remove(id)
+            let l = runtime::current_local();
+            super::eligibility::revoke(sh, &l, id, "its link was lost");
+            sh.registry.remove(id);
         })
         .await;
     tracing::info!("Connection with replica {id} lost.");

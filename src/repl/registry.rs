@@ -21,6 +21,10 @@ pub struct ReplicaEntry {
     pub ack: tandem_sync::acks::Ack,
     /// Nudges the replica's session to send REPLCONF GETACK now (WAIT).
     pub poke: mpsc::Sender<()>,
+    /// Durability mode: this session counts for writes (repl/eligibility.rs).
+    pub eligible: bool,
+    /// DURABILITY FORGET: never granted again in this session.
+    pub forgotten: bool,
 }
 
 struct Waiter {
@@ -36,6 +40,12 @@ pub struct Registry {
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
+    /// Durability mode (repl/eligibility.rs): a grant is being tried, and what grants and revokes did.
+    pub granting: bool,
+    pub grants: u64,
+    pub revokes: u64,
+    pub last_grant_pause_us: u64,
+    pub max_grant_pause_us: u64,
 }
 
 impl Registry {
@@ -105,8 +115,12 @@ impl Registry {
         self.wake_waiters();
     }
 
-    pub fn remove(&mut self, id: u64) {
-        self.replicas.remove(&id);
+    pub fn remove(&mut self, id: u64) -> Option<ReplicaEntry> {
+        self.replicas.remove(&id)
+    }
+
+    pub fn eligible_count(&self) -> usize {
+        self.replicas.values().filter(|r| r.eligible).count()
     }
 
     fn wake_waiters(&mut self) {

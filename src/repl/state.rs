@@ -87,6 +87,7 @@ impl Shard {
             self.repl.backlog = Some(Backlog::new(cap, self.repl.base_offset));
         }
         self.ks.hooks.capture = !self.repl.is_replica;
+        self.ks.hooks.touch = self.durable.on && self.ks.hooks.capture;
     }
 
     /// Part of a PSYNC's cut (every shard at once, inside one transaction): begins this shard's
@@ -148,5 +149,6 @@ impl Shard {
         self.ks.hooks.dirty.clear();
         self.ks.hooks.unit = Default::default();
         self.ks.hooks.capture = false;
+        self.durable_abandon();
     }
 }

@@ -9,6 +9,7 @@
 use super::Local;
 use crate::cmd::exec::{execute_batch, Exec};
 use crate::cmd::{lookup, CmdError, Flags, Handler, Spec};
+use crate::repl::durable::{Held, TIMEOUT_ERR, TIMEOUT_READ_ERR};
 use crate::resp::{Proto, ProtocolError, Reply, RequestParser};
 use crate::runtime::{self, AsyncListener, TcpStream};
 use crate::shard::mesh::Kind;
@@ -332,7 +333,7 @@ impl Conn {
             return None;
         }
         let g = self.local.shared.repl.gate.load(Ordering::Relaxed);
-        if g != 0 && crate::repl::gate::refusal(g, spec).is_some() {
+        if g != 0 && crate::repl::gate::refusal(g, spec, &self.local.shared.repl).is_some() {
             return None;
         }
         Some((spec, self.target_shard(spec, args)?))
@@ -382,21 +383,41 @@ impl Conn {
         // Fast path: everything is local.
         if group.iter().all(|(s, _)| *s == me) {
             self.local.wait_unlocked().await;
+            let base = out.len();
             let mut r = Reply {
                 buf: std::mem::take(out),
                 proto,
             };
-            let mut sh = self.local.shard.borrow_mut();
-            execute_batch(
-                &mut sh,
-                group.iter().map(|(_, c)| (c.spec, &c.args[..])),
-                &ex,
-                &mut r,
-                None,
-            );
+            let mut ends = Vec::new();
+            let held = {
+                let mut sh = self.local.shard.borrow_mut();
+                let durable = sh.durable_active();
+                execute_batch(
+                    &mut sh,
+                    group.iter().map(|(_, c)| (c.spec, &c.args[..])),
+                    &ex,
+                    &mut r,
+                    durable.then_some(&mut ends),
+                )
+            };
             *out = r.buf;
-            drop(sh);
             self.local.after_work();
+            if let Some(h) = held {
+                // Durability mode: the replies go once the batch's writes commit (repl/durable.rs).
+                let failed = self.settle(vec![h]).await.pop().map(|f| f.1);
+                if let Some(failed) = failed.filter(|f| f.iter().any(|&x| x)) {
+                    let tail = out.split_off(base);
+                    let mut start = base;
+                    for (i, (_, c)) in group.iter().enumerate() {
+                        if failed[i] {
+                            out.extend_from_slice(&timeout_reply(c.spec, proto));
+                        } else {
+                            out.extend_from_slice(&tail[start - base..ends[i] - base]);
+                        }
+                        start = ends[i];
+                    }
+                }
+            }
             return;
         }
         let mut per_shard: Vec<Vec<Ready>> = (0..n).map(|_| Vec::new()).collect();
@@ -417,7 +438,7 @@ impl Conn {
                     .send_call(s, Kind::Normal, move |sh| run_remote(sh, cmds, ex, proto)),
             ));
         }
-        let mut results: Vec<Option<(Vec<u8>, Vec<usize>)>> = (0..n).map(|_| None).collect();
+        let mut results: Vec<Option<Ran>> = (0..n).map(|_| None).collect();
         if !per_shard[me].is_empty() {
             let cmds = std::mem::take(&mut per_shard[me]);
             self.local.wait_unlocked().await;
@@ -429,11 +450,67 @@ impl Conn {
         for (s, rx) in pending {
             results[s] = Some(rx.await.expect("shard alive"));
         }
-        for (s, i) in order {
-            let (buf, ends) = results[s].as_ref().expect("answered");
-            let start = if i == 0 { 0 } else { ends[i - 1] };
-            out.extend_from_slice(&buf[start..ends[i]]);
+        let helds: Vec<Held> = results
+            .iter_mut()
+            .filter_map(|r| r.as_mut().and_then(|r| r.held.take()))
+            .collect();
+        let mut failed: Vec<Vec<bool>> = (0..n).map(|_| Vec::new()).collect();
+        if !helds.is_empty() {
+            for (s, f) in self.settle(helds).await {
+                failed[s] = f;
+            }
         }
+        for (s, i) in order {
+            let ran = results[s].as_ref().expect("answered");
+            if failed[s].get(i).copied().unwrap_or(false) {
+                out.extend_from_slice(&timeout_reply(ran.specs[i], proto));
+                continue;
+            }
+            let start = if i == 0 { 0 } else { ran.ends[i - 1] };
+            out.extend_from_slice(&ran.buf[start..ran.ends[i]]);
+        }
+    }
+
+    /// Waits for held replies (durability mode) until they commit or durability-timeout passes. Returns,
+    /// per shard that held some, which of its commands are still uncommitted (their replies become
+    /// errors: the outcome is not known).
+    async fn settle(&self, helds: Vec<Held>) -> Vec<(usize, Vec<bool>)> {
+        let timeout = self.local.shard.borrow().settings.durability_timeout_ms;
+        let deadline = std::time::Instant::now() + Duration::from_millis(timeout);
+        let mut out = Vec::with_capacity(helds.len());
+        for h in helds {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let commit = match select(h.rx, pin!(runtime::sleep(left))).await {
+                Either::Left((Ok(()), _)) => u64::MAX,
+                // Dropped: this shard stopped being a primary; nothing it held will commit here.
+                Either::Left((Err(_), _)) => 0,
+                Either::Right(_) => {
+                    self.local
+                        .call(h.shard, Kind::Normal, |sh| sh.durable.q.commit())
+                        .await
+                }
+            };
+            out.push((h.shard, h.per_cmd.iter().map(|&t| t > commit).collect()));
+        }
+        out
+    }
+
+    /// Durability mode, for a command that did not run as one shard's batch: waits for every shard it may
+    /// have written or read uncommitted data on. Whether its reply must become the timeout error.
+    async fn settle_all(&self, spec: &Spec) -> bool {
+        let write = spec.is_write();
+        if !write && !spec.flags.has(Flags::READONLY) {
+            return false;
+        }
+        let now = runtime::now_ms();
+        let helds: Vec<Held> = self
+            .local
+            .broadcast(move |sh| sh.durable_hold_all(write, now))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        !helds.is_empty() && self.settle(helds).await.iter().any(|f| f.1.contains(&true))
     }
 
     /// A command that runs alone: errors found before dispatch, connection and server commands, and key
@@ -458,7 +535,7 @@ impl Conn {
         }
         let g = self.local.shared.repl.gate.load(Ordering::Relaxed);
         if let Some(msg) = (g != 0)
-            .then(|| crate::repl::gate::refusal(g, spec))
+            .then(|| crate::repl::gate::refusal(g, spec, &self.local.shared.repl))
             .flatten()
         {
             self.fail(r, CmdError::other(msg));
@@ -480,13 +557,21 @@ impl Conn {
             Handler::Key(_, merge) => match self.target_shard(spec, &args) {
                 Some(shard) => {
                     let (ex, proto) = (self.exec(), self.proto);
-                    let (buf, _) = self
+                    let ran = self
                         .local
                         .call(shard, Kind::Normal, move |sh| {
                             run_remote(sh, vec![Ready { spec, args }], ex, proto)
                         })
                         .await;
-                    r.raw(&buf);
+                    let failed = match ran.held {
+                        Some(h) => self.settle(vec![h]).await[0].1[0],
+                        None => false,
+                    };
+                    if failed {
+                        r.raw(&timeout_reply(spec, proto));
+                    } else {
+                        r.raw(&ran.buf);
+                    }
                     // Statistics were recorded where it ran.
                     return;
                 }
@@ -500,6 +585,11 @@ impl Conn {
             Handler::Special(which) => self.special(which, &args, r).await,
         };
         let usec = start.elapsed().as_micros() as u64;
+        if self.local.shard.borrow().settings.durability && self.settle_all(spec).await {
+            r.buf.clear();
+            r.raw(&timeout_reply(spec, self.proto));
+            return;
+        }
         let mut sh = self.local.shard.borrow_mut();
         sh.stats.call(spec, res.is_err());
         sh.stats.add_usec(spec, usec);
@@ -522,23 +612,43 @@ impl Conn {
     }
 }
 
-/// Runs commands on their shard, returning the concatenated replies and where each one ends.
-fn run_remote(
-    sh: &mut crate::shard::Shard,
-    cmds: Vec<Ready>,
-    ex: Exec,
-    proto: Proto,
-) -> (Vec<u8>, Vec<usize>) {
+/// What a shard answers for a batch: the concatenated replies, where each one ends, the commands' specs
+/// (for a timeout error in place of a reply) and, in durability mode, what the replies wait for.
+struct Ran {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    specs: Vec<&'static Spec>,
+    held: Option<Held>,
+}
+
+/// Runs commands on their shard.
+fn run_remote(sh: &mut crate::shard::Shard, cmds: Vec<Ready>, ex: Exec, proto: Proto) -> Ran {
     let mut r = Reply::new(proto);
     let mut ends = Vec::with_capacity(cmds.len());
-    execute_batch(
+    let held = execute_batch(
         sh,
         cmds.iter().map(|c| (c.spec, &c.args[..])),
         &ex,
         &mut r,
         Some(&mut ends),
     );
-    (r.buf, ends)
+    Ran {
+        buf: r.buf,
+        ends,
+        specs: cmds.iter().map(|c| c.spec).collect(),
+        held,
+    }
+}
+
+/// The reply of a command whose outcome is not known at durability-timeout.
+fn timeout_reply(spec: &Spec, proto: Proto) -> Vec<u8> {
+    let mut r = Reply::new(proto);
+    r.error(if spec.is_write() {
+        TIMEOUT_ERR
+    } else {
+        TIMEOUT_READ_ERR
+    });
+    r.buf
 }
 
 #[cfg(test)]

@@ -223,6 +223,13 @@ async fn cron(local: Rc<Local>) {
                 sh.wake_clients();
             }
         }
+        for r in sh.durable_cron(now) {
+            crate::repl::eligibility::request_revoke(
+                &local,
+                r,
+                "no acknowledgement within durability-timeout",
+            );
+        }
         if local.id == 0 {
             let s = &sh.settings;
             let good = sh.registry.good(now, s.min_replicas_max_lag_secs * 1000);
@@ -234,6 +241,9 @@ async fn cron(local: Rc<Local>) {
             crate::repl::gate::update(&local.shared, s);
         }
         drop(sh);
+        if local.id == 0 {
+            crate::repl::eligibility::cron(&local);
+        }
         local.after_work();
     }
 }

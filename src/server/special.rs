@@ -221,6 +221,7 @@ impl Conn {
             }
             Special::Replicaof => repl::replicaof(&self.local, a, r).await,
             Special::Role => repl::role(&self.local, r).await,
+            Special::Durability => crate::repl::durability_cmd::durability(&self.local, a, r).await,
             Special::Wait => repl::wait(&self.local, &self.repl, a, r).await,
             Special::Replconf => repl::replconf(&mut self.repl, a, r),
             Special::Psync => {
@@ -698,6 +699,11 @@ impl Conn {
                         }
                     })
                     .await;
+                // What clients are refused follows the new settings at once (min-replicas, durability).
+                crate::repl::gate::update(
+                    &self.local.shared,
+                    &self.local.shard.borrow().settings.clone(),
+                );
                 r.ok();
                 Ok(())
             }

@@ -92,6 +92,16 @@ impl Shard {
         }
         self.log_states();
         self.ks.hooks.unit.record(db, args);
+        self.ks.hooks.touched_all |= self.ks.hooks.touch;
+    }
+
+    /// Appends a control record that changes no key (durability mode's grants and revokes).
+    pub fn log_control(&mut self, args: &[&[u8]]) {
+        if !self.ks.hooks.capture {
+            return;
+        }
+        self.log_states();
+        self.ks.hooks.unit.record(0, args);
     }
 
     /// Turns the keys written in state mode into records of their resulting state.
@@ -145,6 +155,9 @@ impl Shard {
             .expect("capture is on only with a backlog");
         let sealed = self.ks.hooks.unit.seal_to(start, |unit| b.append(unit));
         self.repl.grew |= sealed;
+        if self.ks.hooks.touch {
+            self.durable_sealed();
+        }
         sealed
     }
 

@@ -67,6 +67,8 @@ pub struct Shard {
     pub link: Option<LinkStatus>,
     /// Bumped by every REPLICAOF: a controller whose generation is stale stops.
     pub link_gen: u64,
+    /// Durability mode's commit rule and dirty keys on this shard (repl/durable.rs).
+    pub durable: crate::repl::durable::Durable,
 }
 
 impl Shard {
@@ -79,7 +81,7 @@ impl Shard {
     ) -> Self {
         use rand::SeedableRng;
         let settings = Arc::new(config.settings());
-        Shard {
+        let mut sh = Shard {
             id,
             nshards,
             ks: Keyspace::new(
@@ -99,7 +101,10 @@ impl Shard {
             registry: Registry::default(),
             link: None,
             link_gen: 0,
-        }
+            durable: Default::default(),
+        };
+        sh.durable_configure();
+        sh
     }
 
     pub fn over_maxmemory(&self) -> bool {
@@ -110,6 +115,7 @@ impl Shard {
     pub fn set_config(&mut self, config: Arc<Config>) {
         self.settings = Arc::new(config.settings());
         self.config = config;
+        self.durable_configure();
     }
 
     /// Wakes every waiting connection of this shard so it re-checks its state (killed, paused, shutdown).

@@ -48,6 +48,11 @@ pub struct Hooks {
     /// The open log unit: records made since the shard last sealed one.
     pub unit: UnitWriter,
     pub snapshots: Vec<SlotSnapshot>,
+    /// Durability mode: every key the open unit writes (and whether it flushes or swaps wholesale), made
+    /// dirty until the unit commits (repl/durable.rs).
+    pub touch: bool,
+    pub touched: Vec<(usize, Vec<u8>)>,
+    pub touched_all: bool,
 }
 
 impl Default for Hooks {
@@ -59,6 +64,9 @@ impl Default for Hooks {
             dirty: Vec::new(),
             unit: UnitWriter::default(),
             snapshots: Vec::new(),
+            touch: false,
+            touched: Vec::new(),
+            touched_all: false,
         }
     }
 }
@@ -75,12 +83,18 @@ impl Hooks {
         if self.track {
             self.dirty.push((db, key.to_vec()));
         }
+        if self.touch {
+            self.touched.push((db, key.to_vec()));
+        }
     }
 
     /// `key` expired and is being deleted: logged now, so the replica deletes it before applying what
     /// follows (the command that met the expired key, if any).
     pub fn expired(&mut self, db: usize, key: &[u8]) {
         self.unit.record(db, &[&b"DEL"[..], key]);
+        if self.touch {
+            self.touched.push((db, key.to_vec()));
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //!   (docs/replication-format.md).
 //! - `link`: a replica's link to its primary as a state machine without I/O (phases, keepalive, acks,
 //!   silence, backoff).
-//! - `quorum`: durability mode's write quorum and replica eligibility (grant, revoke, commit), without I/O.
+//! - `quorum`: durability mode's commit rule on one shard: eligible replicas, their acks, the commit point
+//!   and the writes waiting for it (grant, revoke, release), without I/O.
+//! - `dirty`: durability mode's keys with uncommitted writes, which reads must wait for.
 //! - `snapshot`: the record format of snapshot chunks (one key each).
 //! - `spool`: the replica's per-flow journal buffer during a full sync (memory, then a temporary file).
 //! - `unit`: the log unit, the commit unit of a shard's log (backlog, journal flows, replica apply, WAL).
@@ -18,6 +20,7 @@
 pub mod acks;
 pub mod assemble;
 pub mod backlog;
+pub mod dirty;
 pub mod frame;
 pub mod link;
 pub mod quorum;

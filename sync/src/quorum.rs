@@ -1,239 +1,240 @@
-//! Durability mode's write quorum and replica eligibility as a state machine without I/O (issue 9's
-//! foundation; the server does not drive it yet). Time is injected (ms); the caller carries out actions.
+//! Durability mode's commit rule on one shard, as a state machine without I/O: which replicas count, what
+//! they acknowledged, how far the shard's log is committed, and the writes (and reads of uncommitted keys)
+//! waiting for it. Every primary shard keeps one; the eligible set is the same on every shard because only
+//! the primary's shard 0 changes it, granting under a writer pause that covers all shards and revoking by
+//! message to every shard (docs/durability.md).
 //!
 //! Rules (shared/reference/durability-design.md, Kafka's ISR):
-//! - every replica starts ineligible; once its acknowledged offsets equal the primary's log ends on every
-//!   shard, the machine asks to pause writers (`PauseWriters`); with writers paused the caller confirms
-//!   (`confirm_grant`), the equality is checked again and only then is the replica `Grant`ed;
-//! - a write is admitted only while at least `need` replicas are eligible; once applied (`submit` with its
-//!   log ends) it commits when every replica eligible at that moment holds it; a replica that stops
-//!   acknowledging for `timeout_ms`, loses its link, needs a full sync or is forgotten is `Revoke`d first,
-//!   and only then stops being waited for;
-//! - a write not committed within `timeout_ms` is reported `Unknown` (it stays pending and may commit
-//!   later): never acknowledged by fewer replicas than were eligible when it commits.
+//! - a replica is granted only when it has acknowledged exactly the shard's log end (`grant` refuses
+//!   otherwise; the caller holds writers paused so the end cannot move between the check and the grant);
+//! - the commit point is the least offset every eligible replica acknowledged, and it advances only while
+//!   at least `need` replicas are eligible; it never moves back and never passes the log end;
+//! - a revoked replica stops counting at once, so the commit point can only grow by revoking, never admit
+//!   a write fewer replicas hold than were eligible when it committed;
+//! - a waiter is released exactly when the commit point reaches its target; `laggards` names the eligible
+//!   replicas that kept a waiter past the timeout, for the caller to revoke.
+//!
+//! `T` is whatever the caller wakes a waiter with (a channel's sender in the server, a number in tests).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Pause client writes so the replica's offsets can be compared with a log that does not move.
-    PauseWriters(u64),
-    /// The replica is eligible from now on (send the grant, ordered in its stream); resume writers.
-    Grant(u64),
-    /// Resume writers without a grant (the replica fell behind meanwhile).
-    ResumeWriters,
-    /// The replica is no longer eligible.
-    Revoke(u64, &'static str),
-    /// The write is held by every eligible replica: its reply may go.
-    Commit(u64),
-    /// The write timed out: its outcome is not known yet.
-    Unknown(u64),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantRefused {
+    /// The replica has not acknowledged the log end: (acknowledged, end).
+    Behind(u64, u64),
+    /// Nothing acknowledged yet on this shard.
+    Unknown,
 }
 
-#[derive(Debug, Clone)]
-struct Replica {
-    eligible: bool,
-    acked: Vec<u64>,
-    last_ack_ms: u64,
+#[derive(Debug)]
+struct Waiter<T> {
+    since_ms: u64,
+    wake: T,
 }
 
-#[derive(Debug, Clone)]
-struct Pending {
-    target: Vec<u64>,
-    deadline_ms: u64,
-    reported: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Quorum {
+#[derive(Debug)]
+pub struct ShardQuorum<T> {
     need: usize,
-    timeout_ms: u64,
-    /// The primary's log end per shard.
-    ends: Vec<u64>,
-    replicas: BTreeMap<u64, Replica>,
-    pending: BTreeMap<u64, Pending>,
-    /// The replica a pause was asked for, if any.
-    pausing: Option<u64>,
+    end: u64,
+    commit: u64,
+    eligible: BTreeSet<u64>,
+    acks: HashMap<u64, u64>,
+    /// Keyed by (target, arrival), so releasing is a walk from the front.
+    waiters: BTreeMap<(u64, u64), Waiter<T>>,
+    seq: u64,
 }
 
-fn holds(acked: &[u64], target: &[u64]) -> bool {
-    target
-        .iter()
-        .enumerate()
-        .all(|(s, &t)| acked.get(s).is_some_and(|&a| a >= t))
-}
-
-impl Quorum {
-    pub fn new(shards: usize, need: usize, timeout_ms: u64) -> Self {
-        Quorum {
+impl<T> ShardQuorum<T> {
+    /// A shard whose log ends (and is committed) at `end`.
+    pub fn new(need: usize, end: u64) -> Self {
+        ShardQuorum {
             need,
-            timeout_ms,
-            ends: vec![0; shards],
-            replicas: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            pausing: None,
+            end,
+            commit: end,
+            eligible: BTreeSet::new(),
+            acks: HashMap::new(),
+            waiters: BTreeMap::new(),
+            seq: 0,
         }
     }
 
-    pub fn eligible(&self) -> Vec<u64> {
-        self.replicas
-            .iter()
-            .filter(|(_, r)| r.eligible)
-            .map(|(&id, _)| id)
-            .collect()
+    pub fn commit(&self) -> u64 {
+        self.commit
     }
 
-    /// Whether a write may be applied now: Err((eligible, need)) for `-NOREPLICAS ... <k> of <N>`.
-    pub fn admit(&self) -> Result<(), (usize, usize)> {
-        let k = self.eligible().len();
-        if k >= self.need {
-            Ok(())
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    pub fn need(&self) -> usize {
+        self.need
+    }
+
+    pub fn eligible(&self) -> impl Iterator<Item = u64> + '_ {
+        self.eligible.iter().copied()
+    }
+
+    pub fn is_eligible(&self, r: u64) -> bool {
+        self.eligible.contains(&r)
+    }
+
+    pub fn acked(&self, r: u64) -> Option<u64> {
+        self.acks.get(&r).copied()
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Writes may be admitted: at least `need` replicas count.
+    pub fn enough(&self) -> bool {
+        self.eligible.len() >= self.need
+    }
+
+    /// The replication factor changed; a lower one may commit what waited.
+    pub fn set_need(&mut self, need: usize) -> Vec<T> {
+        self.need = need;
+        self.settle()
+    }
+
+    /// The shard's log grew to `end` (a unit was sealed).
+    pub fn appended(&mut self, end: u64) -> Vec<T> {
+        self.end = self.end.max(end);
+        self.settle()
+    }
+
+    /// Replica `r` acknowledged this shard's log up to `offset` (acks of one connection only grow; an
+    /// older one arriving late changes nothing).
+    pub fn ack(&mut self, r: u64, offset: u64) -> Vec<T> {
+        let a = self.acks.entry(r).or_insert(0);
+        *a = (*a).max(offset.min(self.end));
+        if self.eligible.contains(&r) {
+            self.settle()
         } else {
-            Err((k, self.need))
+            Vec::new()
         }
     }
 
-    /// The primary's log grew on `shard` to `end`.
-    pub fn appended(&mut self, shard: usize, end: u64) {
-        self.ends[shard] = self.ends[shard].max(end);
-    }
-
-    /// A replica (re)connected: a new incarnation, ineligible until granted.
-    pub fn connected(&mut self, id: u64, now: u64) -> Vec<Action> {
-        let mut out = self.revoke(id, "reconnected");
-        self.replicas.insert(
-            id,
-            Replica {
-                eligible: false,
-                acked: vec![0; self.ends.len()],
-                last_ack_ms: now,
-            },
-        );
-        out.extend(self.settle(now));
-        out
-    }
-
-    /// The replica acknowledged `offsets` (only ever growing per shard).
-    pub fn acked(&mut self, id: u64, offsets: &[u64], now: u64) -> Vec<Action> {
-        let Some(r) = self.replicas.get_mut(&id) else {
-            return vec![];
-        };
-        for (a, &o) in r.acked.iter_mut().zip(offsets) {
-            *a = (*a).max(o);
-        }
-        r.last_ack_ms = now;
-        let mut out = self.settle(now);
-        if self.pausing.is_none() && !r_eligible(&self.replicas, id) && self.caught_up(id) {
-            self.pausing = Some(id);
-            out.push(Action::PauseWriters(id));
-        }
-        out
-    }
-
-    /// Writers are paused for `id`: grant it if it still holds exactly the log.
-    pub fn confirm_grant(&mut self, id: u64, now: u64) -> Vec<Action> {
-        if self.pausing != Some(id) {
-            return vec![];
-        }
-        self.pausing = None;
-        if !self.caught_up(id) {
-            return vec![Action::ResumeWriters];
-        }
-        if let Some(r) = self.replicas.get_mut(&id) {
-            r.eligible = true;
-        }
-        let mut out = vec![Action::Grant(id)];
-        out.extend(self.settle(now));
-        out
-    }
-
-    fn caught_up(&self, id: u64) -> bool {
-        self.replicas.get(&id).is_some_and(|r| r.acked == self.ends)
-    }
-
-    /// The link dropped, or the replica needs a full sync: ineligible at once.
-    pub fn lost(&mut self, id: u64, why: &'static str, now: u64) -> Vec<Action> {
-        let mut out = self.revoke(id, why);
-        self.replicas.remove(&id);
-        out.extend(self.settle(now));
-        out
-    }
-
-    /// DURABILITY FORGET: out of the quorum at once.
-    pub fn forget(&mut self, id: u64, now: u64) -> Vec<Action> {
-        self.lost(id, "forgotten", now)
-    }
-
-    fn revoke(&mut self, id: u64, why: &'static str) -> Vec<Action> {
-        if self.pausing == Some(id) {
-            self.pausing = None;
-        }
-        match self.replicas.get_mut(&id) {
-            Some(r) if r.eligible => {
-                r.eligible = false;
-                vec![Action::Revoke(id, why)]
-            }
-            _ => vec![],
+    /// Whether `r` holds exactly this shard's log now.
+    pub fn caught_up(&self, r: u64) -> Result<(), GrantRefused> {
+        match self.acks.get(&r) {
+            None if self.end == 0 => Ok(()),
+            None => Err(GrantRefused::Unknown),
+            Some(&a) if a == self.end => Ok(()),
+            Some(&a) => Err(GrantRefused::Behind(a, self.end)),
         }
     }
 
-    /// A write was applied; `target` is the log end per shard it needs held.
-    pub fn submit(&mut self, write: u64, target: Vec<u64>, now: u64) -> Vec<Action> {
-        self.pending.insert(
-            write,
-            Pending {
-                target,
-                deadline_ms: now + self.timeout_ms,
-                reported: false,
-            },
-        );
-        self.settle(now)
+    /// Makes `r` count, only if it holds exactly the log (the caller has writers paused on every shard).
+    pub fn grant(&mut self, r: u64) -> Result<(), GrantRefused> {
+        self.caught_up(r)?;
+        self.acks.insert(r, self.end);
+        self.eligible.insert(r);
+        Ok(())
     }
 
-    /// Commits every pending write every eligible replica holds (with at least `need` eligible).
-    fn settle(&mut self, _now: u64) -> Vec<Action> {
-        let eligible: Vec<&Replica> = self.replicas.values().filter(|r| r.eligible).collect();
-        if eligible.len() < self.need {
-            return vec![];
+    /// `r` no longer counts (link lost, full sync, timeout, FORGET, or the mode turned off).
+    pub fn revoke(&mut self, r: u64) -> Vec<T> {
+        if self.eligible.remove(&r) {
+            self.settle()
+        } else {
+            Vec::new()
         }
-        let done: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| eligible.iter().all(|r| holds(&r.acked, &p.target)))
-            .map(|(&w, _)| w)
-            .collect();
-        done.into_iter()
-            .map(|w| {
-                self.pending.remove(&w);
-                Action::Commit(w)
-            })
+    }
+
+    /// `r`'s connection to this shard is gone: its acknowledgements are forgotten. It keeps counting (with
+    /// what it acknowledged) until it is revoked, so nothing commits without it meanwhile.
+    pub fn disconnected(&mut self, r: u64) {
+        if !self.eligible.contains(&r) {
+            self.acks.remove(&r);
+        }
+    }
+
+    /// Durability mode turned off: nothing counts, everything waiting is released.
+    pub fn clear(&mut self) -> Vec<T> {
+        self.eligible.clear();
+        self.commit = self.end;
+        std::mem::take(&mut self.waiters)
+            .into_values()
+            .map(|w| w.wake)
             .collect()
     }
 
-    pub fn tick(&mut self, now: u64) -> Vec<Action> {
-        let mut out = Vec::new();
-        let silent: Vec<u64> = self
-            .replicas
-            .iter()
-            .filter(|(_, r)| r.eligible && now.saturating_sub(r.last_ack_ms) > self.timeout_ms)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in silent {
-            out.extend(self.revoke(id, "no acknowledgement within durability-timeout"));
+    /// This shard stops being a primary (or its log restarts at `end`): nothing counts any more, and the
+    /// waiters are dropped, not released: what they wait for will never be acknowledged here.
+    pub fn abandon(&mut self, end: u64) {
+        self.eligible.clear();
+        self.acks.clear();
+        self.waiters.clear();
+        self.end = end;
+        self.commit = end;
+    }
+
+    /// Waits for the commit point to reach `target`; gives `wake` back if it already has.
+    pub fn wait(&mut self, target: u64, now_ms: u64, wake: T) -> Option<T> {
+        if target <= self.commit {
+            return Some(wake);
         }
-        out.extend(self.settle(now));
-        for (&w, p) in self.pending.iter_mut() {
-            if !p.reported && now >= p.deadline_ms {
-                p.reported = true;
-                out.push(Action::Unknown(w));
+        self.seq += 1;
+        self.waiters.insert(
+            (target, self.seq),
+            Waiter {
+                since_ms: now_ms,
+                wake,
+            },
+        );
+        None
+    }
+
+    /// Drops waiters older than `age_ms` that nobody listens to any more (`gone`), so a stuck commit point
+    /// holds no memory for clients that left (younger ones still name laggards).
+    pub fn prune(&mut self, now_ms: u64, age_ms: u64, gone: impl Fn(&T) -> bool) {
+        self.waiters
+            .retain(|_, w| now_ms.saturating_sub(w.since_ms) <= age_ms || !gone(&w.wake));
+    }
+
+    /// Eligible replicas that have kept a waiter for longer than `timeout_ms`.
+    pub fn laggards(&self, now_ms: u64, timeout_ms: u64) -> Vec<u64> {
+        let Some(oldest) = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| now_ms.saturating_sub(w.since_ms) > timeout_ms)
+            .map(|(&(t, _), _)| t)
+            .min()
+        else {
+            return Vec::new();
+        };
+        self.eligible
+            .iter()
+            .filter(|r| self.acks.get(r).is_none_or(|&a| a < oldest))
+            .copied()
+            .collect()
+    }
+
+    fn settle(&mut self) -> Vec<T> {
+        if !self.enough() {
+            return Vec::new();
+        }
+        let point = self
+            .eligible
+            .iter()
+            .map(|r| self.acks.get(r).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(self.end)
+            .min(self.end);
+        if point <= self.commit {
+            return Vec::new();
+        }
+        self.commit = point;
+        let mut out = Vec::new();
+        while let Some(e) = self.waiters.first_entry() {
+            if e.key().0 > point {
+                break;
             }
+            out.push(e.remove().wake);
         }
         out
     }
-}
-
-fn r_eligible(replicas: &BTreeMap<u64, Replica>, id: u64) -> bool {
-    replicas.get(&id).is_some_and(|r| r.eligible)
 }
 
 #[cfg(test)]
@@ -242,72 +243,71 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn grant_after_catch_up_then_commit_and_revoke() {
-        let mut q = Quorum::new(2, 1, 1000);
-        assert_eq!(q.admit(), Err((0, 1)));
-        q.appended(0, 100);
-        q.appended(1, 50);
-        q.connected(7, 0);
-        assert_eq!(q.acked(7, &[100, 40], 10), vec![]);
-        assert_eq!(q.acked(7, &[100, 50], 20), vec![Action::PauseWriters(7)]);
-        assert_eq!(q.confirm_grant(7, 21), vec![Action::Grant(7)]);
-        assert_eq!(q.admit(), Ok(()));
-        q.appended(0, 130);
-        assert_eq!(q.submit(1, vec![130, 50], 30), vec![]);
-        assert_eq!(q.acked(7, &[130, 50], 40), vec![Action::Commit(1)]);
-        // Silent past the timeout: revoked, and writes are refused.
-        q.appended(0, 160);
-        assert_eq!(q.submit(2, vec![160, 50], 50), vec![]);
-        let a = q.tick(1100);
-        assert!(a.contains(&Action::Revoke(
-            7,
-            "no acknowledgement within durability-timeout"
-        )));
-        assert!(
-            !a.contains(&Action::Commit(2)),
-            "never committed by fewer than need"
-        );
-        assert_eq!(q.tick(1100), vec![]);
-        assert_eq!(q.admit(), Err((0, 1)));
-        assert!(q.tick(1051).is_empty());
+    fn grant_only_when_caught_up_then_commit_follows_the_slowest() {
+        let mut q: ShardQuorum<u32> = ShardQuorum::new(1, 100);
+        assert!(!q.enough());
+        assert_eq!(q.grant(7), Err(GrantRefused::Unknown));
+        q.ack(7, 90);
+        assert_eq!(q.grant(7), Err(GrantRefused::Behind(90, 100)));
+        q.ack(7, 100);
+        assert_eq!(q.grant(7), Ok(()));
+        q.ack(8, 100);
+        q.grant(8).unwrap();
+        assert!(q.enough());
+        assert_eq!(q.appended(150), Vec::<u32>::new());
+        assert_eq!(q.wait(150, 0, 1), None);
+        assert_eq!(q.wait(120, 0, 2), None);
+        assert_eq!(q.ack(7, 150), Vec::<u32>::new(), "8 has not got it");
+        assert_eq!(q.ack(8, 130), vec![2]);
+        assert_eq!(q.commit(), 130);
+        // Revoking the slow one lets the write commit: it is held by every replica still eligible.
+        assert_eq!(q.revoke(8), vec![1]);
+        assert_eq!(q.wait(150, 0, 3), Some(3), "already committed");
     }
 
     #[test]
-    fn a_replica_that_falls_behind_during_the_pause_is_not_granted() {
-        let mut q = Quorum::new(1, 1, 1000);
-        q.appended(0, 10);
-        q.connected(1, 0);
-        assert_eq!(q.acked(1, &[10], 1), vec![Action::PauseWriters(1)]);
-        q.appended(0, 20);
-        assert_eq!(q.confirm_grant(1, 2), vec![Action::ResumeWriters]);
-        assert!(q.eligible().is_empty());
+    fn nothing_commits_below_need_and_laggards_are_named() {
+        let mut q: ShardQuorum<u32> = ShardQuorum::new(2, 0);
+        q.grant(1).unwrap();
+        q.appended(10);
+        assert_eq!(q.wait(10, 0, 1), None);
+        assert_eq!(q.ack(1, 10), Vec::<u32>::new(), "one of two eligible");
+        assert!(q.laggards(500, 1000).is_empty());
+        q.ack(2, 0);
+        q.grant(2).unwrap_err();
+        assert_eq!(q.set_need(1), vec![1]);
+        q.appended(20);
+        q.wait(20, 100, 2);
+        assert_eq!(q.laggards(1200, 1000), vec![1]);
+        assert_eq!(q.clear(), vec![2]);
+        assert_eq!(q.commit(), 20);
     }
 
     #[test]
-    fn forget_unblocks_at_once_and_a_reconnect_is_ineligible() {
-        let mut q = Quorum::new(1, 1, 1000);
-        for id in [1, 2] {
-            q.connected(id, 0);
-            q.acked(id, &[0], 0);
-            q.confirm_grant(id, 0);
-        }
-        assert_eq!(q.eligible(), vec![1, 2]);
-        q.appended(0, 5);
-        assert_eq!(q.submit(9, vec![5], 1), vec![]);
-        assert_eq!(q.acked(1, &[5], 2), vec![]);
+    fn a_disconnected_eligible_replica_holds_the_commit_until_revoked() {
+        let mut q: ShardQuorum<u32> = ShardQuorum::new(1, 0);
+        q.grant(3).unwrap();
+        q.appended(5);
+        q.wait(5, 0, 9);
+        q.disconnected(3);
         assert_eq!(
-            q.forget(2, 3),
-            vec![Action::Revoke(2, "forgotten"), Action::Commit(9)]
+            q.ack(3, 5),
+            vec![9],
+            "a late ack of the old link still counts"
         );
-        assert_eq!(q.connected(1, 4), vec![Action::Revoke(1, "reconnected")]);
-        assert!(q.eligible().is_empty());
+        q.appended(8);
+        q.wait(8, 0, 10);
+        q.disconnected(3);
+        assert_eq!(q.commit(), 5);
+        assert_eq!(q.revoke(3), Vec::<u32>::new(), "need 1, none left");
+        assert_eq!(q.set_need(0), vec![10]);
     }
 
-    /// Runs a seeded schedule of appends, acks, pauses, grants, losses, forgets, writes and ticks, checking
-    /// after every action: a write commits only when at least `need` replicas are eligible and every
-    /// eligible one holds it; a grant happens only at offsets equal to the log's ends; a revoked replica
-    /// never counts. Returns (grants, commits) so the schedules can be shown to exercise both.
-    fn run_schedule(seed: u64, need: usize, shards: usize) -> Result<(usize, usize), String> {
+    /// A seeded schedule of appends, acks, grants, revokes, need changes and waits on one shard, checked
+    /// after every step: a released waiter's target is held by every replica eligible at its release, and
+    /// at least `need` were eligible; grants happen only at the log end; the commit point never moves
+    /// back nor passes the end. Returns (grants, releases), to show the schedules exercise both.
+    fn run_schedule(seed: u64, need: usize) -> Result<(usize, usize), String> {
         let mut x = seed | 1;
         let mut rnd = |n: u64| {
             x ^= x << 13;
@@ -315,98 +315,84 @@ mod tests {
             x ^= x << 17;
             x % n
         };
-        let mut q = Quorum::new(shards, need, 500);
-        let (mut now, mut next_write) = (0u64, 0u64);
-        let (mut grants, mut commits) = (0, 0);
-        let mut acked_model: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        let mut targets: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for _ in 0..400 {
-            now += rnd(50);
-            let id = rnd(3);
-            let acts = match rnd(9) {
-                0 => {
-                    let s = rnd(shards as u64) as usize;
-                    let e = q.ends[s] + rnd(10);
-                    q.appended(s, e);
-                    vec![]
-                }
-                1 => {
-                    acked_model.insert(id, vec![0; shards]);
-                    q.connected(id, now)
+        let mut q: ShardQuorum<u64> = ShardQuorum::new(need, 0);
+        let mut held: HashMap<u64, u64> = HashMap::new();
+        let mut targets: HashMap<u64, u64> = HashMap::new();
+        let (mut grants, mut released, mut next, mut now) = (0, 0, 0u64, 0u64);
+        let mut last_commit = 0;
+        for _ in 0..300 {
+            now += rnd(30);
+            let r = rnd(3);
+            let out = match rnd(8) {
+                0 | 1 => {
+                    let e = q.end() + rnd(10);
+                    q.appended(e)
                 }
                 2 | 3 => {
-                    // A replica acknowledges at most what the primary logged.
-                    let offs: Vec<u64> = q.ends.iter().map(|&e| e - rnd(2).min(e)).collect();
-                    if let Some(m) = acked_model.get_mut(&id) {
-                        for (a, o) in m.iter_mut().zip(&offs) {
-                            *a = (*a).max(*o);
-                        }
-                    }
-                    q.acked(id, &offs, now)
+                    let o = held.get(&r).copied().unwrap_or(0) + rnd(8);
+                    let o = o.min(q.end());
+                    held.insert(r, o);
+                    q.ack(r, o)
                 }
-                4 => q.confirm_grant(id, now),
-                5 => {
-                    acked_model.remove(&id);
-                    if rnd(2) == 0 {
-                        q.lost(id, "lost", now)
-                    } else {
-                        q.forget(id, now)
-                    }
-                }
-                6 if q.admit().is_ok() => {
-                    next_write += 1;
-                    targets.insert(next_write, q.ends.clone());
-                    q.submit(next_write, q.ends.clone(), now)
-                }
-                _ => q.tick(now),
-            };
-            for a in acts {
-                match a {
-                    Action::Commit(w) => {
-                        commits += 1;
-                        let el = q.eligible();
-                        if el.len() < need {
-                            return Err(format!(
-                                "write {w} committed with {} eligible of {need}",
-                                el.len()
-                            ));
-                        }
-                        for r in el {
-                            if !holds(&acked_model[&r], &targets[&w]) {
-                                return Err(format!(
-                                    "write {w} committed, eligible replica {r} lacks it"
-                                ));
-                            }
-                        }
-                    }
-                    Action::Grant(r) => {
+                4 => {
+                    if q.grant(r).is_ok() {
                         grants += 1;
-                        if acked_model[&r] != q.ends {
-                            return Err(format!("replica {r} granted behind the log"));
+                        if held.get(&r).copied().unwrap_or(0) != q.end() {
+                            return Err(format!("{r} granted behind the end"));
                         }
                     }
-                    _ => {}
+                    vec![]
+                }
+                5 => {
+                    if rnd(4) == 0 {
+                        // The replica still holds what it acknowledged; the shard forgets the link.
+                        q.disconnected(r);
+                    }
+                    q.revoke(r)
+                }
+                6 if q.enough() => {
+                    next += 1;
+                    let t = q.end() - rnd(3).min(q.end());
+                    targets.insert(next, t);
+                    q.wait(t, now, next).into_iter().collect()
+                }
+                _ => q.set_need(need),
+            };
+            for w in out {
+                released += 1;
+                let el: Vec<u64> = q.eligible().collect();
+                if el.len() < need {
+                    return Err(format!("released with {} eligible of {need}", el.len()));
+                }
+                for e in el {
+                    if held.get(&e).copied().unwrap_or(0) < targets[&w] {
+                        return Err(format!("waiter {w} released, {e} lacks it"));
+                    }
                 }
             }
+            if q.commit() < last_commit || q.commit() > q.end() {
+                return Err(format!("commit moved to {} from {last_commit}", q.commit()));
+            }
+            last_commit = q.commit();
         }
-        Ok((grants, commits))
+        Ok((grants, released))
     }
 
     #[test]
-    fn schedules_exercise_grants_and_commits() {
-        let (mut g, mut c) = (0, 0);
-        for seed in 0..200 {
-            let (a, b) = run_schedule(seed, 1 + (seed % 2) as usize, 2).unwrap();
+    fn schedules_exercise_grants_and_releases() {
+        let (mut g, mut r) = (0, 0);
+        for seed in 0..300 {
+            let (a, b) = run_schedule(seed, 1 + (seed % 2) as usize).unwrap();
             g += a;
-            c += b;
+            r += b;
         }
-        assert!(g > 50 && c > 50, "grants {g}, commits {c}");
+        assert!(g > 100 && r > 50, "grants {g}, releases {r}");
     }
 
     proptest! {
         #[test]
-        fn invariants_hold_on_any_schedule(seed in any::<u64>(), need in 0usize..3, shards in 1usize..3) {
-            let r = run_schedule(seed, need, shards);
+        fn invariants_hold_on_any_schedule(seed in any::<u64>(), need in 0usize..3) {
+            let r = run_schedule(seed, need);
             prop_assert!(r.is_ok(), "{:?}", r);
         }
     }

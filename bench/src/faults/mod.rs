@@ -7,6 +7,11 @@
 //!
 //! `--wait-all`: a write counts as acknowledged only when `WAIT 2 <ms>` reports both replicas; then no
 //! acknowledged write may be lost and no read may be stale.
+//!
+//! `--durability`: every node runs in durability mode (durability-replicas 1): a write is acknowledged by
+//! its own reply, refused ones count as failed, timed-out ones as unknown; the operator (the harness)
+//! fails over only to a replica that both the primary and the replica itself report eligible, checked
+//! just before the primary is killed. Then no acknowledged write may be lost and no read may be stale.
 
 pub mod history;
 
@@ -35,6 +40,9 @@ pub struct FaultArgs {
     /// Acknowledge a write only once WAIT counted both replicas.
     #[arg(long)]
     pub wait_all: bool,
+    /// Run every node in durability mode and promote only eligible replicas.
+    #[arg(long, conflicts_with = "wait_all")]
+    pub durability: bool,
     #[arg(long, default_value_t = 2)]
     pub shards: usize,
     #[arg(long, default_value_t = 50)]
@@ -55,6 +63,7 @@ pub struct FaultArgs {
 pub struct FaultReport {
     pub seed: u64,
     pub wait_all: bool,
+    pub durability: bool,
     pub faults: Vec<String>,
     pub failovers: u64,
     pub verdict: Verdict,
@@ -146,6 +155,8 @@ fn writer(sh: Arc<Shared>, id: usize, args: FaultArgs) {
         let reply = c.cmd(&["SET", &key_name(key), &value_of(key, index)]);
         let mut outcome = match &reply {
             Ok(Value::Simple(s)) if s == "OK" => Outcome::Ok,
+            // Durability mode: applied, not acknowledged in time; it may still commit.
+            Ok(Value::Error(e)) if e.starts_with("TIMEOUT") => Outcome::Unknown,
             Ok(Value::Error(_)) => Outcome::Failed,
             _ => Outcome::Unknown,
         };
@@ -209,6 +220,16 @@ struct Cluster {
     nodes: Vec<Server>,
     primary: usize,
     relays: Vec<Option<Proxy>>,
+    durability: bool,
+}
+
+/// The settings every node runs with (set again after a restart).
+fn configure(s: &Server, durability: bool) -> Result<(), String> {
+    command(s, &["CONFIG", "SET", "repl-timeout", "5"])?;
+    if durability {
+        command(s, &["CONFIG", "SET", "durability", "yes"])?;
+    }
+    Ok(())
 }
 
 /// `args` on `server`, retried on a fresh connection (a busy machine may reset one); the error names the
@@ -276,17 +297,41 @@ impl Cluster {
         self.nodes[i].kill();
         self.nodes[i].restart()?;
         self.nodes[i].wait_ready(Duration::from_secs(30))?;
+        configure(&self.nodes[i], self.durability)?;
         self.follow(i)
+    }
+
+    /// Durability mode: replica `i` is eligible as the primary and the replica both report it.
+    fn eligible(&self, i: usize) -> bool {
+        let node = self.nodes[i]
+            .client()
+            .and_then(|mut c| {
+                c.info_field("server", "tandem_node_id")
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap_or_default();
+        let on_primary = (0..self.nodes.len()).any(|k| {
+            self.info(self.primary, &format!("slave{k}"))
+                .is_some_and(|l| l.contains(&format!("node_id={node},eligible=yes")))
+        });
+        on_primary && self.info(i, "eligible").as_deref() == Some("yes")
+    }
+
+    /// A replica the operator may promote now.
+    fn could_take_over(&self, i: usize) -> bool {
+        if self.durability {
+            self.eligible(i)
+        } else {
+            self.synced(i)
+        }
     }
 }
 
 /// Runs the suite; the report says what the history and the digests showed.
 pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
-    let dir = args.out_dir.join(format!(
-        "seed-{}-{}",
-        args.seed,
-        if args.wait_all { "wait" } else { "async" }
-    ));
+    let dir = args
+        .out_dir
+        .join(format!("seed-{}-{}", args.seed, mode_name(&args)));
     let _ = std::fs::remove_dir_all(&dir);
     let nodes: Vec<Server> = (0..3)
         .map(|i| {
@@ -297,7 +342,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
                 args.shards,
                 None,
             )?;
-            command(&s, &["CONFIG", "SET", "repl-timeout", "5"])?;
+            configure(&s, args.durability)?;
             Ok(s)
         })
         .collect::<Result<_, String>>()?;
@@ -305,6 +350,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         nodes,
         primary: 0,
         relays: vec![None, None, None],
+        durability: args.durability,
     };
     if args.filler > 0 {
         let n = args.filler.to_string();
@@ -325,7 +371,10 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         acked: AtomicU64::new(0),
     });
     wait_until(Duration::from_secs(60), || {
-        cl.replicas().iter().all(|&i| cl.synced(i)).then_some(())
+        cl.replicas()
+            .iter()
+            .all(|&i| cl.synced(i) && (!args.durability || cl.eligible(i)))
+            .then_some(())
     })
     .ok_or("replicas did not sync at the start")?;
     let mut threads = Vec::new();
@@ -354,7 +403,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         let what = rng.random_range(0..7);
         let line = match what {
             // An operator fails over only when some replica could take over.
-            0 if reps.iter().any(|&i| cl.synced(i)) => {
+            0 if reps.iter().any(|&i| cl.could_take_over(i)) => {
                 failovers += 1;
                 failover(&mut cl, &sh, args.keys)?
             }
@@ -434,6 +483,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
     let report = FaultReport {
         seed: args.seed,
         wait_all: args.wait_all,
+        durability: args.durability,
         faults,
         failovers,
         verdict,
@@ -447,12 +497,17 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
 }
 
 /// kill -9 of the primary; like an operator, the harness promotes the replica with the highest offset
-/// that accepts the promotion (a replica still loading refuses it), and the others (the old primary
-/// restarted empty) follow it. Returns the line for the report.
+/// that accepts the promotion (a replica still loading refuses it; in durability mode, only a replica
+/// eligible just before the kill is tried, and an ineligible one refuses anyway), and the others (the old
+/// primary restarted empty) follow it. Returns the line for the report.
 fn failover(cl: &mut Cluster, sh: &Shared, keys: usize) -> Result<String, String> {
     let old = cl.primary;
+    let mut candidates: Vec<usize> = cl
+        .replicas()
+        .into_iter()
+        .filter(|&i| !cl.durability || cl.eligible(i))
+        .collect();
     cl.nodes[old].kill();
-    let mut candidates: Vec<usize> = cl.replicas();
     let mut refusals = Vec::new();
     let best = wait_until(Duration::from_secs(60), || {
         candidates.sort_by_key(|&i| (std::cmp::Reverse(cl.offset(i)), i));
@@ -479,7 +534,7 @@ fn failover(cl: &mut Cluster, sh: &Shared, keys: usize) -> Result<String, String
         if i == old {
             cl.nodes[i].restart()?;
             cl.nodes[i].wait_ready(Duration::from_secs(30))?;
-            command(&cl.nodes[i], &["CONFIG", "SET", "repl-timeout", "5"])?;
+            configure(&cl.nodes[i], cl.durability)?;
         }
         cl.follow(i)?;
     }
@@ -487,6 +542,16 @@ fn failover(cl: &mut Cluster, sh: &Shared, keys: usize) -> Result<String, String
         "kill -9 of primary node{old}; node{best} promoted (offset {})",
         cl.offset(best).max(0)
     ))
+}
+
+fn mode_name(a: &FaultArgs) -> &'static str {
+    if a.durability {
+        "durability"
+    } else if a.wait_all {
+        "wait"
+    } else {
+        "async"
+    }
 }
 
 /// Every key's write index on node `i` (u64::MAX for a value never written).
@@ -525,7 +590,13 @@ pub fn print(r: &FaultReport) {
         "seed {} ({}): {} faults, {} failovers; ops attempted {} writes + {} reads, acknowledged {}; \
          lost {}, stale {}, unexpected {}, flips {}; digests equal: {}",
         r.seed,
-        if r.wait_all { "WAIT for all replicas" } else { "asynchronous" },
+        if r.durability {
+            "durability mode"
+        } else if r.wait_all {
+            "WAIT for all replicas"
+        } else {
+            "asynchronous"
+        },
         r.faults.len(),
         r.failovers,
         v.writes,

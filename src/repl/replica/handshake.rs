@@ -135,6 +135,13 @@ pub(super) async fn attempt(
     };
     let replid = ReplId::parse(replid.as_bytes()).ok_or_else(|| err("bad replication id"))?;
     let session: u64 = session.parse().map_err(|_| err("bad session"))?;
+    // A new session: ineligible until this primary grants it (repl/eligibility.rs).
+    local
+        .shared
+        .repl
+        .self_eligible
+        .store(false, Ordering::Release);
+    local.shared.repl.session.store(session, Ordering::Release);
     let n: usize = n.parse().map_err(|_| err("bad shard count"))?;
     if n == 0 || n > 4096 {
         return Err(err("bad shard count"));
@@ -241,6 +248,7 @@ fn become_replica(sh: &mut Shard, replid: ReplId, at: u64) {
     if sh.repl.backlog.is_some() && sh.repl.offset() == at && at > 0 {
         sh.seal_unit();
         sh.ks.hooks.capture = false;
+        sh.durable_abandon();
     } else {
         sh.reset_journal(at);
     }

@@ -190,6 +190,13 @@ pub fn start(local: &Rc<Local>, host: String, port: u16) {
 /// Why this replica cannot be promoted now, if it cannot: a full sync in progress holds a partial dataset.
 pub fn promotion_refusal(local: &Local) -> Option<&'static str> {
     let sh = local.shard.borrow();
+    if sh.settings.durability && !local.shared.repl.self_eligible.load(Ordering::Acquire) {
+        return Some(
+            "ERR can't promote this replica: it is not eligible in durability mode, so it may lack \
+             acknowledged writes (only a replica its primary granted holds every one; see INFO \
+             replication eligible)",
+        );
+    }
     let p = sh.link.as_ref()?.progress.as_ref()?;
     (p.full && p.finished_ms.load(Ordering::Acquire) == 0).then_some(
         "ERR can't promote this replica: a full sync is in progress and its dataset is incomplete; \
@@ -222,6 +229,11 @@ pub fn promoted(local: &Local) {
     local.shared.repl.is_replica.store(false, Ordering::Release);
     local.shared.repl.loading.store(false, Ordering::Release);
     local.shared.repl.link_up.store(false, Ordering::Release);
+    local
+        .shared
+        .repl
+        .self_eligible
+        .store(false, Ordering::Release);
     gate::update(&local.shared, &local.shard.borrow().settings);
 }
 

@@ -1,0 +1,215 @@
+//! Durability mode's eligible set, decided on shard 0 (docs/durability.md): granting a replica that caught
+//! up, revoking one that was lost, fell silent, resynced or was forgotten.
+//!
+//! - **Grant.** Shard 0's cron picks an online replica session that is not eligible. If its acks are
+//!   within `NEAR` bytes of every shard's log end, writers are paused by a transaction over every shard
+//!   (as a manual failover pauses them), and the replica is granted once it has acknowledged every
+//!   shard's log end exactly (`ShardQuorum::grant` checks it on each shard), or the attempt is given up
+//!   after `MAX_PAUSE`. The grant is a record of shard 0's log (`DURABILITY GRANTED <node> <session>`),
+//!   so the replica learns it in order: after every write it already holds.
+//! - **Revoke.** The session's entry stops being eligible on shard 0, then every shard is told; each
+//!   stops waiting for it only when it learns (a shard that has not learned yet still waits for it, so no
+//!   write commits with fewer replicas than were eligible when it was made). A `DURABILITY REVOKED`
+//!   record tells the replica if it still listens.
+//!
+//! Invariants: only shard 0 changes the eligible set; a grant happens only with every shard locked and
+//! every shard's log end acknowledged; a session is granted at most once (a reconnect is a new session,
+//! ineligible until granted).
+
+use super::gate;
+use crate::runtime::{self, Local};
+use crate::shard::mesh::Kind;
+use crate::shard::Shard;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// A replica this close to every shard's log end (bytes, summed) is worth pausing writers for.
+const NEAR: u64 = 256 << 10;
+/// The longest writers stay paused for one grant attempt.
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+/// Shard 0's periodic check: start a grant for one candidate, or clear everything if the mode is off.
+pub fn cron(local: &Rc<Local>) {
+    let mut sh = local.shard.borrow_mut();
+    if !sh.settings.durability || sh.repl.is_replica {
+        let all: Vec<u64> = sh
+            .registry
+            .replicas
+            .iter()
+            .filter(|(_, e)| e.eligible)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in all {
+            revoke(&mut sh, local, id, "durability mode is off");
+        }
+        return;
+    }
+    if sh.registry.granting {
+        return;
+    }
+    let candidate = sh
+        .registry
+        .replicas
+        .iter()
+        .find(|(_, e)| {
+            !e.eligible && !e.forgotten && e.state == super::registry::ReplicaState::Online
+        })
+        .map(|(&id, _)| id);
+    if let Some(id) = candidate {
+        sh.registry.granting = true;
+        drop(sh);
+        let local2 = local.clone();
+        runtime::spawn(async move {
+            try_grant(&local2, id).await;
+            local2.shard.borrow_mut().registry.granting = false;
+        })
+        .detach();
+    }
+}
+
+async fn try_grant(local: &Rc<Local>, r: u64) {
+    let n = local.nshards();
+    let near = local
+        .broadcast(move |sh| match sh.durable.q.acked(r) {
+            Some(a) => sh.repl.offset().saturating_sub(a),
+            None if sh.repl.offset() == 0 => 0,
+            None => u64::MAX,
+        })
+        .await
+        .into_iter()
+        .try_fold(0u64, |acc, lag| acc.checked_add(lag))
+        .is_some_and(|lag| lag <= NEAR);
+    if !near {
+        return;
+    }
+    let all: Vec<usize> = (0..n).collect();
+    let tx = local.begin_tx(all.clone(), false).await;
+    let paused = Instant::now();
+    let caught_up = loop {
+        if !tx
+            .on(0, move |sh| sh.registry.replicas.contains_key(&r))
+            .await
+        {
+            break false;
+        }
+        let ok = tx
+            .each(&all, move |sh| sh.durable.q.caught_up(r).is_ok())
+            .await;
+        if ok.iter().all(|&x| x) {
+            break true;
+        }
+        if paused.elapsed() >= MAX_PAUSE {
+            break false;
+        }
+        runtime::sleep(Duration::from_micros(200)).await;
+    };
+    if !caught_up {
+        drop(tx);
+        tracing::debug!(
+            "replica session {r}: not caught up within the grant pause; retrying later"
+        );
+        return;
+    }
+    let granted = tx.each(&all, move |sh| sh.durable.q.grant(r).is_ok()).await;
+    let pause_us = paused.elapsed().as_micros() as u64;
+    let ok = granted.iter().all(|&x| x);
+    let msg = tx
+        .on(0, move |sh| {
+            let Some(e) = sh.registry.replicas.get_mut(&r) else {
+                return Err("its link was lost during the pause".to_string());
+            };
+            if !ok || !sh.settings.durability {
+                return Err("it fell behind".to_string());
+            }
+            e.eligible = true;
+            let (node, addr) = (e.node_id.clone(), format!("{}:{}", e.ip, e.port));
+            sh.log_control(&[
+                b"DURABILITY",
+                b"GRANTED",
+                node.as_bytes(),
+                r.to_string().as_bytes(),
+            ]);
+            let reg = &mut sh.registry;
+            reg.grants += 1;
+            reg.last_grant_pause_us = pause_us;
+            reg.max_grant_pause_us = reg.max_grant_pause_us.max(pause_us);
+            Ok(format!(
+                "Replica {addr} (node {node}, session {r}) is eligible: granted after a writer pause of {pause_us} us"
+            ))
+        })
+        .await;
+    drop(tx);
+    match msg {
+        Ok(m) => tracing::info!("{m}"),
+        Err(why) => {
+            // Partly granted shards must not keep counting it.
+            let mut sh = local.shard.borrow_mut();
+            revoke_everywhere(&mut sh, local, r);
+            tracing::info!("replica session {r}: grant abandoned: {why}");
+        }
+    }
+    publish(local);
+}
+
+/// Publishes the eligible count for admission (gate) from shard 0's registry.
+pub fn publish(local: &Local) {
+    let sh = local.shard.borrow();
+    local
+        .shared
+        .repl
+        .eligible
+        .store(sh.registry.eligible_count(), Ordering::Release);
+    gate::update(&local.shared, &sh.settings);
+}
+
+/// On shard 0: session `r` is no longer eligible (if it was). Returns whether it was.
+pub fn revoke(sh: &mut Shard, local: &Local, r: u64, why: &str) -> bool {
+    let Some(e) = sh.registry.replicas.get_mut(&r) else {
+        return false;
+    };
+    if !e.eligible {
+        return false;
+    }
+    e.eligible = false;
+    let (node, addr) = (e.node_id.clone(), format!("{}:{}", e.ip, e.port));
+    sh.registry.revokes += 1;
+    sh.log_control(&[
+        b"DURABILITY",
+        b"REVOKED",
+        node.as_bytes(),
+        r.to_string().as_bytes(),
+    ]);
+    tracing::warn!("Replica {addr} (node {node}, session {r}) is no longer eligible: {why}");
+    revoke_everywhere(sh, local, r);
+    local
+        .shared
+        .repl
+        .eligible
+        .store(sh.registry.eligible_count(), Ordering::Release);
+    gate::update(&local.shared, &sh.settings);
+    true
+}
+
+/// Tells every shard to stop counting session `r` (shard 0, the caller, at once).
+fn revoke_everywhere(sh: &mut Shard, local: &Local, r: u64) {
+    sh.durable_revoke(r);
+    for s in 1..local.nshards() {
+        local
+            .shared
+            .mesh
+            .send(s, Kind::Normal, Box::new(move |sh| sh.durable_revoke(r)));
+    }
+}
+
+/// From any shard: ask shard 0 to revoke session `r`.
+pub fn request_revoke(local: &Local, r: u64, why: &'static str) {
+    local.shared.mesh.send(
+        0,
+        Kind::Normal,
+        Box::new(move |sh| {
+            let local = runtime::current_local();
+            revoke(sh, &local, r, why);
+        }),
+    );
+}
