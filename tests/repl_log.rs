@@ -69,7 +69,7 @@ fn values_of_64_mib_replicate_by_snapshot_and_by_log() {
 fn a_full_sync_longer_than_repl_timeout_finishes() {
     let primary = Server::start(&["--shards", "2", "--repl-timeout", "1"]);
     let mut p = primary.conn();
-    let _: String = q(&mut p, &["DEBUG", "POPULATE", "1500000", "key", "100"]).unwrap();
+    let _: String = q(&mut p, &["DEBUG", "POPULATE", "3000000", "key", "100"]).unwrap();
     let replica = Server::start(&["--shards", "2", "--repl-timeout", "1"]);
     let started = std::time::Instant::now();
     follow(&replica, &primary);

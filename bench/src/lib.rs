@@ -10,7 +10,10 @@
 //! - `faults`: the fault suite: three nodes behind relays, a register workload with a history checker
 //!   (`history`), a seeded schedule of kills, stops, cuts and promotions.
 //! - `replcost`: what replication costs a write: WAIT latency after a SET, stream bytes per SET and INCR.
+//! - `durability`: durability mode's cost (SET throughput and latency against asynchronous and against
+//!   SET + WAIT elsewhere), the writer pause of a grant, and the time to eligible after a restart.
 
+pub mod durability;
 pub mod faults;
 pub mod load;
 pub mod replcost;

@@ -21,6 +21,8 @@ enum Cmd {
     Resync(tandem_bench::resync::ResyncArgs),
     /// What replication costs a write: WAIT latency after a SET, stream bytes per SET and INCR.
     ReplCost(tandem_bench::replcost::ReplCostArgs),
+    /// Durability mode: throughput and latency, grant pauses, time to eligible after a restart.
+    Durability(tandem_bench::durability::DurabilityArgs),
     /// The fault suite: kills, stops, cut links and promotions under a checked register workload.
     Faults(tandem_bench::faults::FaultArgs),
 }
@@ -47,6 +49,12 @@ fn main() {
                 std::process::exit(1);
             }
         },
+        Cmd::Durability(args) => {
+            if let Err(e) = tandem_bench::durability::run(args) {
+                eprintln!("tandem-bench: {e}");
+                std::process::exit(1);
+            }
+        }
         Cmd::ReplCost(args) => {
             if let Err(e) = tandem_bench::replcost::run(args) {
                 eprintln!("tandem-bench: {e}");

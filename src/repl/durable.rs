@@ -96,30 +96,23 @@ impl Shard {
         if std::mem::take(&mut h.touched_all) {
             self.durable.dirty.mark_all(end);
         }
-        for (db, k) in h.touched.drain(..) {
-            self.durable.dirty.mark(db, &k, end);
+        for b in h.touched.drain(..) {
+            self.durable.dirty.mark(b, end);
         }
         let ws = self.durable.q.appended(end);
-        self.durable_released(ws);
-    }
-
-    fn durable_released(&mut self, ws: Vec<oneshot::Sender<()>>) {
-        if !ws.is_empty() || !self.durable.dirty.is_empty() {
-            self.durable.dirty.prune(self.durable.q.commit());
-        }
         wake(ws);
     }
 
     /// Replica session `r` acknowledged this shard's log up to `offset` (its journal flow, on this thread).
     pub fn durable_ack(&mut self, r: u64, offset: u64) {
         let ws = self.durable.q.ack(r, offset);
-        self.durable_released(ws);
+        wake(ws);
     }
 
     /// Session `r` is no longer eligible.
     pub fn durable_revoke(&mut self, r: u64) {
         let ws = self.durable.q.revoke(r);
-        self.durable_released(ws);
+        wake(ws);
     }
 
     /// Whether batch holds are computed here: durability on, and this shard logs.
@@ -140,12 +133,12 @@ impl Shard {
             // It wrote, or it read after a write of its own batch (which it may have seen).
             return THIS_UNIT;
         }
-        let d = &self.durable.dirty;
-        if d.is_empty() {
+        let (d, commit) = (&self.durable.dirty, self.durable.q.commit());
+        if !d.pending(commit) {
             return 0;
         }
         spec.key_positions(args.len())
-            .filter_map(|p| d.hold(db, &args[p]))
+            .filter_map(|p| d.hold(db, &args[p], commit))
             .max()
             .unwrap_or(0)
     }
@@ -176,7 +169,9 @@ impl Shard {
     /// For a command that did not run as a batch (spanning shards, or server-wide): waits for this
     /// shard's whole log if it wrote or if anything here is dirty.
     pub fn durable_hold_all(&mut self, wrote: bool, now_ms: u64) -> Option<Held> {
-        if !self.durable_active() || (!wrote && self.durable.dirty.is_empty()) {
+        if !self.durable_active()
+            || (!wrote && !self.durable.dirty.pending(self.durable.q.commit()))
+        {
             return None;
         }
         if !self.locked() {

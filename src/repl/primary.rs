@@ -355,28 +355,30 @@ async fn journal_flow(
     res
 }
 
-/// Reads a journal flow's Ack frames and records them with the replica's entry on shard 0.
+/// Reads a journal flow's Ack frames and records them: on this shard at once (durability mode's commit
+/// point), and with the replica's entry on shard 0 (WAIT, INFO), one message per read however many acks it
+/// held.
 async fn read_acks(local: Rc<Local>, mut stream: TcpStream, session: u64, shard: usize) {
     let mut buf = BytesMut::with_capacity(4096);
     loop {
+        let mut latest = None;
         loop {
             match Frame::decode(&mut buf) {
-                Ok(Some(f)) if f.kind == FrameKind::Ack => {
-                    let offset = f.offset;
-                    // Durability mode's commit point of this shard moves here, on its own thread.
-                    local.shard.borrow_mut().durable_ack(session, offset);
-                    local.shared.mesh.send(
-                        0,
-                        crate::shard::mesh::Kind::Normal,
-                        Box::new(move |sh| {
-                            sh.registry
-                                .ack_shard(session, shard, offset, runtime::now_ms())
-                        }),
-                    );
-                }
+                Ok(Some(f)) if f.kind == FrameKind::Ack => latest = Some(f.offset),
                 Ok(None) => break,
                 _ => return,
             }
+        }
+        if let Some(offset) = latest {
+            local.shard.borrow_mut().durable_ack(session, offset);
+            local.shared.mesh.send(
+                0,
+                crate::shard::mesh::Kind::Normal,
+                Box::new(move |sh| {
+                    sh.registry
+                        .ack_shard(session, shard, offset, runtime::now_ms())
+                }),
+            );
         }
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(4096);

@@ -51,7 +51,8 @@ pub struct Hooks {
     /// Durability mode: every key the open unit writes (and whether it flushes or swaps wholesale), made
     /// dirty until the unit commits (repl/durable.rs).
     pub touch: bool,
-    pub touched: Vec<(usize, Vec<u8>)>,
+    /// Dirty-key buckets (tandem_sync::dirty) of the keys the open unit wrote.
+    pub touched: Vec<u32>,
     pub touched_all: bool,
 }
 
@@ -84,7 +85,7 @@ impl Hooks {
             self.dirty.push((db, key.to_vec()));
         }
         if self.touch {
-            self.touched.push((db, key.to_vec()));
+            self.touched.push(tandem_sync::dirty::bucket(db, key));
         }
     }
 
@@ -93,7 +94,7 @@ impl Hooks {
     pub fn expired(&mut self, db: usize, key: &[u8]) {
         self.unit.record(db, &[&b"DEL"[..], key]);
         if self.touch {
-            self.touched.push((db, key.to_vec()));
+            self.touched.push(tandem_sync::dirty::bucket(db, key));
         }
     }
 }

@@ -58,6 +58,16 @@ impl Client {
         self.read()
     }
 
+    /// Sends many commands at once without reading their replies (`read` them in order).
+    pub fn send(&mut self, cmds: &[Vec<Vec<u8>>]) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        for c in cmds {
+            let a: Vec<&[u8]> = c.iter().map(|x| &x[..]).collect();
+            out.extend_from_slice(&encode(&a));
+        }
+        self.w.write_all(&out)
+    }
+
     /// Sends many commands at once, then reads their replies; returns the error replies.
     pub fn pipeline(&mut self, cmds: &[Vec<Vec<u8>>]) -> std::io::Result<Vec<String>> {
         let mut out = Vec::new();
