@@ -44,6 +44,9 @@ pub struct DurabilityArgs {
     /// Keys loaded before the restart scenario (DEBUG POPULATE).
     #[arg(long, default_value_t = 5_000_000)]
     pub keys: u64,
+    /// How the grant scenario makes replicas be granted again: toggle | reconnect.
+    #[arg(long, default_value = "toggle")]
+    pub grant_by: String,
     #[arg(long, default_value = "target/perf/durability")]
     pub out_dir: PathBuf,
 }
@@ -78,8 +81,20 @@ struct Group {
     replicas: Vec<Server>,
 }
 
-fn group(args: &DurabilityArgs, bin: &Path, dir: &Path, durable: bool) -> Result<Group, String> {
+fn group(
+    args: &DurabilityArgs,
+    bin: &Path,
+    dir: &Path,
+    durable: bool,
+    populate: u64,
+) -> Result<Group, String> {
     let primary = Server::start(bin, dir, "primary", args.shards, None)?;
+    if populate > 0 {
+        let n = populate.to_string();
+        ok(primary
+            .client()?
+            .cmd(&["DEBUG", "POPULATE", &n, "key", "100"]))?;
+    }
     let mut replicas = Vec::new();
     for i in 0..args.replicas {
         let r = Server::start(bin, dir, &format!("replica{i}"), args.shards, None)?;
@@ -97,7 +112,7 @@ fn group(args: &DurabilityArgs, bin: &Path, dir: &Path, durable: bool) -> Result
             .cmd(&["CONFIG", "SET", "durability", "yes"]))?;
     }
     let want = args.replicas.to_string();
-    wait_for(Duration::from_secs(60), || {
+    wait_for(Duration::from_secs(600), || {
         g.replicas
             .iter()
             .all(|r| info(r, "replication", "master_link_status") == "up")
@@ -271,7 +286,7 @@ fn throughput(args: &DurabilityArgs) -> Result<(), String> {
         for round in 0..args.rounds {
             for (i, (label, bin, durable, wait)) in modes.iter().enumerate() {
                 let dir = args.out_dir.join(format!("p{pipeline}-r{round}-m{i}"));
-                let g = group(args, bin, &dir, *durable)?;
+                let g = group(args, bin, &dir, *durable, 0)?;
                 let l = load(
                     g.primary.port,
                     args.clients,
@@ -307,38 +322,54 @@ fn throughput(args: &DurabilityArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Under `rate` SETs/s on 10 connections: the longest stall while replica 1 is granted again and again,
-/// and in the same run without grants.
+/// Under `rate` SETs/s on 10 connections: the longest stall a client sees while replicas are granted
+/// again and again, against the same run without grants. `--grant-by toggle` (default) revokes every
+/// replica by turning the mode off and on (durability-replicas 0, so writes go on meanwhile): only the
+/// grant's pause is measured. `--grant-by reconnect` kills a replica's link instead: the reconnect, its
+/// partial resync and the grant together.
 fn grant(args: &DurabilityArgs) -> Result<(), String> {
     let mut with = Vec::new();
     let mut without = Vec::new();
     let mut pauses = Vec::new();
+    let toggle = args.grant_by == "toggle";
     for round in 0..args.rounds {
         for regrant in [false, true] {
             let dir = args.out_dir.join(format!("grant-r{round}-{regrant}"));
-            let g = group(args, &args.server_bin, &dir, true)?;
+            let g = group(args, &args.server_bin, &dir, true, 0)?;
+            if toggle {
+                ok(g.primary
+                    .client()?
+                    .cmd(&["CONFIG", "SET", "durability-replicas", "0"]))?;
+            }
             let port = g.primary.port;
             let (rate, secs, vs) = (args.rate, args.seconds as f64, args.value_size);
             let loader =
                 std::thread::spawn(move || load(port, 10, 1, None, secs, Some(rate), vs, None));
             let started = Instant::now();
-            let mut grants = 0;
-            if regrant {
-                let r = &g.replicas[args.replicas - 1];
-                while started.elapsed().as_secs_f64() < secs - 1.0 {
-                    let before: u64 = info(&g.primary, "replication", "tandem_durability_grants")
-                        .parse()
-                        .unwrap_or(0);
-                    ok(r.client()?.cmd(&["CLIENT", "KILL", "TYPE", "master"]))?;
+            let grants_now = || -> u64 {
+                info(&g.primary, "replication", "tandem_durability_grants")
+                    .parse()
+                    .unwrap_or(0)
+            };
+            let first = grants_now();
+            while regrant && started.elapsed().as_secs_f64() < secs - 1.0 {
+                let before = grants_now();
+                let want = if toggle {
+                    let mut p = g.primary.client()?;
+                    ok(p.cmd(&["CONFIG", "SET", "durability", "no"]))?;
                     wait_for(Duration::from_secs(10), || {
-                        info(&g.primary, "replication", "tandem_durability_grants")
-                            .parse::<u64>()
-                            .unwrap_or(0)
-                            > before
+                        info(&g.primary, "replication", "durability_eligible_replicas") == "0"
                     })?;
-                    grants += 1;
-                }
+                    ok(p.cmd(&["CONFIG", "SET", "durability", "yes"]))?;
+                    before + args.replicas as u64
+                } else {
+                    let r = &g.replicas[args.replicas - 1];
+                    ok(r.client()?.cmd(&["CLIENT", "KILL", "TYPE", "master"]))?;
+                    before + 1
+                };
+                wait_for(Duration::from_secs(10), || grants_now() >= want)?;
             }
+            let grants = grants_now() - first;
             let l = loader.join().map_err(|_| "load thread panicked")??;
             let max_pause: f64 = info(
                 &g.primary,
@@ -381,14 +412,7 @@ fn restart(args: &DurabilityArgs) -> Result<(), String> {
     let mut times = Vec::new();
     for round in 0..args.rounds {
         let dir = args.out_dir.join(format!("restart-r{round}"));
-        let mut g = group(args, &args.server_bin, &dir, true)?;
-        ok(g.primary
-            .client()?
-            .cmd(&["DEBUG", "POPULATE", &args.keys.to_string(), "key", "100"]))?;
-        let want = args.replicas.to_string();
-        wait_for(Duration::from_secs(300), || {
-            info(&g.primary, "replication", "durability_eligible_replicas") == want
-        })?;
+        let mut g = group(args, &args.server_bin, &dir, true, args.keys)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (port, rate, vs, st) = (g.primary.port, args.rate, args.value_size, stop.clone());
         let loader =
@@ -407,10 +431,11 @@ fn restart(args: &DurabilityArgs) -> Result<(), String> {
             info(r, "replication", "eligible") == "yes"
         })?;
         let took = t0.elapsed().as_secs_f64();
+        let keys = ok(r.client()?.cmd(&["DBSIZE"]))?;
         stop.store(true, Ordering::Relaxed);
         let l = loader.join().map_err(|_| "load thread panicked")??;
         println!(
-            "round {round}: eligible again {took:.2} s after the restart ({} keys, load {:.0} SET/s, p99 {:.0} us, errors {})",
+            "round {round}: eligible again {took:.2} s after the restart, holding {keys} keys ({} populated, load {:.0} SET/s, p99 {:.0} us, errors {})",
             args.keys, l.ops_per_sec, l.p99_us, l.errors
         );
         times.push(took);
