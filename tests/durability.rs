@@ -292,6 +292,12 @@ fn durability_turns_on_and_off_at_runtime() {
     // Asynchronous again: nothing waits for the stopped replica.
     let _: () = q(&mut c, &["SET", "k", "w"]).unwrap();
     cont_process(&r);
+    // On again with no write since: the replica, acknowledged up to the revoke records logged while
+    // the mode was off, is granted again.
+    let _: () = q(&mut c, &["CONFIG", "SET", "durability", "yes"]).unwrap();
+    assert!(eventually(30, || slave_eligible(&p, 0)), "{}", p.log_text());
+    let _: () = q(&mut c, &["SET", "k", "x"]).unwrap();
+    assert_eq!(q::<String>(&mut r.conn(), &["GET", "k"]).unwrap(), "x");
     assert_eq!(
         err(&mut c, &["CONFIG", "SET", "durability-timeout", "0"]),
         "ERR CONFIG SET failed (possibly related to argument 'durability-timeout') - argument must be between 1 and 86400000 inclusive"

@@ -92,6 +92,10 @@ impl Shard {
     /// A unit was just sealed (or nothing was): its keys become dirty up to its end.
     pub fn durable_sealed(&mut self) {
         let end = self.repl.offset();
+        if !self.ks.hooks.touch {
+            wake(self.durable.q.appended(end));
+            return;
+        }
         let h = &mut self.ks.hooks;
         if std::mem::take(&mut h.touched_all) {
             self.durable.dirty.mark_all(end);

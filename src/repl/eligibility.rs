@@ -45,7 +45,7 @@ pub fn cron(local: &Rc<Local>) {
         }
         return;
     }
-    if sh.registry.granting {
+    if sh.registry.granting || runtime::now_ms() < sh.registry.grant_retry_at_ms {
         return;
     }
     let candidate = sh
@@ -106,11 +106,17 @@ async fn try_grant(local: &Rc<Local>, r: u64) {
     };
     if !caught_up {
         drop(tx);
-        tracing::debug!(
-            "replica session {r}: not caught up within the grant pause; retrying later"
+        let mut sh = local.shard.borrow_mut();
+        let reg = &mut sh.registry;
+        reg.grant_failures = (reg.grant_failures + 1).min(6);
+        let wait = (100u64 << reg.grant_failures).min(5000);
+        reg.grant_retry_at_ms = runtime::now_ms() + wait;
+        tracing::info!(
+            "replica session {r}: not caught up within the grant pause; next attempt in {wait} ms"
         );
         return;
     }
+    local.shard.borrow_mut().registry.grant_failures = 0;
     let granted = tx.each(&all, move |sh| sh.durable.q.grant(r).is_ok()).await;
     let pause_us = paused.elapsed().as_micros() as u64;
     let ok = granted.iter().all(|&x| x);

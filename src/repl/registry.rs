@@ -42,6 +42,10 @@ pub struct Registry {
     pub sync_partial_err: u64,
     /// Durability mode (repl/eligibility.rs): a grant is being tried, and what grants and revokes did.
     pub granting: bool,
+    /// After a grant attempt that paused writers in vain, the next waits (backing off to 5 s), so a
+    /// replica that cannot catch up does not pause writers every cron tick.
+    pub grant_retry_at_ms: u64,
+    pub grant_failures: u32,
     pub grants: u64,
     pub revokes: u64,
     pub last_grant_pause_us: u64,

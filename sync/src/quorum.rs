@@ -107,7 +107,7 @@ impl<T> ShardQuorum<T> {
     /// older one arriving late changes nothing).
     pub fn ack(&mut self, r: u64, offset: u64) -> Vec<T> {
         let a = self.acks.entry(r).or_insert(0);
-        *a = (*a).max(offset.min(self.end));
+        *a = (*a).max(offset);
         if self.eligible.contains(&r) {
             self.settle()
         } else {
@@ -120,7 +120,7 @@ impl<T> ShardQuorum<T> {
         match self.acks.get(&r) {
             None if self.end == 0 => Ok(()),
             None => Err(GrantRefused::Unknown),
-            Some(&a) if a == self.end => Ok(()),
+            Some(&a) if a >= self.end => Ok(()),
             Some(&a) => Err(GrantRefused::Behind(a, self.end)),
         }
     }
@@ -128,7 +128,8 @@ impl<T> ShardQuorum<T> {
     /// Makes `r` count, only if it holds exactly the log (the caller has writers paused on every shard).
     pub fn grant(&mut self, r: u64) -> Result<(), GrantRefused> {
         self.caught_up(r)?;
-        self.acks.insert(r, self.end);
+        let a = self.acks.entry(r).or_insert(0);
+        *a = (*a).max(self.end);
         self.eligible.insert(r);
         Ok(())
     }
@@ -281,6 +282,18 @@ mod tests {
         assert_eq!(q.laggards(1200, 1000), vec![1]);
         assert_eq!(q.clear(), vec![2]);
         assert_eq!(q.commit(), 20);
+    }
+
+    #[test]
+    fn an_ack_ahead_of_the_known_end_is_kept() {
+        // The shard learns of its own log end after the replica acknowledged it (the mode was off).
+        let mut q: ShardQuorum<u32> = ShardQuorum::new(1, 10);
+        q.ack(4, 30);
+        q.appended(30);
+        assert_eq!(q.grant(4), Ok(()));
+        q.appended(40);
+        q.wait(40, 0, 1);
+        assert_eq!(q.ack(4, 40), vec![1]);
     }
 
     #[test]
