@@ -159,6 +159,10 @@ impl Shard {
             }
         }
         let max = per_cmd.iter().copied().max().unwrap_or(0);
+        if max <= self.durable.q.commit() {
+            // Nothing to wait for (reads of clean keys): no channel, no waiter.
+            return None;
+        }
         let (tx, rx) = oneshot::channel();
         match self.durable.q.wait(max, now_ms, tx) {
             Some(_) => None,
