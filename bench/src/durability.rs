@@ -8,6 +8,7 @@
 //! - `restart`: time from a replica's kill -9 and restart until it is eligible again, with `--keys` keys,
 //!   under `--rate` SETs/s.
 
+use crate::replcost::median;
 use crate::resync::client::{Client, Value};
 use crate::resync::server::Server;
 use hdrhistogram::Histogram;
@@ -230,15 +231,6 @@ fn load(
 
 /// Client threads of the load (connections are multiplexed over them).
 const LOAD_THREADS: usize = 2;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
 
 fn print(name: &str, l: &Load) {
     println!(

@@ -144,7 +144,8 @@ pub fn measure(
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `v` (NaN if empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     match v.len() {
         0 => f64::NAN,

@@ -160,7 +160,10 @@ async fn try_grant(local: &Rc<Local>, r: u64) {
 
 /// Publishes the eligible count for admission (gate) from shard 0's registry.
 pub fn publish(local: &Local) {
-    let sh = local.shard.borrow();
+    publish_from(&local.shard.borrow(), local);
+}
+
+fn publish_from(sh: &Shard, local: &Local) {
     local
         .shared
         .repl
@@ -188,12 +191,7 @@ pub fn revoke(sh: &mut Shard, local: &Local, r: u64, why: &str) -> bool {
     ]);
     tracing::warn!("Replica {addr} (node {node}, session {r}) is no longer eligible: {why}");
     revoke_everywhere(sh, local, r);
-    local
-        .shared
-        .repl
-        .eligible
-        .store(sh.registry.eligible_count(), Ordering::Release);
-    gate::update(&local.shared, &sh.settings);
+    publish_from(sh, local);
     true
 }
 
