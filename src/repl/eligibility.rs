@@ -136,6 +136,9 @@ async fn try_grant(local: &Rc<Local>, r: u64) {
                 node.as_bytes(),
                 r.to_string().as_bytes(),
             ]);
+            // Admission follows the registry at once (INFO must not show it eligible while writes
+            // are still refused).
+            publish_from(sh, &runtime::current_local());
             let reg = &mut sh.registry;
             reg.grants += 1;
             reg.last_grant_pause_us = pause_us;
