@@ -48,14 +48,6 @@ fn node_id(s: &Server) -> String {
     field(&mut s.conn(), "server", "tandem_node_id")
 }
 
-fn stop_process(s: &Server) {
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGSTOP) };
-}
-
-fn cont_process(s: &Server) {
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGCONT) };
-}
-
 /// Replies waiting for acknowledgements on the primary (DURABILITY STATUS).
 fn waiting(p: &Server) -> i64 {
     let v: Vec<redis::Value> = q(&mut p.conn(), &["DURABILITY", "STATUS"]).unwrap();
@@ -118,7 +110,7 @@ fn a_stopped_replica_times_writes_out_then_is_revoked_and_the_write_commits_late
     let r = replica_of(&p);
     wait_eligible(&p, &r);
     let mut c = p.conn();
-    stop_process(&r);
+    r.freeze();
     let started = Instant::now();
     let e = err(&mut c, &["SET", "late", "1"]);
     assert!(e.starts_with("TIMEOUT ") && e.contains("not known"), "{e}");
@@ -138,7 +130,7 @@ fn a_stopped_replica_times_writes_out_then_is_revoked_and_the_write_commits_late
         err(&mut c, &["SET", "other", "1"]),
         "NOREPLICAS Not enough eligible replicas: 0 of 1"
     );
-    cont_process(&r);
+    r.thaw();
     wait_eligible(&p, &r);
     // The timed-out write stayed in the log and committed once the replica caught up.
     assert_eq!(q::<String>(&mut c, &["GET", "late"]).unwrap(), "1");
@@ -151,7 +143,7 @@ fn a_read_of_an_uncommitted_key_waits_for_its_commit() {
     let r = replica_of(&p);
     wait_eligible(&p, &r);
     let _: () = q(&mut p.conn(), &["SET", "clean", "c"]).unwrap();
-    stop_process(&r);
+    r.freeze();
     let writer = {
         let mut c = p.conn();
         std::thread::spawn(move || q::<String>(&mut c, &["SET", "k", "new"]))
@@ -165,7 +157,7 @@ fn a_read_of_an_uncommitted_key_waits_for_its_commit() {
     // A key with nothing pending is served at once.
     assert_eq!(q::<String>(&mut p.conn(), &["GET", "clean"]).unwrap(), "c");
     assert!(!writer.is_finished() && !reader.is_finished());
-    cont_process(&r);
+    r.thaw();
     assert_eq!(writer.join().unwrap().unwrap(), "OK");
     assert_eq!(reader.join().unwrap().unwrap(), "new");
     assert_eq!(q::<String>(&mut r.conn(), &["GET", "k"]).unwrap(), "new");
@@ -183,7 +175,7 @@ fn forget_takes_a_stopped_replica_out_of_the_quorum_at_once() {
         "durability_eligible_replicas"
     ) == 2));
     let b_id = node_id(&b);
-    stop_process(&b);
+    b.freeze();
     let writer = {
         let mut c = p.conn();
         std::thread::spawn(move || q::<String>(&mut c, &["SET", "k", "v"]))
@@ -198,7 +190,7 @@ fn forget_takes_a_stopped_replica_out_of_the_quorum_at_once() {
         err(&mut p.conn(), &["DURABILITY", "FORGET", "nosuch"]),
         "ERR No such replica: give its node_id (INFO replication) or its session"
     );
-    cont_process(&b);
+    b.thaw();
 }
 
 #[test]
@@ -288,10 +280,10 @@ fn durability_turns_on_and_off_at_runtime() {
     let _: () = q(&mut c, &["SET", "k", "v"]).unwrap();
     let _: () = q(&mut c, &["CONFIG", "SET", "durability", "no"]).unwrap();
     assert!(eventually(10, || !slave_eligible(&p, 0)));
-    stop_process(&r);
+    r.freeze();
     // Asynchronous again: nothing waits for the stopped replica.
     let _: () = q(&mut c, &["SET", "k", "w"]).unwrap();
-    cont_process(&r);
+    r.thaw();
     // On again with no write since: the replica, acknowledged up to the revoke records logged while
     // the mode was off, is granted again.
     let _: () = q(&mut c, &["CONFIG", "SET", "durability", "yes"]).unwrap();

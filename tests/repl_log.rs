@@ -252,7 +252,7 @@ fn a_snapshot_whose_replica_stopped_reading_is_dropped() {
         "replication",
         "master_sync_read_bytes"
     ) > 0));
-    unsafe { libc::kill(replica.child.id() as i32, libc::SIGSTOP) };
+    replica.freeze();
     assert!(num(&mut p, "replication", "tandem_snapshots_in_progress") > 0);
     // Writes to unsent slots make the snapshot keep old states meanwhile.
     for i in 0..500 {
@@ -268,7 +268,7 @@ fn a_snapshot_whose_replica_stopped_reading_is_dropped() {
     );
     assert_eq!(num(&mut p, "replication", "tandem_snapshot_kept_bytes"), 0);
     assert!(primary.log_text().contains("read nothing for 5s"));
-    unsafe { libc::kill(replica.child.id() as i32, libc::SIGCONT) };
+    replica.thaw();
     wait_caught_up(&primary, &replica, 120);
     assert_eq!(digest(&mut r), digest(&mut p));
 }

@@ -46,9 +46,9 @@ fn gap_larger_than_the_backlog_means_full_sync() {
     wait_caught_up(&primary, &replica, 60);
     // Frozen, the replica reads nothing while 20 MB (more than the socket buffers hold) go through a
     // 32 KiB backlog.
-    unsafe { libc::kill(replica.child.id() as i32, libc::SIGSTOP) };
+    replica.freeze();
     fill(&mut p, "b", 100_000, 200);
-    unsafe { libc::kill(replica.child.id() as i32, libc::SIGCONT) };
+    replica.thaw();
     assert!(eventually(60, || num(&mut p, "stats", "sync_full") == 2));
     wait_caught_up(&primary, &replica, 60);
     assert_eq!(num(&mut p, "stats", "sync_partial_ok"), 0);

@@ -28,7 +28,7 @@ fn wait_counts_and_times_out_with_a_stopped_replica() {
     let t = Instant::now();
     assert_eq!(q::<i64>(&mut p, &["WAIT", "2", "300"]).unwrap(), 1);
     assert!(t.elapsed() >= Duration::from_millis(290));
-    unsafe { libc::kill(replica.child.id() as i32, libc::SIGSTOP) };
+    replica.freeze();
     let _: () = q(&mut p, &["SET", "k", "v2"]).unwrap();
     let t = Instant::now();
     assert_eq!(q::<i64>(&mut p, &["WAIT", "1", "400"]).unwrap(), 0);
@@ -37,7 +37,7 @@ fn wait_counts_and_times_out_with_a_stopped_replica() {
         waited >= Duration::from_millis(390) && waited < Duration::from_secs(5),
         "{waited:?}"
     );
-    unsafe { libc::kill(replica.child.id() as i32, libc::SIGCONT) };
+    replica.thaw();
     assert_eq!(q::<i64>(&mut p, &["WAIT", "1", "10000"]).unwrap(), 1);
     let mut r = replica.conn();
     assert!(err(&mut r, &["WAIT", "1", "0"]).starts_with("ERR WAIT cannot be used with replica"));

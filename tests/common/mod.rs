@@ -119,6 +119,33 @@ impl Server {
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+
+    /// SIGSTOP, returning once every thread of the process is stopped: kill(2) only queues the signal,
+    /// and a thread already running finishes its work first (a test that writes right after the kill
+    /// could otherwise see the "stopped" server acknowledge it).
+    pub fn freeze(&self) {
+        let pid = self.child.id();
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        let stopped = || {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return false;
+            };
+            tasks.flatten().all(|t| {
+                std::fs::read_to_string(t.path().join("stat")).is_ok_and(|st| {
+                    // The state follows the parenthesised command name.
+                    st.rsplit_once(") ")
+                        .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+                })
+            })
+        };
+        assert!(eventually(10, stopped), "process {pid} did not stop");
+    }
+
+    pub fn thaw(&self) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGCONT) };
+    }
 }
 
 pub fn wait_timeout(child: &mut Child, d: Duration) -> Option<std::process::ExitStatus> {
