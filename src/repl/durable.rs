@@ -66,7 +66,7 @@ impl Shard {
         let (on, need) = (self.settings.durability, self.settings.durability_replicas);
         let was = self.durable.on;
         self.durable.on = on;
-        self.ks.hooks.touch = on && self.ks.hooks.capture;
+        self.durable_sync_touch();
         let mut ws = self.durable.q.set_need(need);
         if was && !on {
             ws.extend(self.durable.q.clear());
@@ -83,10 +83,16 @@ impl Shard {
         let end = self.repl.offset();
         self.durable.q.abandon(end);
         self.durable.dirty.clear();
+        self.durable_sync_touch();
         let h = &mut self.ks.hooks;
-        h.touch = false;
         h.touched.clear();
         h.touched_all = false;
+    }
+
+    /// Keys written are tracked exactly when holds are computed: the mode on and this shard logging. Called
+    /// whenever either changes.
+    pub fn durable_sync_touch(&mut self) {
+        self.ks.hooks.touch = self.durable_active();
     }
 
     /// A unit was just sealed (or nothing was): its keys become dirty up to its end.

@@ -71,14 +71,10 @@ pub fn cron(local: &Rc<Local>) {
 async fn try_grant(local: &Rc<Local>, r: u64) {
     let n = local.nshards();
     let near = local
-        .broadcast(move |sh| match sh.durable.q.acked(r) {
-            Some(a) => sh.repl.offset().saturating_sub(a),
-            None if sh.repl.offset() == 0 => 0,
-            None => u64::MAX,
-        })
+        .broadcast(move |sh| sh.durable.q.lag(r))
         .await
         .into_iter()
-        .try_fold(0u64, |acc, lag| acc.checked_add(lag))
+        .try_fold(0u64, |acc, lag| acc.checked_add(lag?))
         .is_some_and(|lag| lag <= NEAR);
     if !near {
         return;
@@ -123,34 +119,31 @@ async fn try_grant(local: &Rc<Local>, r: u64) {
     let msg = tx
         .on(0, move |sh| {
             let Some(e) = sh.registry.replicas.get_mut(&r) else {
-                return Err("its link was lost during the pause".to_string());
+                return Err("its link was lost during the pause");
             };
-            if !ok || !sh.settings.durability {
-                return Err("it fell behind".to_string());
+            if !ok {
+                return Err("it fell behind");
+            }
+            if !sh.settings.durability {
+                return Err("durability mode was turned off");
             }
             e.eligible = true;
-            let (node, addr) = (e.node_id.clone(), format!("{}:{}", e.ip, e.port));
-            sh.log_control(&[
-                b"DURABILITY",
-                b"GRANTED",
-                node.as_bytes(),
-                r.to_string().as_bytes(),
-            ]);
+            let who = announce(sh, r, b"GRANTED");
             // Admission follows the registry at once (INFO must not show it eligible while writes
             // are still refused).
-            publish_from(sh, &runtime::current_local());
+            publish(sh, &runtime::current_local());
             let reg = &mut sh.registry;
             reg.grants += 1;
             reg.last_grant_pause_us = pause_us;
             reg.max_grant_pause_us = reg.max_grant_pause_us.max(pause_us);
-            Ok(format!(
-                "Replica {addr} (node {node}, session {r}) is eligible: granted after a writer pause of {pause_us} us"
-            ))
+            Ok(who)
         })
         .await;
     drop(tx);
     match msg {
-        Ok(m) => tracing::info!("{m}"),
+        Ok(who) => {
+            tracing::info!("{who} is eligible: granted after a writer pause of {pause_us} us")
+        }
         Err(why) => {
             // Partly granted shards must not keep counting it.
             let mut sh = local.shard.borrow_mut();
@@ -158,15 +151,28 @@ async fn try_grant(local: &Rc<Local>, r: u64) {
             tracing::info!("replica session {r}: grant abandoned: {why}");
         }
     }
-    publish(local);
+}
+
+/// Logs shard 0's control record `DURABILITY <what> <node-id> <session>` for session `r` (which the
+/// registry holds) and returns how the log names the replica.
+fn announce(sh: &mut Shard, r: u64, what: &[u8]) -> String {
+    let e = &sh.registry.replicas[&r];
+    let who = format!(
+        "Replica {}:{} (node {}, session {r})",
+        e.ip, e.port, e.node_id
+    );
+    let node = e.node_id.clone();
+    sh.log_control(&[
+        b"DURABILITY",
+        what,
+        node.as_bytes(),
+        r.to_string().as_bytes(),
+    ]);
+    who
 }
 
 /// Publishes the eligible count for admission (gate) from shard 0's registry.
-pub fn publish(local: &Local) {
-    publish_from(&local.shard.borrow(), local);
-}
-
-fn publish_from(sh: &Shard, local: &Local) {
+fn publish(sh: &Shard, local: &Local) {
     local
         .shared
         .repl
@@ -184,17 +190,11 @@ pub fn revoke(sh: &mut Shard, local: &Local, r: u64, why: &str) -> bool {
         return false;
     }
     e.eligible = false;
-    let (node, addr) = (e.node_id.clone(), format!("{}:{}", e.ip, e.port));
     sh.registry.revokes += 1;
-    sh.log_control(&[
-        b"DURABILITY",
-        b"REVOKED",
-        node.as_bytes(),
-        r.to_string().as_bytes(),
-    ]);
-    tracing::warn!("Replica {addr} (node {node}, session {r}) is no longer eligible: {why}");
+    let who = announce(sh, r, b"REVOKED");
+    tracing::warn!("{who} is no longer eligible: {why}");
     revoke_everywhere(sh, local, r);
-    publish_from(sh, local);
+    publish(sh, local);
     true
 }
 

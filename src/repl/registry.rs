@@ -119,8 +119,8 @@ impl Registry {
         self.wake_waiters();
     }
 
-    pub fn remove(&mut self, id: u64) -> Option<ReplicaEntry> {
-        self.replicas.remove(&id)
+    pub fn remove(&mut self, id: u64) {
+        self.replicas.remove(&id);
     }
 
     pub fn eligible_count(&self) -> usize {

@@ -87,7 +87,7 @@ impl Shard {
             self.repl.backlog = Some(Backlog::new(cap, self.repl.base_offset));
         }
         self.ks.hooks.capture = !self.repl.is_replica;
-        self.ks.hooks.touch = self.durable.on && self.ks.hooks.capture;
+        self.durable_sync_touch();
     }
 
     /// Part of a PSYNC's cut (every shard at once, inside one transaction): begins this shard's

@@ -380,44 +380,24 @@ impl Conn {
         let proto = self.proto;
         let me = self.local.id;
         let n = self.local.nshards();
-        // Fast path: everything is local.
-        if group.iter().all(|(s, _)| *s == me) {
+        // Fast path: everything is local and nothing is held (durability mode's batches take the path
+        // below, which can put a timeout error in place of any reply).
+        if group.iter().all(|(s, _)| *s == me) && !self.local.shard.borrow().durable_active() {
             self.local.wait_unlocked().await;
-            let base = out.len();
             let mut r = Reply {
                 buf: std::mem::take(out),
                 proto,
             };
-            let mut ends = Vec::new();
-            let held = {
-                let mut sh = self.local.shard.borrow_mut();
-                let durable = sh.durable_active();
-                execute_batch(
-                    &mut sh,
-                    group.iter().map(|(_, c)| (c.spec, &c.args[..])),
-                    &ex,
-                    &mut r,
-                    durable.then_some(&mut ends),
-                )
-            };
+            let held = execute_batch(
+                &mut self.local.shard.borrow_mut(),
+                group.iter().map(|(_, c)| (c.spec, &c.args[..])),
+                &ex,
+                &mut r,
+                None,
+            );
+            debug_assert!(held.is_none(), "no holds with durability inactive");
             *out = r.buf;
             self.local.after_work();
-            if let Some(h) = held {
-                // Durability mode: the replies go once the batch's writes commit (repl/durable.rs).
-                let failed = self.settle(vec![h]).await.pop().map(|f| f.1);
-                if let Some(failed) = failed.filter(|f| f.iter().any(|&x| x)) {
-                    let tail = out.split_off(base);
-                    let mut start = base;
-                    for (i, (_, c)) in group.iter().enumerate() {
-                        if failed[i] {
-                            out.extend_from_slice(&timeout_reply(c.spec, proto));
-                        } else {
-                            out.extend_from_slice(&tail[start - base..ends[i] - base]);
-                        }
-                        start = ends[i];
-                    }
-                }
-            }
             return;
         }
         let mut per_shard: Vec<Vec<Ready>> = (0..n).map(|_| Vec::new()).collect();
@@ -585,17 +565,18 @@ impl Conn {
             Handler::Special(which) => self.special(which, &args, r).await,
         };
         let usec = start.elapsed().as_micros() as u64;
-        if self.local.shard.borrow().settings.durability && self.settle_all(spec).await {
-            r.buf.clear();
-            r.raw(&timeout_reply(spec, self.proto));
-            return;
-        }
-        let mut sh = self.local.shard.borrow_mut();
-        sh.stats.call(spec, res.is_err());
-        sh.stats.add_usec(spec, usec);
-        drop(sh);
+        let durability = {
+            let mut sh = self.local.shard.borrow_mut();
+            sh.stats.call(spec, res.is_err());
+            sh.stats.add_usec(spec, usec);
+            sh.settings.durability
+        };
         if let Err(e) = res {
             r.error(&e.message());
+        }
+        if durability && self.settle_all(spec).await {
+            r.buf.clear();
+            r.raw(&timeout_reply(spec, self.proto));
         }
     }
 

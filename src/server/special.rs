@@ -700,10 +700,7 @@ impl Conn {
                     })
                     .await;
                 // What clients are refused follows the new settings at once (min-replicas, durability).
-                crate::repl::gate::update(
-                    &self.local.shared,
-                    &self.local.shard.borrow().settings.clone(),
-                );
+                crate::repl::gate::update(&self.local.shared, &self.local.shard.borrow().settings);
                 r.ok();
                 Ok(())
             }

@@ -86,22 +86,23 @@ impl Shard {
     }
 
     /// Appends a record that is not a key's state (FLUSHDB, FLUSHALL, SWAPDB), after what came before it.
+    /// Every key of the shard is dirty until it commits (durability mode).
     pub fn log_record(&mut self, db: usize, args: &[&[u8]]) {
-        if !self.ks.hooks.capture {
-            return;
-        }
-        self.log_states();
-        self.ks.hooks.unit.record(db, args);
+        self.append_record(db, args);
         self.ks.hooks.touched_all |= self.ks.hooks.touch;
     }
 
     /// Appends a control record that changes no key (durability mode's grants and revokes).
     pub fn log_control(&mut self, args: &[&[u8]]) {
+        self.append_record(0, args);
+    }
+
+    fn append_record(&mut self, db: usize, args: &[&[u8]]) {
         if !self.ks.hooks.capture {
             return;
         }
         self.log_states();
-        self.ks.hooks.unit.record(0, args);
+        self.ks.hooks.unit.record(db, args);
     }
 
     /// Turns the keys written in state mode into records of their resulting state.

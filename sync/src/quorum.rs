@@ -115,13 +115,21 @@ impl<T> ShardQuorum<T> {
         }
     }
 
+    /// How many bytes of this shard's log `r` has not acknowledged (None: nothing heard from it yet on a
+    /// log that is not empty).
+    pub fn lag(&self, r: u64) -> Option<u64> {
+        match self.acks.get(&r) {
+            Some(&a) => Some(self.end.saturating_sub(a)),
+            None => (self.end == 0).then_some(0),
+        }
+    }
+
     /// Whether `r` holds exactly this shard's log now.
     pub fn caught_up(&self, r: u64) -> Result<(), GrantRefused> {
-        match self.acks.get(&r) {
-            None if self.end == 0 => Ok(()),
+        match self.lag(r) {
+            Some(0) => Ok(()),
+            Some(lag) => Err(GrantRefused::Behind(self.end - lag, self.end)),
             None => Err(GrantRefused::Unknown),
-            Some(&a) if a >= self.end => Ok(()),
-            Some(&a) => Err(GrantRefused::Behind(a, self.end)),
         }
     }
 

@@ -329,9 +329,11 @@ impl Cluster {
 
 /// Runs the suite; the report says what the history and the digests showed.
 pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
-    let dir = args
-        .out_dir
-        .join(format!("seed-{}-{}", args.seed, mode_name(&args)));
+    let dir = args.out_dir.join(format!(
+        "seed-{}-{}",
+        args.seed,
+        mode(args.durability, args.wait_all).0
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let nodes: Vec<Server> = (0..3)
         .map(|i| {
@@ -544,13 +546,14 @@ fn failover(cl: &mut Cluster, sh: &Shared, keys: usize) -> Result<String, String
     ))
 }
 
-fn mode_name(a: &FaultArgs) -> &'static str {
-    if a.durability {
-        "durability"
-    } else if a.wait_all {
-        "wait"
+/// The run's mode: a short name (its output directory) and how the report says it.
+fn mode(durability: bool, wait_all: bool) -> (&'static str, &'static str) {
+    if durability {
+        ("durability", "durability mode")
+    } else if wait_all {
+        ("wait", "WAIT for all replicas")
     } else {
-        "async"
+        ("async", "asynchronous")
     }
 }
 
@@ -590,13 +593,7 @@ pub fn print(r: &FaultReport) {
         "seed {} ({}): {} faults, {} failovers; ops attempted {} writes + {} reads, acknowledged {}; \
          lost {}, stale {}, unexpected {}, flips {}; digests equal: {}",
         r.seed,
-        if r.durability {
-            "durability mode"
-        } else if r.wait_all {
-            "WAIT for all replicas"
-        } else {
-            "asynchronous"
-        },
+        mode(r.durability, r.wait_all).1,
         r.faults.len(),
         r.failovers,
         v.writes,
