@@ -39,6 +39,9 @@ pub struct DurabilityArgs {
     pub shards: usize,
     #[arg(long, default_value_t = 32)]
     pub value_size: usize,
+    /// Pipeline depths the throughput scenario measures.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16])]
+    pub pipelines: Vec<usize>,
     /// SETs per second of the background load (grant, restart).
     #[arg(long, default_value_t = 10_000)]
     pub rate: u64,
@@ -273,7 +276,7 @@ fn throughput(args: &DurabilityArgs) -> Result<(), String> {
             Some(args.replicas),
         ));
     }
-    for pipeline in [1usize, 16] {
+    for &pipeline in &args.pipelines {
         let mut all: Vec<Vec<Load>> = modes.iter().map(|_| Vec::new()).collect();
         for round in 0..args.rounds {
             for (i, (label, bin, durable, wait)) in modes.iter().enumerate() {

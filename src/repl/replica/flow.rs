@@ -284,8 +284,10 @@ impl Flow {
                 }
                 None => self.apply(f.offset, f.payload, &mut own_carry).await?,
             }
+            // One acknowledgement per burst: when the next frame is already here, its own (higher)
+            // acknowledgement follows at once and covers this one.
             let applied = self.progress().applied.load(Ordering::Acquire);
-            if applied != acked {
+            if applied != acked && !Frame::buffered(&buf) {
                 acked = applied;
                 let mut out = BytesMut::new();
                 Frame {
