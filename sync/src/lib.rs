@@ -16,12 +16,14 @@
 //! - `unit`: the log unit, the commit unit of a shard's log (backlog, journal flows, replica apply, WAL).
 //! - `assemble`: a replica's reassembly of multi-shard transactions from their units on several flows.
 //! - `acks`: replicas' per-shard acknowledgements, WAIT's count and min-replicas' good count.
+//! - `group`: the replication group's control plane (record, entries, raft-driven node), without I/O.
 
 pub mod acks;
 pub mod assemble;
 pub mod backlog;
 pub mod dirty;
 pub mod frame;
+pub mod group;
 pub mod link;
 pub mod quorum;
 pub mod replid;
