@@ -224,7 +224,7 @@ impl Record {
                 id,
                 incarnation,
             } => {
-                self.from_primary(*by, *epoch)?;
+                self.proposed_by_primary(*by, *epoch)?;
                 if id == by {
                     return Err(Refusal::IsPrimary(*id));
                 }
@@ -232,7 +232,7 @@ impl Record {
                 Ok(self.eligible.get(id) != Some(incarnation))
             }
             Entry::Revoke { by, epoch, id } => {
-                self.from_primary(*by, *epoch)?;
+                self.proposed_by_primary(*by, *epoch)?;
                 Ok(self.eligible.contains_key(id))
             }
             Entry::Promote {
@@ -282,7 +282,7 @@ impl Record {
         }
     }
 
-    fn from_primary(&self, by: MemberId, epoch: u64) -> Result<(), Refusal> {
+    fn proposed_by_primary(&self, by: MemberId, epoch: u64) -> Result<(), Refusal> {
         if epoch != self.epoch {
             return Err(Refusal::Epoch {
                 saw: epoch,
