@@ -1,5 +1,9 @@
 //! The replication group's control plane, without I/O: the record the group agrees on (members, epoch,
 //! primary, eligible set) and the machinery that agrees on it.
 //!
+//! - `codec`: the bytes of an entry in the control plane's log.
+//! - `node`: one node's control plane: raft-rs's RawNode, the primary's lease, the leader's failover rule.
 //! - `record`: the record and its compare-and-set entries; the failover candidate rule.
+pub mod codec;
+pub mod node;
 pub mod record;

@@ -65,10 +65,12 @@ pub enum Entry {
     Leave { id: MemberId, version: u64 },
     /// The first primary of a group that never had one.
     Found { id: MemberId, incarnation: u64 },
-    /// The primary of `epoch` grants eligibility to a replica in its current incarnation.
+    /// The serving primary grants eligibility to a replica in its current incarnation, at the version it
+    /// saw: a grant delayed past any other change can never apply, so a primary that sees the version move
+    /// on without its grant may stop waiting for that replica.
     Grant {
         by: MemberId,
-        epoch: u64,
+        version: u64,
         id: MemberId,
         incarnation: u64,
     },
@@ -220,11 +222,12 @@ impl Record {
             }
             Entry::Grant {
                 by,
-                epoch,
+                version,
                 id,
                 incarnation,
             } => {
-                self.proposed_by_primary(*by, *epoch)?;
+                self.version_is(*version)?;
+                self.proposed_by_primary(*by, self.epoch)?;
                 if id == by {
                     return Err(Refusal::IsPrimary(*id));
                 }
@@ -401,29 +404,28 @@ mod tests {
     #[test]
     fn a_grant_needs_the_current_primary_and_incarnation() {
         let mut r = founded();
-        let g = |by, epoch, id, incarnation| Entry::Grant {
+        let g = |by, version, id, incarnation| Entry::Grant {
             by,
-            epoch,
+            version,
             id,
             incarnation,
         };
-        assert_eq!(r.apply(&g(2, 1, 3, 1)), Err(Refusal::NotPrimary(2)));
+        let v = r.version;
+        assert_eq!(r.apply(&g(2, v, 3, 1)), Err(Refusal::NotPrimary(2)));
         assert!(matches!(
-            r.apply(&g(1, 0, 3, 1)),
-            Err(Refusal::Epoch { .. })
+            r.apply(&g(1, v - 1, 3, 1)),
+            Err(Refusal::Version { .. })
         ));
         assert!(matches!(
-            r.apply(&g(1, 1, 3, 7)),
+            r.apply(&g(1, v, 3, 7)),
             Err(Refusal::Incarnation { .. })
         ));
-        assert_eq!(r.apply(&g(1, 1, 4, 1)), Err(Refusal::Witness(4)));
-        assert_eq!(r.apply(&g(1, 1, 1, 1)), Err(Refusal::IsPrimary(1)));
-        let v = r.version;
-        assert_eq!(r.apply(&g(1, 1, 3, 1)), Ok(true));
-        assert_eq!(
-            r.apply(&g(1, 1, 3, 1)),
-            Ok(false),
-            "a duplicate changes nothing"
+        assert_eq!(r.apply(&g(1, v, 4, 1)), Err(Refusal::Witness(4)));
+        assert_eq!(r.apply(&g(1, v, 1, 1)), Err(Refusal::IsPrimary(1)));
+        assert_eq!(r.apply(&g(1, v, 3, 1)), Ok(true));
+        assert!(
+            matches!(r.apply(&g(1, v, 3, 1)), Err(Refusal::Version { .. })),
+            "a duplicate is refused"
         );
         assert_eq!(r.version, v + 1);
         assert!(r.is_eligible(3, 1));
@@ -434,7 +436,7 @@ mod tests {
         let mut r = founded();
         r.apply(&Entry::Grant {
             by: 1,
-            epoch: 1,
+            version: r.version,
             id: 2,
             incarnation: 1,
         })
@@ -452,7 +454,7 @@ mod tests {
         assert_eq!(
             r.apply(&Entry::Grant {
                 by: 1,
-                epoch: 1,
+                version: r.version,
                 id: 2,
                 incarnation: 2
             }),
@@ -487,7 +489,7 @@ mod tests {
         assert_eq!(r.apply(&p(2, r.version)), Err(Refusal::NotEligible(2)));
         r.apply(&Entry::Grant {
             by: 1,
-            epoch: 1,
+            version: r.version,
             id: 2,
             incarnation: 1,
         })
@@ -519,7 +521,7 @@ mod tests {
         for id in [2, 3] {
             r.apply(&Entry::Grant {
                 by: 1,
-                epoch: 1,
+                version: r.version,
                 id,
                 incarnation: 1,
             })
@@ -567,10 +569,10 @@ mod tests {
             (id.clone(), inc.clone())
                 .prop_map(|(id, incarnation)| Entry::Found { id, incarnation }),
             (id.clone(), small.clone(), id.clone(), inc.clone()).prop_map(
-                |(by, epoch, id, incarnation)| {
+                |(by, version, id, incarnation)| {
                     Entry::Grant {
                         by,
-                        epoch,
+                        version,
                         id,
                         incarnation,
                     }
@@ -611,13 +613,13 @@ mod tests {
                 version: r.version,
             },
             Entry::Grant {
-                epoch,
+                version,
                 id,
                 incarnation,
                 ..
-            } if epoch % 2 == 0 => Entry::Grant {
+            } if version % 2 == 0 => Entry::Grant {
                 by: r.primary.map_or(1, |p| p.0),
-                epoch: r.epoch,
+                version: r.version,
                 id,
                 incarnation: r.members.get(&id).map_or(incarnation, |m| m.incarnation),
             },
@@ -659,7 +661,7 @@ mod tests {
                         }
                         let mut again = r.clone();
                         prop_assert!(matches!(again.apply(&e), Ok(false) | Err(_)));
-                        if let Ok(false) = again.apply(&e) { prop_assert_eq!(&again, &r); }
+                        prop_assert_eq!(&again, &r, "a repeated entry changes nothing");
                     }
                 }
                 if let Some(p) = r.primary {

@@ -1,0 +1,466 @@
+//! One node's control plane, without I/O: raft-rs's `RawNode` deciding the group record, the lease the
+//! primary serves under, and the failover rule the raft leader applies.
+//!
+//! Time and randomness are given: every call takes the node's own monotonic clock (`now`, ms), and raft's
+//! election timeouts come from the seed the node was made with (raft-rs draws them from the thread's RNG;
+//! they are overwritten whenever raft resets them), so a simulation replays exactly. Messages come in
+//! through `step` and go out through `take_outbox`.
+//!
+//! Why it is safe (docs/failover.md says it at length):
+//! - **One writer per epoch.** The record names the primary of each epoch; entries are compare-and-set
+//!   (record.rs), so a promotion happens only of a replica still eligible at the version its proposer saw.
+//! - **Lease.** The primary serves only until `sent + lease` for the latest renewal it sent at `sent` that
+//!   came back confirmed: a raft read-index round (the leader checks a quorum still follows it) after which
+//!   the applied record still names this node primary of its epoch. Any promotion of another node is
+//!   therefore committed after `sent`; the promoted node waits `lease * (1 + d) / (1 - d)` on its own
+//!   clock after it learns of its promotion (d: the clock-rate bound) before it serves, by which time the
+//!   old lease has run out on any clock within the bound.
+//! - **Failover.** The raft leader (which need not be the data primary) promotes when the serving primary
+//!   has been silent for `failover` and it has led that long itself; the candidate is chosen by
+//!   `record::candidate` from the reports it heard within that time.
+
+use std::collections::BTreeMap;
+
+use raft::prelude::{ConfState, Entry as RaftEntry, EntryType, Message};
+use raft::storage::MemStorage;
+use raft::{RawNode, ReadOnlyOption, StateRole};
+
+use super::codec;
+use super::record::{candidate, Entry, MemberId, Record, Report};
+
+/// The control plane's timers, in ms of a node's own clock.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    pub tick: u64,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    /// How long a confirmed renewal lets the primary serve, counted from when the renewal was sent.
+    pub lease: u64,
+    /// How often the primary renews (several renewals per lease, so one lost message does not stop it).
+    pub renew: u64,
+    /// Silence of the serving primary after which the raft leader promotes a candidate.
+    pub failover: u64,
+    /// Bound on how much two clocks' rates may differ, in parts per million.
+    pub drift_ppm: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            tick: 100,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            lease: 2000,
+            renew: 500,
+            failover: 3000,
+            drift_ppm: 10_000,
+        }
+    }
+}
+
+impl Timing {
+    /// How long a newly promoted primary waits before serving: the longest the old lease can still run
+    /// on the old primary's clock, measured on the new one's.
+    pub fn takeover_wait(&self) -> u64 {
+        let d = self.drift_ppm as u128;
+        (self.lease as u128 * (1_000_000 + d)).div_ceil(1_000_000 - d) as u64 + self.tick
+    }
+}
+
+/// What nodes say to each other.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    Raft(Box<Message>),
+    /// A data node's state, to the raft leader (also its liveness).
+    Report(Report),
+}
+
+/// A message to send: to whom, what.
+#[derive(Clone, Debug)]
+pub struct Out {
+    pub to: MemberId,
+    pub msg: Msg,
+}
+
+/// A record change this node applied, for whoever drives the data path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub entry: Entry,
+    pub version: u64,
+    pub epoch: u64,
+}
+
+pub struct Node {
+    pub id: MemberId,
+    pub incarnation: u64,
+    pub record: Record,
+    raw: RawNode<MemStorage>,
+    timing: Timing,
+    rng: u64,
+    last_tick: u64,
+    role: (u64, StateRole),
+    outbox: Vec<Out>,
+    applied: Vec<Applied>,
+    /// Reports heard (as raft leader): when, and what.
+    heard: BTreeMap<MemberId, (u64, Report)>,
+    leader_since: Option<u64>,
+    /// The version a promotion was last proposed at, and when.
+    proposed: Option<(u64, u64)>,
+    report: Option<Report>,
+    last_report: u64,
+    // The primary's side.
+    read_seq: u64,
+    reads: BTreeMap<u64, u64>,
+    confirmed: Vec<(u64, u64)>,
+    last_renew: Option<u64>,
+    lease_until: u64,
+    /// The epoch this node became primary in (0: it is not), and when it may start serving.
+    my_epoch: u64,
+    serve_after: u64,
+}
+
+fn logger() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+/// Fresh raft storage for a group whose voters are `voters` (a node's persisted storage is passed as is).
+pub fn storage(voters: &[MemberId]) -> MemStorage {
+    MemStorage::new_with_conf_state(ConfState::from((voters.to_vec(), vec![])))
+}
+
+impl Node {
+    /// A node starting (or restarting: `store` keeps what it persisted, and the record is rebuilt by
+    /// applying the log again) in `incarnation`, at `now`.
+    pub fn new(
+        id: MemberId,
+        incarnation: u64,
+        store: MemStorage,
+        timing: Timing,
+        seed: u64,
+        now: u64,
+    ) -> raft::Result<Node> {
+        let cfg = raft::Config {
+            id,
+            election_tick: timing.election_ticks,
+            heartbeat_tick: timing.heartbeat_ticks,
+            applied: 0,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            read_only_option: ReadOnlyOption::Safe,
+            ..Default::default()
+        };
+        cfg.validate()?;
+        let raw = RawNode::new(&cfg, store, &logger())?;
+        let role = (raw.raft.term, raw.raft.state);
+        let mut n = Node {
+            id,
+            incarnation,
+            record: Record::default(),
+            raw,
+            timing,
+            rng: seed | 1,
+            last_tick: now,
+            role,
+            outbox: Vec::new(),
+            applied: Vec::new(),
+            heard: BTreeMap::new(),
+            leader_since: None,
+            proposed: None,
+            report: None,
+            last_report: 0,
+            read_seq: 0,
+            reads: BTreeMap::new(),
+            confirmed: Vec::new(),
+            last_renew: None,
+            lease_until: 0,
+            my_epoch: 0,
+            serve_after: u64::MAX,
+        };
+        n.randomize_election();
+        n.drain(now);
+        Ok(n)
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*: a fixed, seedable sequence.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn randomize_election(&mut self) {
+        let min = self.timing.election_ticks as u64;
+        let t = min + self.next_rand() % min;
+        self.raw.raft.set_randomized_election_timeout(t as usize);
+    }
+
+    /// Raft resets its election timeout (from the thread's RNG) whenever its term or role changes; ours
+    /// replaces it, so runs replay.
+    fn after_raft(&mut self, now: u64) {
+        let role = (self.raw.raft.term, self.raw.raft.state);
+        if role != self.role {
+            self.role = role;
+            self.randomize_election();
+            if role.1 == StateRole::Leader {
+                self.leader_since = Some(now);
+                self.heard.clear();
+            } else {
+                self.leader_since = None;
+            }
+        }
+    }
+
+    pub fn leader(&self) -> Option<MemberId> {
+        Some(self.raw.raft.leader_id).filter(|&l| l != raft::INVALID_ID)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    pub fn raft_term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// The data path's latest state of this node (sent to the leader every tick).
+    pub fn set_report(&mut self, r: Report) {
+        self.report = Some(r);
+    }
+
+    /// Proposes an entry; Err if there is no leader to take it now (the caller retries later).
+    pub fn propose(&mut self, e: &Entry, now: u64) -> raft::Result<()> {
+        let r = self.raw.propose(vec![], codec::encode(e));
+        self.after_raft(now);
+        self.drain(now);
+        r
+    }
+
+    pub fn step(&mut self, from: MemberId, msg: Msg, now: u64) {
+        match msg {
+            Msg::Raft(m) => {
+                // Errors are messages of an unknown peer or a stale term: raft ignores them, so do we.
+                let _ = self.raw.step(*m);
+                self.after_raft(now);
+            }
+            Msg::Report(r) => {
+                if self.is_leader() {
+                    self.heard.insert(from, (now, r));
+                }
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Advances time: raft ticks, the primary's renewals, reports, the leader's failover check.
+    pub fn tick(&mut self, now: u64) {
+        while now.saturating_sub(self.last_tick) >= self.timing.tick {
+            self.last_tick += self.timing.tick;
+            self.raw.tick();
+            self.after_raft(now);
+        }
+        if self.is_recorded_primary()
+            && self
+                .last_renew
+                .is_none_or(|t| now.saturating_sub(t) >= self.timing.renew)
+        {
+            self.last_renew = Some(now);
+            self.read_seq += 1;
+            self.reads.insert(self.read_seq, now);
+            self.raw.read_index(self.read_seq.to_le_bytes().to_vec());
+        }
+        if now.saturating_sub(self.last_report) >= self.timing.tick {
+            if let (Some(r), Some(l)) = (self.report.clone(), self.leader()) {
+                self.last_report = now;
+                if l == self.id {
+                    self.heard.insert(self.id, (now, r));
+                } else {
+                    self.outbox.push(Out {
+                        to: l,
+                        msg: Msg::Report(r),
+                    });
+                }
+            }
+        }
+        self.failover_check(now);
+        self.drain(now);
+    }
+
+    fn is_recorded_primary(&self) -> bool {
+        self.my_epoch != 0
+            && self.record.epoch == self.my_epoch
+            && self.record.primary == Some((self.id, self.incarnation))
+    }
+
+    /// Whether this node may accept writes and serve reads now: it is the primary of the latest epoch it
+    /// knows, holds a lease, and has waited out its predecessor's.
+    pub fn can_serve(&self, now: u64) -> bool {
+        self.is_recorded_primary()
+            && self.record.serving_primary() == Some(self.id)
+            && now >= self.serve_after
+            && now < self.lease_until
+    }
+
+    /// Why this node does not serve, for INFO and logs (None if it does).
+    pub fn lease_until(&self) -> u64 {
+        self.lease_until
+    }
+
+    fn failover_check(&mut self, now: u64) {
+        let Some(since) = self.leader_since else {
+            return;
+        };
+        let f = self.timing.failover;
+        if self.record.primary.is_none() || now.saturating_sub(since) < f {
+            return;
+        }
+        let alive = |id: MemberId, inc: u64, heard: &BTreeMap<MemberId, (u64, Report)>| {
+            heard
+                .get(&id)
+                .is_some_and(|(at, r)| now.saturating_sub(*at) < f && r.incarnation == inc)
+        };
+        if let Some(p) = self.record.serving_primary() {
+            let inc = self.record.primary.expect("serving").1;
+            if alive(p, inc, &self.heard) {
+                return;
+            }
+        }
+        let v = self.record.version;
+        if self
+            .proposed
+            .is_some_and(|(pv, at)| pv == v && now.saturating_sub(at) < f)
+        {
+            return;
+        }
+        let fresh: BTreeMap<MemberId, Report> = self
+            .heard
+            .iter()
+            .filter(|(_, (at, _))| now.saturating_sub(*at) < f)
+            .map(|(id, (_, r))| (*id, r.clone()))
+            .collect();
+        let Some(c) = candidate(&self.record, &fresh) else {
+            return;
+        };
+        let e = Entry::Promote {
+            id: c,
+            incarnation: self.record.eligible[&c],
+            version: v,
+        };
+        self.proposed = Some((v, now));
+        let _ = self.raw.propose(vec![], codec::encode(&e));
+        self.after_raft(now);
+    }
+
+    /// Handles everything raft has ready: persists, sends, applies, confirms renewals.
+    fn drain(&mut self, now: u64) {
+        while self.raw.has_ready() {
+            let store = self.raw.raft.raft_log.store.clone();
+            let mut rd = self.raw.ready();
+            self.send(rd.take_messages());
+            if *rd.snapshot() != raft::prelude::Snapshot::default() {
+                // Snapshots are not produced yet (the log is not compacted); one arriving is a bug.
+                let _ = store.wl().apply_snapshot(rd.snapshot().clone());
+            }
+            let committed = rd.take_committed_entries();
+            self.apply(committed, now);
+            let _ = store.wl().append(rd.entries());
+            if let Some(hs) = rd.hs() {
+                store.wl().set_hardstate(hs.clone());
+            }
+            for rs in rd.take_read_states() {
+                let seq = rs
+                    .request_ctx
+                    .get(..8)
+                    .map(|b| u64::from_le_bytes(b.try_into().expect("8")));
+                if let Some(sent) = seq.and_then(|s| self.reads.remove(&s)) {
+                    self.confirmed.push((rs.index, sent));
+                }
+            }
+            self.send(rd.take_persisted_messages());
+            let mut light = self.raw.advance(rd);
+            if let Some(c) = light.commit_index() {
+                store.wl().mut_hard_state().set_commit(c);
+            }
+            self.send(light.take_messages());
+            let committed = light.take_committed_entries();
+            self.apply(committed, now);
+            self.raw.advance_apply();
+            self.after_raft(now);
+        }
+        self.confirm(now);
+        // Renewals never answered (no leader, lost messages) are forgotten after a lease.
+        let lease = self.timing.lease;
+        self.reads
+            .retain(|_, sent| now.saturating_sub(*sent) < lease);
+    }
+
+    fn send(&mut self, msgs: Vec<Message>) {
+        for m in msgs {
+            self.outbox.push(Out {
+                to: m.to,
+                msg: Msg::Raft(Box::new(m)),
+            });
+        }
+    }
+
+    fn apply(&mut self, entries: Vec<RaftEntry>, now: u64) {
+        for e in entries {
+            if e.data.is_empty() || e.get_entry_type() != EntryType::EntryNormal {
+                continue;
+            }
+            // An entry that does not decode was never proposed by a node of this version: skipped by every
+            // node alike, so records stay equal.
+            let Ok(entry) = codec::decode(&e.data) else {
+                continue;
+            };
+            if let Ok(true) = self.record.apply(&entry) {
+                if self.record.primary == Some((self.id, self.incarnation))
+                    && self.my_epoch != self.record.epoch
+                {
+                    self.my_epoch = self.record.epoch;
+                    self.serve_after = match entry {
+                        // A group's first primary has no predecessor whose lease could run.
+                        Entry::Found { .. } => now,
+                        _ => now + self.timing.takeover_wait(),
+                    };
+                    self.lease_until = 0;
+                    self.last_renew = None;
+                }
+                self.applied.push(Applied {
+                    entry,
+                    version: self.record.version,
+                    epoch: self.record.epoch,
+                });
+            }
+        }
+    }
+
+    /// A renewal counts once the record is applied up to the index it was confirmed at and still names
+    /// this node primary of its epoch.
+    fn confirm(&mut self, _now: u64) {
+        let applied = self.raw.raft.raft_log.applied;
+        let mine = self.is_recorded_primary();
+        let lease = self.timing.lease;
+        let mut until = self.lease_until;
+        self.confirmed.retain(|&(index, sent)| {
+            if index > applied {
+                return true;
+            }
+            if mine {
+                until = until.max(sent + lease);
+            }
+            false
+        });
+        self.lease_until = until;
+    }
+
+    pub fn take_outbox(&mut self) -> Vec<Out> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub fn take_applied(&mut self) -> Vec<Applied> {
+        std::mem::take(&mut self.applied)
+    }
+}
