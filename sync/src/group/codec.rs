@@ -3,7 +3,7 @@
 //! ```text
 //!  0  magic    2  b"TG"
 //!  2  version  1  1
-//!  3  kind     1  1 Join, 2 Leave, 3 Found, 4 Grant, 5 Revoke, 6 Promote, 7 Resume, 8 Force
+//!  3  kind     1  1 Join, 2 Leave, 3 Found, 4 Grant, 5 Revoke, 6/7/8 Takeover Promote/Resume/Force
 //!  4  fields      per kind, in declaration order: u64 little-endian; strings as u32 length + bytes
 //!                 (UTF-8, at most 1024 bytes); bools as one byte 0 or 1
 //!  n  crc32c   4  CRC-32C of bytes 0..n
@@ -11,7 +11,7 @@
 //!
 //! Decoding refuses anything else (trailing bytes included): an entry is applied whole or not at all.
 
-use super::record::Entry;
+use super::record::{Entry, Takeover};
 
 pub const MAGIC: [u8; 2] = *b"TG";
 pub const VERSION: u8 = 1;
@@ -84,25 +84,16 @@ pub fn encode(e: &Entry) -> Vec<u8> {
                 u(&mut w, *v);
             }
         }
-        Entry::Promote {
-            id,
-            incarnation,
-            version,
-        }
-        | Entry::Resume {
-            id,
-            incarnation,
-            version,
-        }
-        | Entry::Force {
+        Entry::Takeover {
+            how,
             id,
             incarnation,
             version,
         } => {
-            w.push(match e {
-                Entry::Promote { .. } => 6,
-                Entry::Resume { .. } => 7,
-                _ => 8,
+            w.push(match how {
+                Takeover::Promote => 6,
+                Takeover::Resume => 7,
+                Takeover::Force => 8,
             });
             for v in [id, incarnation, version] {
                 u(&mut w, *v);
@@ -188,26 +179,12 @@ pub fn decode(b: &[u8]) -> Result<Entry, CodecError> {
             epoch: r.u64()?,
             id: r.u64()?,
         },
-        k @ 6..=8 => {
-            let (id, incarnation, version) = (r.u64()?, r.u64()?, r.u64()?);
-            match k {
-                6 => Entry::Promote {
-                    id,
-                    incarnation,
-                    version,
-                },
-                7 => Entry::Resume {
-                    id,
-                    incarnation,
-                    version,
-                },
-                _ => Entry::Force {
-                    id,
-                    incarnation,
-                    version,
-                },
-            }
-        }
+        k @ 6..=8 => Entry::Takeover {
+            how: [Takeover::Promote, Takeover::Resume, Takeover::Force][k as usize - 6],
+            id: r.u64()?,
+            incarnation: r.u64()?,
+            version: r.u64()?,
+        },
         k => return Err(CodecError::Kind(k)),
     };
     if !r.b.is_empty() {
@@ -287,22 +264,11 @@ mod tests {
                 }
             }),
             (n, n, n).prop_map(|(by, epoch, id)| Entry::Revoke { by, epoch, id }),
-            (0u8..3, n, n, n).prop_map(|(k, id, incarnation, version)| match k {
-                0 => Entry::Promote {
-                    id,
-                    incarnation,
-                    version,
-                },
-                1 => Entry::Resume {
-                    id,
-                    incarnation,
-                    version,
-                },
-                _ => Entry::Force {
-                    id,
-                    incarnation,
-                    version,
-                },
+            (0u8..3, n, n, n).prop_map(|(k, id, incarnation, version)| Entry::Takeover {
+                how: [Takeover::Promote, Takeover::Resume, Takeover::Force][k as usize],
+                id,
+                incarnation,
+                version,
             }),
         ]
     }

@@ -26,7 +26,7 @@ use raft::storage::MemStorage;
 use raft::{RawNode, ReadOnlyOption, StateRole};
 
 use super::codec;
-use super::record::{candidate, Entry, MemberId, Record, Report};
+use super::record::{candidate, Entry, MemberId, Record, Report, Takeover};
 
 /// The control plane's timers, in ms of a node's own clock.
 #[derive(Clone, Debug)]
@@ -114,8 +114,7 @@ pub struct Node {
     confirmed: Vec<(u64, u64)>,
     last_renew: Option<u64>,
     lease_until: u64,
-    /// The epoch this node became primary in (0: it is not), and when it may start serving.
-    my_epoch: u64,
+    /// When this node, primary of the record's epoch, may start serving (its predecessor's lease is out).
     serve_after: u64,
 }
 
@@ -175,7 +174,6 @@ impl Node {
             confirmed: Vec::new(),
             last_renew: None,
             lease_until: 0,
-            my_epoch: 0,
             serve_after: u64::MAX,
         };
         n.randomize_election();
@@ -261,7 +259,7 @@ impl Node {
             self.raw.tick();
             self.after_raft(now);
         }
-        if self.is_recorded_primary()
+        if self.is_primary()
             && self
                 .last_renew
                 .is_none_or(|t| now.saturating_sub(t) >= self.timing.renew)
@@ -288,22 +286,22 @@ impl Node {
         self.drain(now);
     }
 
-    fn is_recorded_primary(&self) -> bool {
-        self.my_epoch != 0
-            && self.record.epoch == self.my_epoch
-            && self.record.primary == Some((self.id, self.incarnation))
+    /// Whether the record (as applied here) names this node, in this incarnation, primary. It may still
+    /// not serve: see `can_serve`.
+    pub fn is_primary(&self) -> bool {
+        self.record.primary == Some((self.id, self.incarnation))
     }
 
     /// Whether this node may accept writes and serve reads now: it is the primary of the latest epoch it
     /// knows, holds a lease, and has waited out its predecessor's.
     pub fn can_serve(&self, now: u64) -> bool {
-        self.is_recorded_primary()
+        self.is_primary()
             && self.record.serving_primary() == Some(self.id)
             && now >= self.serve_after
             && now < self.lease_until
     }
 
-    /// Why this node does not serve, for INFO and logs (None if it does).
+    /// Until when (this node's clock) its lease lets it serve; 0 if it has none.
     pub fn lease_until(&self) -> u64 {
         self.lease_until
     }
@@ -316,16 +314,14 @@ impl Node {
         if self.record.primary.is_none() || now.saturating_sub(since) < f {
             return;
         }
-        let alive = |id: MemberId, inc: u64, heard: &BTreeMap<MemberId, (u64, Report)>| {
-            heard
-                .get(&id)
-                .is_some_and(|(at, r)| now.saturating_sub(*at) < f && r.incarnation == inc)
-        };
-        if let Some(p) = self.record.serving_primary() {
-            let inc = self.record.primary.expect("serving").1;
-            if alive(p, inc, &self.heard) {
-                return;
-            }
+        // The serving primary is alive while it reports in the incarnation it serves in.
+        let alive = self.record.serving_primary().is_some_and(|p| {
+            self.heard.get(&p).is_some_and(|(at, r)| {
+                now.saturating_sub(*at) < f && Some((p, r.incarnation)) == self.record.primary
+            })
+        });
+        if alive {
+            return;
         }
         let v = self.record.version;
         if self
@@ -343,7 +339,8 @@ impl Node {
         let Some(c) = candidate(&self.record, &fresh) else {
             return;
         };
-        let e = Entry::Promote {
+        let e = Entry::Takeover {
+            how: Takeover::Promote,
             id: c,
             incarnation: self.record.eligible[&c],
             version: v,
@@ -389,7 +386,7 @@ impl Node {
             self.raw.advance_apply();
             self.after_raft(now);
         }
-        self.confirm(now);
+        self.confirm();
         // Renewals never answered (no leader, lost messages) are forgotten after a lease.
         let lease = self.timing.lease;
         self.reads
@@ -415,11 +412,12 @@ impl Node {
             let Ok(entry) = codec::decode(&e.data) else {
                 continue;
             };
+            let epoch = self.record.epoch;
             if let Ok(true) = self.record.apply(&entry) {
-                if self.record.primary == Some((self.id, self.incarnation))
-                    && self.my_epoch != self.record.epoch
-                {
-                    self.my_epoch = self.record.epoch;
+                if self.record.epoch != epoch && self.is_primary() {
+                    // Renewals sent before this epoch say nothing about it.
+                    self.reads.clear();
+                    self.confirmed.clear();
                     self.serve_after = match entry {
                         // A group's first primary has no predecessor whose lease could run.
                         Entry::Found { .. } => now,
@@ -439,9 +437,9 @@ impl Node {
 
     /// A renewal counts once the record is applied up to the index it was confirmed at and still names
     /// this node primary of its epoch.
-    fn confirm(&mut self, _now: u64) {
+    fn confirm(&mut self) {
         let applied = self.raw.raft.raft_log.applied;
-        let mine = self.is_recorded_primary();
+        let mine = self.is_primary();
         let lease = self.timing.lease;
         let mut until = self.lease_until;
         self.confirmed.retain(|&(index, sent)| {

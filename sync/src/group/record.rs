@@ -6,7 +6,7 @@
 //! hold when it is applied, so a stale, duplicated or reordered proposal becomes a refusal, never a
 //! surprise. Invariants (property-tested below):
 //! - `version` grows by one with every entry that changes the record, and only then; `epoch` never shrinks
-//!   and grows only when the primary changes (Found, Promote, Resume, Force), so an epoch has one primary.
+//!   and grows only when the primary changes (Found, Takeover), so an epoch has one primary.
 //! - An eligible member is a data member (not a witness), not the primary, eligible in its current
 //!   incarnation: a restart (a Join with a higher incarnation) ends eligibility, because memory is gone.
 //! - Promote only makes an eligible member primary: it holds every write acknowledged in its epoch, since
@@ -80,26 +80,26 @@ pub enum Entry {
         epoch: u64,
         id: MemberId,
     },
-    /// An eligible replica becomes primary in a new epoch (failover, or a manual FAILOVER).
-    Promote {
+    /// A node becomes primary of a new epoch, at the version its proposer saw.
+    Takeover {
+        how: Takeover,
         id: MemberId,
         incarnation: u64,
         version: u64,
     },
-    /// After an outage, the recorded primary resumes in its new incarnation (its own persistence covers
-    /// every acknowledged write; the proposer checked that).
-    Resume {
-        id: MemberId,
-        incarnation: u64,
-        version: u64,
-    },
-    /// The operator's override: makes a data member primary whatever it holds (acknowledged writes may be
-    /// lost; documented as such).
-    Force {
-        id: MemberId,
-        incarnation: u64,
-        version: u64,
-    },
+}
+
+/// How a Takeover makes a node primary; each has its own precondition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Takeover {
+    /// An eligible replica (failover, or a manual FAILOVER): it holds every acknowledged write.
+    Promote,
+    /// After an outage, the recorded primary in its new incarnation (its own persistence covers every
+    /// acknowledged write; the proposer checked that).
+    Resume,
+    /// The operator's override: any data member, whatever it holds (acknowledged writes may be lost;
+    /// documented as such).
+    Force,
 }
 
 /// Why an entry was refused. Refusals are normal: they are how stale proposals die.
@@ -150,7 +150,7 @@ impl Record {
                     incarnation: *incarnation,
                 };
                 self.members.insert(*id, m);
-                if self.eligible.get(id) != Some(incarnation) {
+                if !self.is_eligible(*id, *incarnation) {
                     self.eligible.remove(id);
                 }
             }
@@ -167,13 +167,7 @@ impl Record {
                 self.eligible.remove(id);
             }
             Entry::Found { id, incarnation }
-            | Entry::Promote {
-                id, incarnation, ..
-            }
-            | Entry::Resume {
-                id, incarnation, ..
-            }
-            | Entry::Force {
+            | Entry::Takeover {
                 id, incarnation, ..
             } => {
                 self.epoch += 1;
@@ -232,44 +226,29 @@ impl Record {
                     return Err(Refusal::IsPrimary(*id));
                 }
                 self.data_member(*id, *incarnation)?;
-                Ok(self.eligible.get(id) != Some(incarnation))
+                Ok(!self.is_eligible(*id, *incarnation))
             }
             Entry::Revoke { by, epoch, id } => {
                 self.proposed_by_primary(*by, *epoch)?;
                 Ok(self.eligible.contains_key(id))
             }
-            Entry::Promote {
+            Entry::Takeover {
+                how,
                 id,
                 incarnation,
                 version,
             } => {
                 self.version_is(*version)?;
                 self.data_member(*id, *incarnation)?;
-                if self.eligible.get(id) != Some(incarnation) {
-                    return Err(Refusal::NotEligible(*id));
+                match how {
+                    Takeover::Promote if !self.is_eligible(*id, *incarnation) => {
+                        Err(Refusal::NotEligible(*id))
+                    }
+                    Takeover::Resume if self.primary.map(|p| p.0) != Some(*id) => {
+                        Err(Refusal::NotPrimary(*id))
+                    }
+                    _ => Ok(true),
                 }
-                Ok(true)
-            }
-            Entry::Resume {
-                id,
-                incarnation,
-                version,
-            } => {
-                self.version_is(*version)?;
-                if self.primary.map(|p| p.0) != Some(*id) {
-                    return Err(Refusal::NotPrimary(*id));
-                }
-                self.data_member(*id, *incarnation)?;
-                Ok(true)
-            }
-            Entry::Force {
-                id,
-                incarnation,
-                version,
-            } => {
-                self.version_is(*version)?;
-                self.data_member(*id, *incarnation)?;
-                Ok(true)
             }
         }
     }
@@ -292,17 +271,14 @@ impl Record {
                 now: self.epoch,
             });
         }
-        match self.primary {
-            Some((p, inc))
-                if p == by && self.members.get(&p).map(|m| m.incarnation) == Some(inc) =>
-            {
-                Ok(())
-            }
-            _ => Err(Refusal::NotPrimary(by)),
+        if self.serving_primary() == Some(by) {
+            Ok(())
+        } else {
+            Err(Refusal::NotPrimary(by))
         }
     }
 
-    fn data_member(&self, id: MemberId, incarnation: u64) -> Result<&Member, Refusal> {
+    fn data_member(&self, id: MemberId, incarnation: u64) -> Result<(), Refusal> {
         let m = self.members.get(&id).ok_or(Refusal::NotMember(id))?;
         if m.witness {
             return Err(Refusal::Witness(id));
@@ -314,7 +290,7 @@ impl Record {
                 now: m.incarnation,
             });
         }
-        Ok(m)
+        Ok(())
     }
 
     /// The member serving as primary right now: the recorded primary, if it is still in the incarnation it
@@ -376,6 +352,15 @@ mod tests {
             addr: format!("127.0.0.1:{}", 7000 + id),
             witness,
             incarnation: inc,
+        }
+    }
+
+    fn take(how: Takeover, id: MemberId, incarnation: u64, version: u64) -> Entry {
+        Entry::Takeover {
+            how,
+            id,
+            incarnation,
+            version,
         }
     }
 
@@ -462,30 +447,17 @@ mod tests {
         );
         let v = r.version;
         assert_eq!(
-            r.apply(&Entry::Resume {
-                id: 2,
-                incarnation: 2,
-                version: v
-            }),
+            r.apply(&take(Takeover::Resume, 2, 2, v)),
             Err(Refusal::NotPrimary(2))
         );
-        r.apply(&Entry::Resume {
-            id: 1,
-            incarnation: 2,
-            version: v,
-        })
-        .unwrap();
+        r.apply(&take(Takeover::Resume, 1, 2, v)).unwrap();
         assert_eq!((r.serving_primary(), r.epoch), (Some(1), 2));
     }
 
     #[test]
     fn promote_only_an_eligible_candidate_at_the_version_it_saw() {
         let mut r = founded();
-        let p = |id, version| Entry::Promote {
-            id,
-            incarnation: 1,
-            version,
-        };
+        let p = |id, version| take(Takeover::Promote, id, 1, version);
         assert_eq!(r.apply(&p(2, r.version)), Err(Refusal::NotEligible(2)));
         r.apply(&Entry::Grant {
             by: 1,
@@ -583,24 +555,9 @@ mod tests {
                 epoch,
                 id
             }),
-            (id.clone(), inc.clone(), small.clone()).prop_map(|(id, incarnation, version)| {
-                Entry::Promote {
-                    id,
-                    incarnation,
-                    version,
-                }
-            }),
-            (id.clone(), inc.clone(), small.clone()).prop_map(|(id, incarnation, version)| {
-                Entry::Resume {
-                    id,
-                    incarnation,
-                    version,
-                }
-            }),
-            (id, inc, small).prop_map(|(id, incarnation, version)| Entry::Force {
-                id,
-                incarnation,
-                version
+            (0u8..3, id, inc, small).prop_map(|(how, id, incarnation, version)| {
+                let how = [Takeover::Promote, Takeover::Resume, Takeover::Force][how as usize];
+                take(how, id, incarnation, version)
             }),
         ]
     }
@@ -623,11 +580,17 @@ mod tests {
                 id,
                 incarnation: r.members.get(&id).map_or(incarnation, |m| m.incarnation),
             },
-            Entry::Promote { id, version, .. } if version % 2 == 0 => Entry::Promote {
+            Entry::Takeover {
+                how: Takeover::Promote,
                 id,
-                incarnation: r.members.get(&id).map_or(1, |m| m.incarnation),
-                version: r.version,
-            },
+                version,
+                ..
+            } if version % 2 == 0 => take(
+                Takeover::Promote,
+                id,
+                r.members.get(&id).map_or(1, |m| m.incarnation),
+                r.version,
+            ),
             e => e,
         }
     }
@@ -656,7 +619,7 @@ mod tests {
                         } else {
                             prop_assert_eq!(r.primary, before.primary);
                         }
-                        if let Entry::Promote { id, incarnation, .. } = &e {
+                        if let Entry::Takeover { how: Takeover::Promote, id, incarnation, .. } = &e {
                             prop_assert!(before.is_eligible(*id, *incarnation));
                         }
                         let mut again = r.clone();
