@@ -70,9 +70,7 @@ impl Shard {
         let mut ws = self.durable.q.set_need(need);
         if was && !on {
             ws.extend(self.durable.q.clear());
-            self.durable.dirty.clear();
-            self.ks.hooks.touched.clear();
-            self.ks.hooks.touched_all = false;
+            self.durable_forget_dirty();
         }
         wake(ws);
     }
@@ -82,8 +80,13 @@ impl Shard {
     pub fn durable_abandon(&mut self) {
         let end = self.repl.offset();
         self.durable.q.abandon(end);
-        self.durable.dirty.clear();
         self.durable_sync_touch();
+        self.durable_forget_dirty();
+    }
+
+    /// Nothing is dirty any more: neither the table nor the open unit's keys.
+    fn durable_forget_dirty(&mut self) {
+        self.durable.dirty.clear();
         let h = &mut self.ks.hooks;
         h.touched.clear();
         h.touched_all = false;
@@ -98,10 +101,6 @@ impl Shard {
     /// A unit was just sealed (or nothing was): its keys become dirty up to its end.
     pub fn durable_sealed(&mut self) {
         let end = self.repl.offset();
-        if !self.ks.hooks.touch {
-            wake(self.durable.q.appended(end));
-            return;
-        }
         let h = &mut self.ks.hooks;
         if std::mem::take(&mut h.touched_all) {
             self.durable.dirty.mark_all(end);
@@ -109,8 +108,7 @@ impl Shard {
         for b in h.touched.drain(..) {
             self.durable.dirty.mark(b, end);
         }
-        let ws = self.durable.q.appended(end);
-        wake(ws);
+        wake(self.durable.q.appended(end));
     }
 
     /// Replica session `r` acknowledged this shard's log up to `offset` (its journal flow, on this thread).

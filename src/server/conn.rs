@@ -593,8 +593,9 @@ impl Conn {
     }
 }
 
-/// What a shard answers for a batch: the concatenated replies, where each one ends, the commands' specs
-/// (for a timeout error in place of a reply) and, in durability mode, what the replies wait for.
+/// What a shard answers for a batch: the concatenated replies, where each one ends and, in durability
+/// mode, what the replies wait for with the commands' specs (for a timeout error in place of a reply;
+/// empty when nothing is held).
 struct Ran {
     buf: Vec<u8>,
     ends: Vec<usize>,
@@ -613,10 +614,15 @@ fn run_remote(sh: &mut crate::shard::Shard, cmds: Vec<Ready>, ex: Exec, proto: P
         &mut r,
         Some(&mut ends),
     );
+    // The specs are needed only to put a timeout error in place of a held reply.
+    let specs = match held {
+        Some(_) => cmds.iter().map(|c| c.spec).collect(),
+        None => Vec::new(),
+    };
     Ran {
         buf: r.buf,
         ends,
-        specs: cmds.iter().map(|c| c.spec).collect(),
+        specs,
         held,
     }
 }

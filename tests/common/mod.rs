@@ -13,6 +13,8 @@ pub struct Server {
     pub child: Child,
     pub port: u16,
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The directory made for it (when the test named none), removed with it.
+    own_dir: Option<std::path::PathBuf>,
 }
 
 impl Server {
@@ -32,7 +34,7 @@ impl Server {
             .args(["--port", "0", "--enable-debug-command", "yes"])
             .args(rest);
         // Each server its own directory (its node id, spool files), unless the test names one.
-        if !rest.contains(&"--dir") {
+        let own_dir = (!rest.contains(&"--dir")).then(|| {
             let dir = std::env::temp_dir().join(format!(
                 "tandem-test-{}-{}",
                 std::process::id(),
@@ -40,7 +42,8 @@ impl Server {
             ));
             std::fs::create_dir_all(&dir).expect("test dir");
             cmd.args(["--dir", dir.to_str().expect("utf-8 temp dir")]);
-        }
+            dir
+        });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn tandem-server");
         let stdout = child.stdout.take().unwrap();
@@ -74,6 +77,9 @@ impl Server {
                 while log.lock().unwrap().is_empty() && Instant::now() < wait_until {
                     std::thread::yield_now();
                 }
+                if let Some(d) = &own_dir {
+                    let _ = std::fs::remove_dir_all(d);
+                }
                 return Err(log.lock().unwrap().join("\n"));
             }
             assert!(
@@ -82,7 +88,12 @@ impl Server {
                 log.lock().unwrap()
             );
         };
-        let s = Server { child, port, log };
+        let s = Server {
+            child,
+            port,
+            log,
+            own_dir,
+        };
         let mut c = s.raw();
         c.send(&["PING"]);
         assert_eq!(c.read_line(), "+PONG");
@@ -112,7 +123,8 @@ impl Server {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = wait_timeout(&mut self.child, Duration::from_secs(10))
             .expect("server exits after SIGTERM");
-        std::mem::forget(self);
+        // Dropping kills nothing now (the child has exited and was reaped) and removes its directory.
+        drop(self);
         status
     }
 
@@ -165,6 +177,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = &self.own_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 
