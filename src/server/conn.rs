@@ -565,11 +565,14 @@ impl Conn {
             Handler::Special(which) => self.special(which, &args, r).await,
         };
         let usec = start.elapsed().as_micros() as u64;
+        // Every shard logs or none does (capture starts in one transaction over all shards), so this
+        // shard says whether the others hold anything; a replica or a primary without a log skips the
+        // broadcast.
         let durability = {
             let mut sh = self.local.shard.borrow_mut();
             sh.stats.call(spec, res.is_err());
             sh.stats.add_usec(spec, usec);
-            sh.settings.durability
+            sh.durable_active()
         };
         if let Err(e) = res {
             r.error(&e.message());
