@@ -10,7 +10,7 @@
 
 use crate::replcost::median;
 use crate::resync::client::{Client, Value};
-use crate::resync::server::Server;
+use crate::resync::server::{wait_until, Server};
 use hdrhistogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,14 +69,7 @@ fn info(s: &Server, section: &str, field: &str) -> String {
 }
 
 fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> Result<(), String> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Err("condition not met in time".into())
+    wait_until(within, || f().then_some(())).ok_or_else(|| "condition not met in time".into())
 }
 
 /// A primary and `n` replicas of `bin`, caught up; in durability mode once all are eligible.

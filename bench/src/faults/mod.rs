@@ -17,7 +17,7 @@ pub mod history;
 
 use crate::resync::client::{Client, Value};
 use crate::resync::proxy::Proxy;
-use crate::resync::server::Server;
+use crate::resync::server::{wait_until, Server};
 use history::{Event, Op, Outcome, Verdict};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -571,20 +571,6 @@ fn read_all(cl: &Cluster, i: usize, keys: usize) -> Result<Vec<u64>, String> {
 fn signal(s: &Server, sig: i32) {
     // SAFETY: a signal to a child process this harness started.
     unsafe { libc::kill(s.pid() as i32, sig) };
-}
-
-/// Polls `f` every 20 ms until it gives something or `within` passes.
-fn wait_until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 pub fn print(r: &FaultReport) {

@@ -236,3 +236,17 @@ pub fn sample(pid: u32) -> ProcSample {
         cpu_seconds: cpu_seconds(pid) + kids.iter().map(|&k| cpu_seconds(k)).sum::<f64>(),
     }
 }
+
+/// Polls `f` every 20 ms until it gives something or `within` passes.
+pub fn wait_until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
