@@ -100,17 +100,17 @@ pub fn encode(e: &Entry) -> Vec<u8> {
             }
         }
     }
-    let crc = crc32c::crc32c(&w);
-    w.extend_from_slice(&crc.to_le_bytes());
+    seal(&mut w);
     w
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
+/// Reads the fields of the control plane's formats (entries, wire messages, saved state).
+pub(super) struct Reader<'a> {
+    pub b: &'a [u8],
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+    pub fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
         if self.b.len() < n {
             return Err(CodecError::Field);
         }
@@ -118,17 +118,36 @@ impl Reader<'_> {
         self.b = t;
         Ok(h)
     }
-    fn u64(&mut self) -> Result<u64, CodecError> {
+    pub fn u64(&mut self) -> Result<u64, CodecError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
     }
-    fn string(&mut self) -> Result<String, CodecError> {
+    pub fn string(&mut self) -> Result<String, CodecError> {
         let n = u32::from_le_bytes(self.take(4)?.try_into().expect("4")) as usize;
         if n > MAX_STR {
             return Err(CodecError::Field);
         }
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| CodecError::Field)
     }
-    fn bool(&mut self) -> Result<bool, CodecError> {
+    pub fn u32(&mut self) -> Result<u32, CodecError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
+    }
+    /// A u32 length and that many bytes, at most `max`.
+    pub fn bytes(&mut self, max: usize) -> Result<&[u8], CodecError> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(CodecError::Field);
+        }
+        self.take(n)
+    }
+    /// A u32 count and that many u64s, at most `max`.
+    pub fn u64s(&mut self, max: usize) -> Result<Vec<u64>, CodecError> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(CodecError::Field);
+        }
+        (0..n).map(|_| self.u64()).collect()
+    }
+    pub fn bool(&mut self) -> Result<bool, CodecError> {
         match self.take(1)?[0] {
             0 => Ok(false),
             1 => Ok(true),
@@ -137,22 +156,54 @@ impl Reader<'_> {
     }
 }
 
-pub fn decode(b: &[u8]) -> Result<Entry, CodecError> {
-    if b.len() < 8 {
+/// Appends the CRC-32C of everything in `w` (every control-plane format ends so).
+pub(super) fn seal(w: &mut Vec<u8>) {
+    let crc = crc32c::crc32c(w);
+    w.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Checks a sealed message's magic, version and CRC-32C trailer; returns the bytes between the version
+/// and the trailer.
+pub(super) fn unseal<'a>(b: &'a [u8], magic: &[u8], version: u8) -> Result<&'a [u8], CodecError> {
+    let head = magic.len() + 1;
+    if b.len() < head + 1 + 4 {
         return Err(CodecError::Short);
     }
-    if b[..2] != MAGIC {
+    if &b[..magic.len()] != magic {
         return Err(CodecError::Magic);
     }
-    if b[2] != VERSION {
-        return Err(CodecError::Version(b[2]));
+    if b[magic.len()] != version {
+        return Err(CodecError::Version(b[magic.len()]));
     }
     let (body, crc) = b.split_at(b.len() - 4);
     if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4")) {
         return Err(CodecError::Checksum);
     }
-    let mut r = Reader { b: &body[4..] };
-    let e = match body[3] {
+    Ok(&body[head..])
+}
+
+/// CRC-32C computed bit by bit (Castagnoli, reflected, polynomial 0x82F63B78): the golden tests'
+/// independent check of the table-driven crate.
+#[cfg(test)]
+pub(crate) fn bitwise_crc32c(b: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &x in b {
+        c ^= x as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82F6_3B78
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+pub fn decode(b: &[u8]) -> Result<Entry, CodecError> {
+    let body = unseal(b, &MAGIC, VERSION)?;
+    let mut r = Reader { b: &body[1..] };
+    let e = match body[0] {
         1 => Entry::Join {
             id: r.u64()?,
             node_id: r.string()?,

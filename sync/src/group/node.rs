@@ -21,12 +21,16 @@
 
 use std::collections::BTreeMap;
 
-use raft::prelude::{ConfState, Entry as RaftEntry, EntryType, Message};
+use protobuf::Message as _;
+use raft::prelude::{
+    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry as RaftEntry, EntryType, Message,
+};
 use raft::storage::MemStorage;
-use raft::{RawNode, ReadOnlyOption, StateRole};
+use raft::{GetEntriesContext, RawNode, ReadOnlyOption, StateRole, Storage};
 
 use super::codec;
 use super::record::{candidate, Entry, MemberId, Record, Report, Takeover};
+use super::saved::Saved;
 
 /// The control plane's timers, in ms of a node's own clock.
 #[derive(Clone, Debug)]
@@ -95,6 +99,11 @@ pub struct Node {
     pub incarnation: u64,
     pub record: Record,
     raw: RawNode<MemStorage>,
+    /// The voters the group was founded with (the storage's initial configuration; the membership
+    /// changes since are entries of the log, applied again at every start).
+    genesis: Vec<MemberId>,
+    /// Raft's log or hard state changed since the last `take_saved`.
+    dirty: bool,
     timing: Timing,
     rng: u64,
     last_tick: u64,
@@ -151,6 +160,7 @@ impl Node {
             ..Default::default()
         };
         cfg.validate()?;
+        let genesis = store.initial_state()?.conf_state.voters;
         let raw = RawNode::new(&cfg, store, &logger())?;
         let role = (raw.raft.term, raw.raft.state);
         let mut n = Node {
@@ -158,6 +168,8 @@ impl Node {
             incarnation,
             record: Record::default(),
             raw,
+            genesis,
+            dirty: false,
             timing,
             rng: seed | 1,
             last_tick: now,
@@ -223,6 +235,46 @@ impl Node {
         self.raw.raft.term
     }
 
+    /// The group's members that raft counts as voters now.
+    pub fn voters(&self) -> Vec<MemberId> {
+        let mut v: Vec<MemberId> = self.raw.raft.prs().iter().map(|(id, _)| *id).collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn genesis(&self) -> &[MemberId] {
+        &self.genesis
+    }
+
+    /// Starts an election now (a group's founder, alone, leads at once instead of after a timeout).
+    pub fn campaign(&mut self, now: u64) {
+        let _ = self.raw.campaign();
+        self.after_raft(now);
+        self.drain(now);
+    }
+
+    /// Everything to keep on disk, if it changed since the last call; it must be on disk before the
+    /// outbox is sent (raft's rule: a vote or an appended entry is durable before anyone hears of it).
+    pub fn take_saved(&mut self) -> Option<Saved> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
+        }
+        let store = &self.raw.raft.raft_log.store;
+        let hs = store.rl().hard_state().clone();
+        let last = store.last_index().unwrap_or(0);
+        let entries = store
+            .entries(1, last + 1, None, GetEntriesContext::empty(false))
+            .unwrap_or_default();
+        Some(Saved {
+            incarnation: self.incarnation,
+            genesis: self.genesis.clone(),
+            term: hs.term,
+            vote: hs.vote,
+            commit: hs.commit,
+            entries,
+        })
+    }
+
     /// The data path's latest state of this node (sent to the leader every tick).
     pub fn set_report(&mut self, r: Report) {
         self.report = Some(r);
@@ -283,7 +335,25 @@ impl Node {
             }
         }
         self.failover_check(now);
+        self.add_members(now);
         self.drain(now);
+    }
+
+    /// The leader makes every member of the record a raft voter, one change at a time (raft allows one
+    /// pending configuration change). Members are never removed here: a Leave entry is the way out.
+    fn add_members(&mut self, now: u64) {
+        if !self.is_leader() || self.raw.raft.has_pending_conf() {
+            return;
+        }
+        let voters = self.voters();
+        let Some(&id) = self.record.members.keys().find(|m| !voters.contains(m)) else {
+            return;
+        };
+        let mut cc = ConfChange::default();
+        cc.set_change_type(ConfChangeType::AddNode);
+        cc.node_id = id;
+        let _ = self.raw.propose_conf_change(vec![], cc);
+        self.after_raft(now);
     }
 
     /// Whether the record (as applied here) names this node, in this incarnation, primary. It may still
@@ -362,8 +432,12 @@ impl Node {
             }
             let committed = rd.take_committed_entries();
             self.apply(committed, now);
-            let _ = store.wl().append(rd.entries());
+            if !rd.entries().is_empty() {
+                self.dirty = true;
+                let _ = store.wl().append(rd.entries());
+            }
             if let Some(hs) = rd.hs() {
+                self.dirty = true;
                 store.wl().set_hardstate(hs.clone());
             }
             for rs in rd.take_read_states() {
@@ -378,6 +452,7 @@ impl Node {
             self.send(rd.take_persisted_messages());
             let mut light = self.raw.advance(rd);
             if let Some(c) = light.commit_index() {
+                self.dirty = true;
                 store.wl().mut_hard_state().set_commit(c);
             }
             self.send(light.take_messages());
@@ -404,8 +479,21 @@ impl Node {
 
     fn apply(&mut self, entries: Vec<RaftEntry>, now: u64) {
         for e in entries {
-            if e.data.is_empty() || e.get_entry_type() != EntryType::EntryNormal {
-                continue;
+            match e.get_entry_type() {
+                EntryType::EntryConfChange => {
+                    if let Ok(cc) = ConfChange::parse_from_bytes(&e.data) {
+                        let _ = self.raw.apply_conf_change(&cc);
+                    }
+                    continue;
+                }
+                EntryType::EntryConfChangeV2 => {
+                    if let Ok(cc) = ConfChangeV2::parse_from_bytes(&e.data) {
+                        let _ = self.raw.apply_conf_change(&cc);
+                    }
+                    continue;
+                }
+                EntryType::EntryNormal if e.data.is_empty() => continue,
+                EntryType::EntryNormal => {}
             }
             // An entry that does not decode was never proposed by a node of this version: skipped by every
             // node alike, so records stay equal.
