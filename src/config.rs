@@ -134,6 +134,31 @@ static DIRECTIVES: &[Directive] = &[
         "1000",
         true,
     ),
+    // Tandem's own: failover (docs/failover.md). A node with failover on is a member of its replication
+    // group: the group's record decides who is primary, and a primary serves only under its lease.
+    d("failover", Kind::Bool, "no", false),
+    // A witness votes in its group and holds no data (`tandem-server --witness --replicaof host port`).
+    d("witness", Kind::Bool, "no", false),
+    // Silence of the primary after which the group promotes an eligible replica (ms).
+    d(
+        "failover-timeout",
+        Kind::Int {
+            min: 200,
+            max: 3_600_000,
+        },
+        "3000",
+        false,
+    ),
+    // How long a confirmed lease renewal lets the primary serve (ms); a new primary waits it out.
+    d(
+        "failover-lease",
+        Kind::Int {
+            min: 100,
+            max: 3_600_000,
+        },
+        "2000",
+        false,
+    ),
     // Tandem's own: a replica asks its primary for LZ4-compressed frames (off: loopback and fast links
     // gain nothing from it, docs/benchmarks.md).
     d("repl-compression", Kind::Enum(&["no", "lz4"]), "no", true),
@@ -500,6 +525,10 @@ impl Config {
             durability_replicas: self.int("durability-replicas") as usize,
             durability_timeout_ms: self.int("durability-timeout") as u64,
             repl_lz4: self.get("repl-compression") == "lz4",
+            failover: self.get("failover") == "yes" || self.get("witness") == "yes",
+            witness: self.get("witness") == "yes",
+            failover_timeout_ms: self.int("failover-timeout") as u64,
+            failover_lease_ms: self.int("failover-lease") as u64,
             debug_repl_corrupt_chunk: self.int("debug-repl-corrupt-chunk") as u64,
         }
     }
@@ -548,6 +577,11 @@ pub struct Settings {
     pub durability_replicas: usize,
     pub durability_timeout_ms: u64,
     pub repl_lz4: bool,
+    /// docs/failover.md: a member of a replication group (a witness always is).
+    pub failover: bool,
+    pub witness: bool,
+    pub failover_timeout_ms: u64,
+    pub failover_lease_ms: u64,
     pub debug_repl_corrupt_chunk: u64,
 }
 
@@ -567,6 +601,12 @@ pub fn split_cli(args: &[String]) -> Result<(Option<String>, CliDirectives), Str
             file = Some(a.clone());
         } else {
             return Err(format!("unexpected argument '{a}'"));
+        }
+    }
+    // `--witness` alone means `--witness yes` (the switch the failover docs show).
+    for (name, values) in out.iter_mut() {
+        if name == "witness" && values.is_empty() {
+            values.push("yes".into());
         }
     }
     Ok((file, out))

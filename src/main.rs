@@ -1,6 +1,6 @@
 //! `tandem-server [CONFIG_FILE] [--directive value ...]`
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tandem_server::config::{split_cli, Config};
 use tandem_server::server::{self, Shared};
@@ -134,7 +134,12 @@ fn main() {
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     );
-    // Refusals that hold from the start (durability mode with no eligible replica yet).
+    // Refusals that hold from the start (durability mode with no eligible replica yet; in failover mode,
+    // no data is served before the group's record says this node may).
+    shared
+        .repl
+        .group
+        .store(settings.failover && !settings.witness, Ordering::Release);
     tandem_server::repl::gate::update(&shared, &settings);
     let config = Arc::new(config);
     let mut threads = Vec::new();

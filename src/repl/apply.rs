@@ -217,6 +217,10 @@ fn control(local: &Local, args: &[&[u8]]) {
         return;
     };
     let r = &local.shared.repl;
+    // In failover mode the group's record says whether this replica is eligible (repl/group/act.rs).
+    if r.group.load(std::sync::atomic::Ordering::Acquire) {
+        return;
+    }
     let ours = *node == local.shared.node_id.as_bytes()
         && std::str::from_utf8(session)
             .ok()

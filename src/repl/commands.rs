@@ -97,34 +97,84 @@ pub struct ReplClient {
     pub port: u16,
     /// REPLCONF node-id: the replica's stable id (kept in its `dir`).
     pub node_id: String,
+    /// REPLCONF incarnation: which life of that node this is (failover mode; 0 if not said).
+    pub incarnation: u64,
     /// The replication log version the replica announced (`REPLCONF capa tandem-log<v>`), 0 if none.
     pub log_version: u8,
     /// Set by PSYNC and TFLOW: once the replies are written the socket becomes a replication stream.
     pub takeover: Option<Takeover>,
 }
 
-pub async fn replicaof(local: &Rc<Local>, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    if eq(&a[1], "no") && eq(&a[2], "one") {
-        let id = new_replid(local);
-        let promoted = local
-            .run_on(0, move |l| async move {
-                if !l.shared.repl.is_replica.load(Ordering::Acquire) {
-                    return Ok(false);
-                }
-                if let Some(why) = replica::promotion_refusal(&l) {
-                    return Err(why);
-                }
-                // No flow of the old link applies anything once this returns.
-                let applied = replica::stop(&l).await?;
-                promote(&l, id, applied).await;
-                replica::promoted(&l);
-                Ok(true)
+/// Makes this replica a primary (shard 0's task): its flows are stopped and every shard promoted with a
+/// new replication id. `check` refuses a replica that may lack acknowledged writes (a user's REPLICAOF NO
+/// ONE); the group's record, which promotes only eligible replicas, skips it. Ok(false): already primary.
+pub async fn become_primary(local: &Rc<Local>, check: bool) -> Result<bool, &'static str> {
+    let id = new_replid(local);
+    let l = local.clone();
+    if !l.shared.repl.is_replica.load(Ordering::Acquire) {
+        return Ok(false);
+    }
+    if check {
+        if let Some(why) = replica::promotion_refusal(&l) {
+            return Err(why);
+        }
+    }
+    // No flow of the old link applies anything once this returns.
+    let applied = replica::stop(&l).await?;
+    promote(&l, id, applied).await;
+    replica::promoted(&l);
+    tracing::info!("MASTER MODE enabled; new replication id {id}");
+    Ok(true)
+}
+
+/// Follows `host:port` (shard 0's task); false if this node follows it already.
+pub async fn follow(l: &Rc<Local>, host: String, port: u16) -> bool {
+    let same = l
+        .shard
+        .borrow()
+        .link
+        .as_ref()
+        .is_some_and(|k| k.host == host && k.port == port);
+    if same {
+        return false;
+    }
+    if !l.shared.repl.is_replica.load(Ordering::Acquire) {
+        // A primary turning replica offers its own history to continue from.
+        let offsets = l
+            .broadcast(|sh| {
+                sh.seal_unit();
+                sh.repl.offset()
             })
+            .await;
+        let id = l.shard.borrow().repl.identity.replid;
+        l.shard.borrow_mut().link = Some(super::LinkStatus::new(
+            String::new(),
+            0,
+            0,
+            Some((id, offsets)),
+        ));
+    } else {
+        let cached = replica::halt(l).await;
+        if let Some(k) = l.shard.borrow_mut().link.as_mut() {
+            k.cached = cached;
+        }
+    }
+    replica::start(l, host, port);
+    true
+}
+
+pub async fn replicaof(local: &Rc<Local>, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    if local.shard.borrow().settings.failover {
+        return Err(CmdError::other(
+            "ERR this node is in failover mode: its replication group decides who is primary \
+             (use FAILOVER to hand the primary role over; docs/failover.md)",
+        ));
+    }
+    if eq(&a[1], "no") && eq(&a[2], "one") {
+        local
+            .run_on(0, |l| async move { become_primary(&l, true).await })
             .await
             .map_err(CmdError::other)?;
-        if promoted {
-            tracing::info!("MASTER MODE enabled (user request); new replication id {id}");
-        }
         r.ok();
         return Ok(());
     }
@@ -133,45 +183,13 @@ pub async fn replicaof(local: &Rc<Local>, a: &[Bytes], r: &mut Reply) -> CmdResu
         .ok()
         .filter(|p| (1..=65535).contains(p))
         .ok_or_else(|| CmdError::other("ERR Invalid master port"))? as u16;
-    let same = local
-        .run_on(0, move |l| async move {
-            let same = l
-                .shard
-                .borrow()
-                .link
-                .as_ref()
-                .is_some_and(|k| k.host == host && k.port == port);
-            if !same {
-                if !l.shared.repl.is_replica.load(Ordering::Acquire) {
-                    // A primary turning replica offers its own history to continue from.
-                    let offsets = l
-                        .broadcast(|sh| {
-                            sh.seal_unit();
-                            sh.repl.offset()
-                        })
-                        .await;
-                    let id = l.shard.borrow().repl.identity.replid;
-                    l.shard.borrow_mut().link = Some(super::LinkStatus::new(
-                        String::new(),
-                        0,
-                        0,
-                        Some((id, offsets)),
-                    ));
-                } else {
-                    let cached = replica::halt(&l).await;
-                    if let Some(k) = l.shard.borrow_mut().link.as_mut() {
-                        k.cached = cached;
-                    }
-                }
-                replica::start(&l, host, port);
-            }
-            same
-        })
+    let changed = local
+        .run_on(0, move |l| async move { follow(&l, host, port).await })
         .await;
-    if same {
-        r.simple("OK Already connected to specified master");
-    } else {
+    if changed {
         r.ok();
+    } else {
+        r.simple("OK Already connected to specified master");
     }
     Ok(())
 }
@@ -304,6 +322,12 @@ pub fn replconf(c: &mut ReplClient, a: &[Bytes], r: &mut Reply) -> CmdResult {
             "node-id" => {
                 c.node_id = String::from_utf8_lossy(&pair[1]).chars().take(64).collect();
             }
+            "incarnation" => {
+                c.incarnation = int(&pair[1])
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(CmdError::NotInteger)? as u64;
+            }
             "ip-address" | "version" | "rdb-only" | "rdb-filter-only" => {}
             // Only meaningful on a replica's control session; never answered.
             "ack" | "getack" | "fack" => return Ok(()),
@@ -335,6 +359,23 @@ pub async fn psync(
         return Err(CmdError::other(
             "ERR Tandem does not chain replicas: point this replica at the primary",
         ));
+    }
+    // Failover mode: only the record's primary in this life hands out its data. A restarted primary
+    // the record has not replaced yet holds nothing; a replica syncing from it would wipe writes the
+    // group may still promote it for.
+    let refusal = local
+        .run_on(0, |l| async move {
+            let sh = l.shard.borrow();
+            let g = sh.group.as_deref()?;
+            let primary = g.node.as_ref().is_some_and(|n| n.is_primary());
+            (!primary).then_some(
+                "ERR this node is not its replication group's primary in this life (failover mode); \
+                 see INFO replication group_primary",
+            )
+        })
+        .await;
+    if let Some(why) = refusal {
+        return Err(CmdError::other(why));
     }
     let id = if &a[1][..] == b"?" {
         None
@@ -441,6 +482,7 @@ pub async fn psync(
     c.takeover = Some(Takeover::Session {
         id: c.id,
         node_id: c.node_id.clone(),
+        incarnation: c.incarnation,
         ip: peer_ip,
         port: c.port,
         full: !cont,
@@ -530,6 +572,11 @@ pub async fn info_section(local: &Rc<Local>) -> (String, (u64, u64, u64)) {
                 reg.last_grant_pause_us,
                 reg.max_grant_pause_us,
             );
+            let mut durability = durability;
+            durability.push_str(&match sh.group.as_deref() {
+                Some(g) => g.info(runtime::mono_ms()),
+                None => "failover:no\r\n".into(),
+            });
             (
                 link,
                 reps,

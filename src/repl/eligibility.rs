@@ -17,12 +17,14 @@
 //! ineligible until granted).
 
 use super::gate;
+use super::registry::Revoking;
 use crate::runtime::{self, Local};
 use crate::shard::mesh::Kind;
 use crate::shard::Shard;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tandem_sync::group::record::{member_id, Entry};
 
 /// A replica this close to every shard's log end (bytes, summed) is worth pausing writers for.
 const NEAR: u64 = 256 << 10;
@@ -32,6 +34,10 @@ const MAX_PAUSE: Duration = Duration::from_millis(50);
 /// Shard 0's periodic check: start a grant for one candidate, or clear everything if the mode is off.
 pub fn cron(local: &Rc<Local>) {
     let mut sh = local.shard.borrow_mut();
+    // In failover mode with durability off, the group grants online replicas (repl/group/act.rs).
+    if !sh.settings.durability && sh.group.is_some() {
+        return;
+    }
     if !sh.settings.durability || sh.repl.is_replica {
         let all: Vec<u64> = sh
             .registry
@@ -127,6 +133,9 @@ async fn try_grant(local: &Rc<Local>, r: u64) {
             if !sh.settings.durability {
                 return Err("durability mode was turned off");
             }
+            if sh.group.is_some() {
+                return propose_grant(sh, r);
+            }
             e.eligible = true;
             let who = announce(sh, r, b"GRANTED");
             // Admission follows the registry at once (INFO must not show it eligible while writes
@@ -153,6 +162,36 @@ async fn try_grant(local: &Rc<Local>, r: u64) {
     }
 }
 
+/// Failover mode: the grant becomes a record entry; the replica counts once the record takes it
+/// (repl/group/act.rs), and every shard waits for it from now on.
+fn propose_grant(sh: &mut Shard, r: u64) -> Result<String, &'static str> {
+    let e = &sh.registry.replicas[&r];
+    let (Some(id), inc) = (member_id(&e.node_id), e.incarnation) else {
+        return Err("it has no node id");
+    };
+    if inc == 0 {
+        return Err("it did not say its incarnation");
+    }
+    let who = format!("Replica {}:{} (member {id:016x})", e.ip, e.port);
+    let g = sh.group.as_deref_mut().expect("failover mode");
+    let (Some(n), me) = (g.node.as_ref(), g.me) else {
+        return Err("this node has not joined its group");
+    };
+    let version = n.record.version;
+    g.propose(&Entry::Grant {
+        by: me,
+        version,
+        id,
+        incarnation: inc,
+    })
+    .map_err(|_| "the group has no leader to take the grant")?;
+    let e = sh.registry.replicas.get_mut(&r).expect("checked");
+    e.grant_pending = Some((version, runtime::mono_ms()));
+    Ok(format!(
+        "{who}: grant proposed to the group at version {version};"
+    ))
+}
+
 /// Logs shard 0's control record `DURABILITY <what> <node-id> <session>` for session `r` (which the
 /// registry holds) and returns how the log names the replica.
 fn announce(sh: &mut Shard, r: u64, what: &[u8]) -> String {
@@ -172,7 +211,7 @@ fn announce(sh: &mut Shard, r: u64, what: &[u8]) -> String {
 }
 
 /// Publishes the eligible count for admission (gate) from shard 0's registry.
-fn publish(sh: &Shard, local: &Local) {
+pub(crate) fn publish(sh: &Shard, local: &Local) {
     local
         .shared
         .repl
@@ -183,9 +222,34 @@ fn publish(sh: &Shard, local: &Local) {
 
 /// On shard 0: session `r` is no longer eligible (if it was). Returns whether it was.
 pub fn revoke(sh: &mut Shard, local: &Local, r: u64, why: &str) -> bool {
+    let group = sh.group.is_some();
     let Some(e) = sh.registry.replicas.get_mut(&r) else {
         return false;
     };
+    if group && (e.eligible || e.grant_pending.is_some()) {
+        // Failover mode: admission stops counting it now; the shards keep waiting for it until the
+        // record has dropped it (repl/group/act.rs), so no write commits without a replica the group
+        // could still promote.
+        if let Some(id) = member_id(&e.node_id) {
+            sh.registry.revoking.push(Revoking {
+                session: r,
+                id,
+                incarnation: e.incarnation,
+                grant_version: e.grant_pending.map(|p| p.0),
+                proposed_ms: 0,
+            });
+            e.eligible = false;
+            e.grant_pending = None;
+            sh.registry.revokes += 1;
+            tracing::warn!(
+                "Replica {}:{} (session {r}) is being revoked: {why}",
+                e.ip,
+                e.port
+            );
+            publish(sh, local);
+            return true;
+        }
+    }
     if !e.eligible {
         return false;
     }
@@ -199,7 +263,7 @@ pub fn revoke(sh: &mut Shard, local: &Local, r: u64, why: &str) -> bool {
 }
 
 /// Tells every shard to stop counting session `r` (shard 0, the caller, at once).
-fn revoke_everywhere(sh: &mut Shard, local: &Local, r: u64) {
+pub(crate) fn revoke_everywhere(sh: &mut Shard, local: &Local, r: u64) {
     sh.durable_revoke(r);
     for s in 1..local.nshards() {
         local

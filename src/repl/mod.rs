@@ -7,6 +7,7 @@
 //! - `durability_cmd`: DURABILITY STATUS and FORGET.
 //! - `durable`: durability mode on one shard: its commit point, held replies and dirty keys.
 //! - `eligibility`: durability mode's eligible set, granted and revoked by shard 0.
+//! - `group`: failover: the replication group's control plane on shard 0 and the data path obeying it.
 //! - `registry`: the primary's replicas, their acks and WAIT's waiters (owned by shard 0).
 //! - `primary`: the control session of a replica and the per-shard snapshot and journal flows.
 //! - `replica`: the controller of a replica's link and the flows that load and apply.
@@ -18,6 +19,7 @@ pub mod commands;
 pub mod durability_cmd;
 pub mod durable;
 pub mod eligibility;
+pub mod group;
 pub mod net;
 pub mod primary;
 pub mod registry;
@@ -47,6 +49,11 @@ pub struct ReplShared {
     /// Replica: this node was granted eligibility by its primary for the current link (`session`).
     pub self_eligible: AtomicBool,
     pub session: AtomicU64,
+    /// Failover (docs/failover.md): this data node is a member of a replication group, so as primary it
+    /// serves only under its lease: until `serve_until` (runtime::mono_ms), which shard 0's group driver
+    /// publishes and which is 0 while it may not serve.
+    pub group: AtomicBool,
+    pub serve_until: AtomicU64,
 }
 
 /// A replica's link, as shard 0 knows it (INFO, ROLE).
@@ -90,6 +97,8 @@ pub mod gate {
     pub const NOREPLICAS: u8 = 8;
     /// Durability mode with fewer eligible replicas than durability-replicas.
     pub const NOELIGIBLE: u8 = 16;
+    /// A primary in a replication group: it serves only while its lease lasts (checked per command).
+    pub const LEASE: u8 = 32;
 
     /// Recomputes what clients are refused from the flags and the settings.
     pub fn update(shared: &Shared, s: &Settings) {
@@ -111,6 +120,9 @@ pub mod gate {
         {
             g |= NOREPLICAS;
         }
+        if !replica && r.group.load(Ordering::Acquire) {
+            g |= LEASE;
+        }
         r.durability_need
             .store(s.durability_replicas, Ordering::Release);
         if !replica && s.durability && r.eligible.load(Ordering::Acquire) < s.durability_replicas {
@@ -128,6 +140,17 @@ pub mod gate {
         use crate::cmd::Flags;
         if g & LOADING != 0 && !spec.flags.has(Flags::LOADING) {
             return Some("LOADING Valkey is loading the dataset in memory".into());
+        }
+        // Data commands only: replication's own (PSYNC, REPLCONF) and the group's go on.
+        if g & LEASE != 0
+            && (spec.is_write() || spec.flags.has(Flags::READONLY))
+            && crate::runtime::mono_ms() >= r.serve_until.load(Ordering::Acquire)
+        {
+            return Some(
+                "TRYAGAIN This primary holds no lease from its replication group (a failover is \
+                 deciding who serves, or the group's majority is unreachable); see INFO replication"
+                    .into(),
+            );
         }
         if g & MASTERDOWN != 0 && !spec.flags.has(Flags::STALE) {
             return Some(

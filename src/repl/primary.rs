@@ -31,6 +31,7 @@ pub enum Takeover {
     Session {
         id: u64,
         node_id: String,
+        incarnation: u64,
         ip: String,
         port: u16,
         full: bool,
@@ -56,10 +57,11 @@ pub async fn take_over(local: Rc<Local>, stream: TcpStream, t: Takeover) {
         Takeover::Session {
             id,
             node_id,
+            incarnation,
             ip,
             port,
             full,
-        } => session(local, stream, id, node_id, ip, port, full).await,
+        } => session(local, stream, id, (node_id, incarnation), ip, port, full).await,
         Takeover::Flow {
             session,
             shard,
@@ -397,7 +399,7 @@ async fn session(
     local: Rc<Local>,
     stream: TcpStream,
     id: u64,
-    node_id: String,
+    (node_id, incarnation): (String, u64),
     ip: String,
     port: u16,
     full: bool,
@@ -438,6 +440,8 @@ async fn session(
                     poke: poke_tx,
                     eligible: false,
                     forgotten: false,
+                    incarnation,
+                    grant_pending: None,
                 },
             );
         })

@@ -25,6 +25,22 @@ pub struct ReplicaEntry {
     pub eligible: bool,
     /// DURABILITY FORGET: never granted again in this session.
     pub forgotten: bool,
+    /// Failover mode: the replica's incarnation (REPLCONF incarnation; 0 if it sent none), and a grant
+    /// proposed to the group at a record version, when (repl/group/act.rs).
+    pub incarnation: u64,
+    pub grant_pending: Option<(u64, u64)>,
+}
+
+/// Failover mode: a session no longer counted for admission that every shard still waits for until the
+/// group's record no longer lists its member eligible (repl/group/act.rs).
+pub struct Revoking {
+    pub session: u64,
+    pub id: tandem_sync::group::record::MemberId,
+    pub incarnation: u64,
+    /// The version a grant of it was proposed at, if one was in flight: until the record moves past it
+    /// that grant could still apply.
+    pub grant_version: Option<u64>,
+    pub proposed_ms: u64,
 }
 
 struct Waiter {
@@ -50,6 +66,7 @@ pub struct Registry {
     pub revokes: u64,
     pub last_grant_pause_us: u64,
     pub max_grant_pause_us: u64,
+    pub revoking: Vec<Revoking>,
 }
 
 impl Registry {

@@ -138,7 +138,18 @@ pub async fn shard_main(
     });
     runtime::local::install(local.clone());
     if id == 0 {
-        if let Some((host, port)) = local.shard.borrow().settings.replicaof.clone() {
+        let (failover, witness) = {
+            let s = &local.shard.borrow().settings;
+            (s.failover, s.witness)
+        };
+        if failover {
+            crate::repl::group::start(&local);
+        }
+        if witness {
+            // A witness votes and holds no data: it refuses writes as a replica does, and follows no one.
+            local.shared.repl.is_replica.store(true, Ordering::Release);
+            crate::repl::gate::update(&local.shared, &local.shard.borrow().settings);
+        } else if let Some((host, port)) = local.shard.borrow().settings.replicaof.clone() {
             let l = local.clone();
             runtime::spawn(async move { crate::repl::replica::start(&l, host, port) }).detach();
         }

@@ -224,6 +224,10 @@ impl Conn {
             Special::Durability => crate::repl::durability_cmd::durability(&self.local, a, r).await,
             Special::Wait => repl::wait(&self.local, &self.repl, a, r).await,
             Special::Replconf => repl::replconf(&mut self.repl, a, r),
+            Special::Failover => {
+                crate::repl::group::failover_cmd::failover(&self.local, a, r).await
+            }
+            Special::Tgroup => crate::repl::group::net::tgroup(&self.local, a, r).await,
             Special::Psync => {
                 let addr = self.info.borrow().addr.clone();
                 let res = repl::psync(&self.local, &mut self.repl, &addr, a, r).await;

@@ -69,6 +69,8 @@ pub struct Shard {
     pub link_gen: u64,
     /// Durability mode's commit rule and dirty keys on this shard (repl/durable.rs).
     pub durable: crate::repl::durable::Durable,
+    /// Shard 0 in failover mode: this member's control plane (repl/group).
+    pub group: Option<Box<crate::repl::group::Group>>,
 }
 
 impl Shard {
@@ -102,6 +104,7 @@ impl Shard {
             link: None,
             link_gen: 0,
             durable: Default::default(),
+            group: None,
         };
         sh.durable_configure();
         sh

@@ -12,6 +12,8 @@ use tandem_sync::group::wire::{self, Body, Wire};
 
 struct Net {
     nodes: BTreeMap<MemberId, Node>,
+    /// What each node last asked to keep on disk.
+    saved: BTreeMap<MemberId, saved::Saved>,
     down: Vec<MemberId>,
     now: u64,
 }
@@ -69,6 +71,15 @@ impl Net {
                 }
             }
             self.deliver();
+            // What the server saves after every step must always encode and decode (a member that
+            // has heard a term but holds no entry yet included).
+            for (id, n) in self.nodes.iter_mut() {
+                if let Some(s) = n.take_saved() {
+                    let back = saved::decode(&saved::encode(&s)).expect("decodes");
+                    assert_eq!(back, s);
+                    self.saved.insert(*id, back);
+                }
+            }
         }
     }
 
@@ -98,11 +109,32 @@ fn join(id: MemberId, inc: u64) -> Entry {
     }
 }
 
+/// A member that has heard a leader's term before any entry saves a state with no log (the server's
+/// first save of a joiner).
+#[test]
+fn a_term_without_entries_is_saved() {
+    use raft::prelude::{Message, MessageType};
+    let mut n = Node::new(2, 1, storage(&[1]), Timing::default(), 5, 0).unwrap();
+    let mut m = Message::default();
+    m.set_msg_type(MessageType::MsgHeartbeat);
+    m.from = 1;
+    m.to = 2;
+    m.term = 3;
+    n.step(1, Msg::Raft(Box::new(m)), 10);
+    let s = n.take_saved().expect("the term changed");
+    assert_eq!(
+        (s.term, s.entries.len(), s.genesis.clone()),
+        (3, 0, vec![1])
+    );
+    assert!(!n.take_outbox().is_empty(), "the heartbeat is answered");
+}
+
 #[test]
 fn members_join_one_by_one_restart_and_fail_over() {
     let t = Timing::default();
     let mut net = Net {
         nodes: BTreeMap::new(),
+        saved: BTreeMap::new(),
         down: vec![],
         now: 0,
     };
@@ -137,8 +169,7 @@ fn members_join_one_by_one_restart_and_fail_over() {
     }
 
     // A member restarted from its saved bytes rebuilds the same record and voters.
-    let bytes = saved::encode(&net.nodes.get_mut(&3).unwrap().take_saved().unwrap());
-    let s = saved::decode(&bytes).unwrap();
+    let s = net.saved[&3].clone();
     let c = Node::new(3, 2, s.storage().unwrap(), t.clone(), 99, net.now).unwrap();
     assert_eq!(c.record, net.nodes[&3].record);
     assert_eq!(c.voters(), vec![1, 2, 3]);

@@ -62,9 +62,10 @@ impl Server {
         });
         let l3 = log.clone();
         std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = BufReader::new(stderr).read_to_string(&mut s);
-            l3.lock().unwrap().extend(s.lines().map(String::from));
+            // Line by line: a panic on one shard thread is seen while the process lives on.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                l3.lock().unwrap().push(line);
+            }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
         let port = loop {
@@ -94,9 +95,21 @@ impl Server {
             log,
             own_dir,
         };
-        let mut c = s.raw();
-        c.send(&["PING"]);
-        assert_eq!(c.read_line(), "+PONG");
+        // Ready when a PING is answered. A server restarted on its old port (a failover test's kill
+        // and restart) was seen to reset the very first connection, so each try is a new one.
+        let ready = eventually(10, || {
+            let Ok(t) = TcpStream::connect(("127.0.0.1", s.port)) else {
+                return false;
+            };
+            t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut c = Raw {
+                s: t,
+                buf: Vec::new(),
+            };
+            c.send(&["PING"]);
+            c.read_line() == "+PONG"
+        });
+        assert!(ready, "no PONG; log:\n{}", s.log_text());
         Ok(s)
     }
 

@@ -69,6 +69,22 @@ pub(super) async fn attempt(
         };
     }
     ask(&mut s, &mut buf, &[b"PING"], timeout, &cancel).await?;
+    let incarnation = local
+        .shard
+        .borrow()
+        .group
+        .as_ref()
+        .map(|g| g.incarnation.to_string());
+    if let Some(inc) = incarnation {
+        ask(
+            &mut s,
+            &mut buf,
+            &[b"REPLCONF", b"incarnation", inc.as_bytes()],
+            timeout,
+            &cancel,
+        )
+        .await?;
+    }
     let my_port = local.shared.port.to_string();
     ask(
         &mut s,

@@ -262,9 +262,14 @@ impl Node {
         let store = &self.raw.raft.raft_log.store;
         let hs = store.rl().hard_state().clone();
         let last = store.last_index().unwrap_or(0);
-        let entries = store
-            .entries(1, last + 1, None, GetEntriesContext::empty(false))
-            .unwrap_or_default();
+        // MemStorage indexes its first entry unchecked: an empty log is asked for nothing.
+        let entries = if last == 0 {
+            Vec::new()
+        } else {
+            store
+                .entries(1, last + 1, None, GetEntriesContext::empty(false))
+                .unwrap_or_default()
+        };
         Some(Saved {
             incarnation: self.incarnation,
             genesis: self.genesis.clone(),
