@@ -14,6 +14,7 @@ fn args(seed: u64, wait_all: bool) -> FaultArgs {
         seconds: 12,
         wait_all,
         durability: false,
+        auto: false,
         shards: 2,
         keys: 30,
         writers: 3,

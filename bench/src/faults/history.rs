@@ -53,6 +53,8 @@ pub struct Verdict {
     pub lost: u64,
     pub stale: u64,
     pub flips: u64,
+    /// `--auto`: writes an older epoch acknowledged after a later one had (faults/auto.rs).
+    pub two_writers: u64,
     /// A few examples of each problem, for the report.
     pub examples: Vec<String>,
 }
@@ -61,20 +63,41 @@ impl Verdict {
     /// Every mode: nothing unexpected, no flip, no stale read a loss does not explain. With WAIT for all
     /// replicas: nothing acknowledged lost either.
     pub fn clean(&self, durable: bool) -> bool {
-        self.unexpected == 0 && self.flips == 0 && self.stale == 0 && (!durable || self.lost == 0)
+        self.unexpected == 0
+            && self.flips == 0
+            && self.stale == 0
+            && self.two_writers == 0
+            && (!durable || self.lost == 0)
     }
 }
 
 /// Checks `events` against each epoch's start state (`starts[epoch][key]`, index of the key's value, 0 for
 /// none; epoch 1 starts empty) and the final state `final_index[key]`.
 pub fn check(events: &[Event], starts: &HashMap<u64, Vec<u64>>, final_index: &[u64]) -> Verdict {
+    check_inner(events, Some(starts), final_index)
+}
+
+/// The same without start states (the servers decided the failovers, so nobody read a new primary
+/// before its clients did): losses are judged by the final state and reads by staleness; flips are not
+/// counted.
+pub fn check_without_starts(events: &[Event], final_index: &[u64]) -> Verdict {
+    check_inner(events, None, final_index)
+}
+
+fn check_inner(
+    events: &[Event],
+    starts: Option<&HashMap<u64, Vec<u64>>>,
+    final_index: &[u64],
+) -> Verdict {
     let mut v = Verdict::default();
     let note = |v: &mut Verdict, s: String| {
         if v.examples.len() < 20 {
             v.examples.push(s);
         }
     };
-    let start_of = |epoch: u64, key: usize| starts.get(&epoch).map_or(0, |s| s[key]);
+    let start_of = |epoch: u64, key: usize| {
+        starts.and_then(|s| s.get(&epoch)).map_or(0, |s| s[key])
+    };
     // Per key: acknowledged writes (completion time, index, lost?).
     let mut acked: HashMap<usize, Vec<(u64, u64, bool)>> = HashMap::new();
     // Per (epoch, key): indexes written through that epoch (attempted: any outcome may have applied).
@@ -90,7 +113,7 @@ pub fn check(events: &[Event], starts: &HashMap<u64, Vec<u64>>, final_index: &[u
             if outcome == Outcome::Ok {
                 v.acknowledged += 1;
                 let final_i = final_index.get(key).copied().unwrap_or(0);
-                let next_start = starts.get(&(e.epoch + 1)).map(|s| s[key]);
+                let next_start = starts.and_then(|s| s.get(&(e.epoch + 1))).map(|s| s[key]);
                 let lost = final_i < index || next_start.is_some_and(|s| s < index);
                 if lost {
                     v.lost += 1;
@@ -149,7 +172,7 @@ pub fn check(events: &[Event], starts: &HashMap<u64, Vec<u64>>, final_index: &[u
         let through_epoch = written_in
             .get(&(e.epoch, key))
             .is_some_and(|w| w.contains(&got));
-        if got != start_of(e.epoch, key) && !through_epoch {
+        if starts.is_some() && got != start_of(e.epoch, key) && !through_epoch {
             v.flips += 1;
             note(
                 &mut v,

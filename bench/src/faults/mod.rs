@@ -13,6 +13,7 @@
 //! fails over only to a replica that both the primary and the replica itself report eligible, checked
 //! just before the primary is killed. Then no acknowledged write may be lost and no read may be stale.
 
+pub mod auto;
 pub mod history;
 
 use crate::resync::client::{Client, Value};
@@ -43,6 +44,9 @@ pub struct FaultArgs {
     /// Run every node in durability mode and promote only eligible replicas.
     #[arg(long, conflicts_with = "wait_all")]
     pub durability: bool,
+    /// The servers decide failover (failover yes; faults/auto.rs) instead of the harness.
+    #[arg(long, conflicts_with = "wait_all")]
+    pub auto: bool,
     #[arg(long, default_value_t = 2)]
     pub shards: usize,
     #[arg(long, default_value_t = 50)]
@@ -98,12 +102,12 @@ impl Shared {
     }
 }
 
-fn value_of(key: usize, index: u64) -> String {
+pub(crate) fn value_of(key: usize, index: u64) -> String {
     format!("k{key}:{index}")
 }
 
 /// The write index a read returned: Some(0) for nil, None for something never written to `key`.
-fn parse_read(key: usize, v: &Value) -> Option<u64> {
+pub(crate) fn parse_read(key: usize, v: &Value) -> Option<u64> {
     match v {
         Value::Bulk(None) => Some(0),
         Value::Bulk(Some(b)) => {
@@ -116,7 +120,7 @@ fn parse_read(key: usize, v: &Value) -> Option<u64> {
     }
 }
 
-fn key_name(key: usize) -> String {
+pub(crate) fn key_name(key: usize) -> String {
     format!("reg:{key}")
 }
 
@@ -329,6 +333,9 @@ impl Cluster {
 
 /// Runs the suite; the report says what the history and the digests showed.
 pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
+    if args.auto {
+        return auto::run(args);
+    }
     let dir = args.out_dir.join(format!(
         "seed-{}-{}",
         args.seed,
@@ -577,7 +584,7 @@ pub fn print(r: &FaultReport) {
     let v = &r.verdict;
     println!(
         "seed {} ({}): {} faults, {} failovers; ops attempted {} writes + {} reads, acknowledged {}; \
-         lost {}, stale {}, unexpected {}, flips {}; digests equal: {}",
+         lost {}, stale {}, unexpected {}, flips {}, two writers {}; digests equal: {}",
         r.seed,
         mode(r.durability, r.wait_all).1,
         r.faults.len(),
@@ -589,6 +596,7 @@ pub fn print(r: &FaultReport) {
         v.stale,
         v.unexpected,
         v.flips,
+        v.two_writers,
         r.digests_equal
     );
     for e in &v.examples {

@@ -61,6 +61,18 @@ impl Server {
         shards: usize,
         port: Option<u16>,
     ) -> Result<Server, String> {
+        Self::start_with(bin, dir, name, shards, port, &[])
+    }
+
+    /// `start` with more directives (`--name value` words) after the usual ones.
+    pub fn start_with(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        shards: usize,
+        port: Option<u16>,
+        extra: &[String],
+    ) -> Result<Server, String> {
         let kind = Kind::of(bin)?;
         let port = port.unwrap_or_else(free_port);
         let dir = dir.join(name);
@@ -99,6 +111,7 @@ impl Server {
         if kind == Kind::Valkey {
             args.extend(["--dual-channel-replication-enabled".into(), "yes".into()]);
         }
+        args.extend(extra.iter().cloned());
         let log = dir.join("server.log");
         let s = Server {
             kind,
