@@ -133,7 +133,7 @@ pub struct Load {
 /// over at most `LOAD_THREADS` threads, each sending on all of its connections and then reading their
 /// replies (as memtier's event loop does), so the client does not take the servers' CPU on a small machine.
 #[allow(clippy::too_many_arguments)]
-fn load(
+pub(crate) fn load(
     port: u16,
     clients: usize,
     pipeline: usize,
@@ -235,7 +235,7 @@ fn print(name: &str, l: &Load) {
     );
 }
 
-fn medians(v: &[Load]) -> Load {
+pub(crate) fn medians(v: &[Load]) -> Load {
     let m = |g: fn(&Load) -> f64| median(v.iter().map(g).collect());
     Load {
         ops_per_sec: m(|x| x.ops_per_sec),

@@ -25,6 +25,8 @@ enum Cmd {
     Durability(tandem_bench::durability::DurabilityArgs),
     /// The fault suite: kills, stops, cut links and promotions under a checked register workload.
     Faults(tandem_bench::faults::FaultArgs),
+    /// Failover mode: kill -9 until writes are acknowledged again, the old primary's rejoin, the cost.
+    Failover(tandem_bench::failover::FailoverArgs),
 }
 
 fn main() {
@@ -49,6 +51,12 @@ fn main() {
                 std::process::exit(1);
             }
         },
+        Cmd::Failover(args) => {
+            if let Err(e) = tandem_bench::failover::run(args) {
+                eprintln!("tandem-bench: {e}");
+                std::process::exit(1);
+            }
+        }
         Cmd::Durability(args) => {
             if let Err(e) = tandem_bench::durability::run(args) {
                 eprintln!("tandem-bench: {e}");

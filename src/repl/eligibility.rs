@@ -54,12 +54,19 @@ pub fn cron(local: &Rc<Local>) {
     if sh.registry.granting || runtime::now_ms() < sh.registry.grant_retry_at_ms {
         return;
     }
-    let candidate = sh
-        .registry
+    // A session whose grant is in the group's hands, or whose revoke is, is not tried again until that
+    // settles (repl/group/act.rs): granting it meanwhile could leave it eligible in the record while
+    // the shards, told of the revoke, no longer wait for it.
+    let reg = &sh.registry;
+    let candidate = reg
         .replicas
         .iter()
-        .find(|(_, e)| {
-            !e.eligible && !e.forgotten && e.state == super::registry::ReplicaState::Online
+        .find(|(id, e)| {
+            !e.eligible
+                && !e.forgotten
+                && e.grant_pending.is_none()
+                && !reg.revoking.iter().any(|r| r.session == **id)
+                && e.state == super::registry::ReplicaState::Online
         })
         .map(|(&id, _)| id);
     if let Some(id) = candidate {
@@ -151,7 +158,7 @@ async fn try_grant(local: &Rc<Local>, r: u64) {
     drop(tx);
     match msg {
         Ok(who) => {
-            tracing::info!("{who} is eligible: granted after a writer pause of {pause_us} us")
+            tracing::info!("{who}: granted after a writer pause of {pause_us} us")
         }
         Err(why) => {
             // Partly granted shards must not keep counting it.

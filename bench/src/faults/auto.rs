@@ -74,9 +74,15 @@ impl Conn {
 }
 
 fn refused(e: &str) -> bool {
-    ["TRYAGAIN", "READONLY", "NOREPLICAS", "LOADING", "MASTERDOWN"]
-        .iter()
-        .any(|p| e.starts_with(p))
+    [
+        "TRYAGAIN",
+        "READONLY",
+        "NOREPLICAS",
+        "LOADING",
+        "MASTERDOWN",
+    ]
+    .iter()
+    .any(|p| e.starts_with(p))
 }
 
 fn writer(sh: Arc<Shared>, id: usize, args: FaultArgs) {
@@ -157,7 +163,13 @@ fn two_writers(events: &[(Event, u16)]) -> (u64, Vec<String>) {
     // The earliest acknowledgement of each epoch.
     let mut first_ack: HashMap<u64, (u64, u16)> = HashMap::new();
     for (e, port) in events {
-        if matches!(e.op, Op::Write { outcome: Outcome::Ok, .. }) {
+        if matches!(
+            e.op,
+            Op::Write {
+                outcome: Outcome::Ok,
+                ..
+            }
+        ) {
             let f = first_ack.entry(e.epoch).or_insert((e.end_us, *port));
             if e.end_us < f.0 {
                 *f = (e.end_us, *port);
@@ -167,7 +179,13 @@ fn two_writers(events: &[(Event, u16)]) -> (u64, Vec<String>) {
     let mut n = 0;
     let mut examples = Vec::new();
     for (e, port) in events {
-        if !matches!(e.op, Op::Write { outcome: Outcome::Ok, .. }) {
+        if !matches!(
+            e.op,
+            Op::Write {
+                outcome: Outcome::Ok,
+                ..
+            }
+        ) {
             continue;
         }
         let later = first_ack
@@ -233,7 +251,11 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
     let dir = args.out_dir.join(format!(
         "seed-{}-auto-{}",
         args.seed,
-        if args.durability { "durability" } else { "async" }
+        if args.durability {
+            "durability"
+        } else {
+            "async"
+        }
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let n0 = start_node(&args, &dir, 0, None)?;
@@ -243,8 +265,14 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
     .ok_or("the founder never served")?;
     if args.filler > 0 {
         let mut c = n0.client()?;
-        c.cmd(&["DEBUG", "POPULATE", &args.filler.to_string(), "filler", "100"])
-            .map_err(|e| e.to_string())?;
+        c.cmd(&[
+            "DEBUG",
+            "POPULATE",
+            &args.filler.to_string(),
+            "filler",
+            "100",
+        ])
+        .map_err(|e| e.to_string())?;
     }
     let seed_port = n0.port;
     let mut nodes: Vec<Option<Server>> = vec![Some(n0)];
@@ -353,7 +381,9 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
             })
             .then_some(p)
     });
-    let p = settled.or_else(|| serving(&nodes)).ok_or("nobody serves at the end")?;
+    let p = settled
+        .or_else(|| serving(&nodes))
+        .ok_or("nobody serves at the end")?;
     let mut c = Client::connect(ports[p]).map_err(|e| e.to_string())?;
     let final_index: Vec<u64> = (0..args.keys)
         .map(|key| {

@@ -95,9 +95,8 @@ fn check_inner(
             v.examples.push(s);
         }
     };
-    let start_of = |epoch: u64, key: usize| {
-        starts.and_then(|s| s.get(&epoch)).map_or(0, |s| s[key])
-    };
+    let start_of =
+        |epoch: u64, key: usize| starts.and_then(|s| s.get(&epoch)).map_or(0, |s| s[key]);
     // Per key: acknowledged writes (completion time, index, lost?).
     let mut acked: HashMap<usize, Vec<(u64, u64, bool)>> = HashMap::new();
     // Per (epoch, key): indexes written through that epoch (attempted: any outcome may have applied).

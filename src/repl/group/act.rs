@@ -131,10 +131,14 @@ fn eligibility_duties(sh: &mut crate::shard::Shard, local: &Local) {
     let mut proposals: Vec<Entry> = Vec::new();
     let mut settled: Vec<u64> = Vec::new();
     let mut changed = false;
-    for e in sh.registry.replicas.values_mut() {
+    let revoking: Vec<u64> = sh.registry.revoking.iter().map(|r| r.session).collect();
+    for (session, e) in sh.registry.replicas.iter_mut() {
         let Some(id) = member_id(&e.node_id) else {
             continue;
         };
+        if revoking.contains(session) {
+            continue;
+        }
         let grant = Entry::Grant {
             by: me,
             version,
