@@ -99,6 +99,8 @@ pub struct ReplClient {
     pub node_id: String,
     /// REPLCONF incarnation: which life of that node this is (failover mode; 0 if not said).
     pub incarnation: u64,
+    /// REPLCONF epoch: the group epoch the replica knows (failover mode; 0 if not said).
+    pub epoch: u64,
     /// The replication log version the replica announced (`REPLCONF capa tandem-log<v>`), 0 if none.
     pub log_version: u8,
     /// Set by PSYNC and TFLOW: once the replies are written the socket becomes a replication stream.
@@ -322,6 +324,12 @@ pub fn replconf(c: &mut ReplClient, a: &[Bytes], r: &mut Reply) -> CmdResult {
             "node-id" => {
                 c.node_id = String::from_utf8_lossy(&pair[1]).chars().take(64).collect();
             }
+            "epoch" => {
+                c.epoch = int(&pair[1])
+                    .ok()
+                    .filter(|&n| n >= 0)
+                    .ok_or(CmdError::NotInteger)? as u64;
+            }
             "incarnation" => {
                 c.incarnation = int(&pair[1])
                     .ok()
@@ -376,6 +384,15 @@ pub async fn psync(
         .await;
     if let Some(why) = refusal {
         return Err(CmdError::other(why));
+    }
+    if local.shared.repl.fence(c.epoch) {
+        tracing::warn!(
+            "A replica knows group epoch {}, newer than this node's record: deposed, serving nothing",
+            c.epoch
+        );
+        return Err(CmdError::other(
+            "ERR this primary's group epoch is older than the replica's: it has been replaced",
+        ));
     }
     let id = if &a[1][..] == b"?" {
         None

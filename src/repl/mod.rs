@@ -54,6 +54,24 @@ pub struct ReplShared {
     /// publishes and which is 0 while it may not serve.
     pub group: AtomicBool,
     pub serve_until: AtomicU64,
+    /// The group epoch this node's record is at, and the newest epoch a replica said it knows (in its
+    /// handshake or acks): a primary whose record is older than that stops serving at once, before its
+    /// record catches up (repl/group).
+    pub epoch: AtomicU64,
+    pub fence_epoch: AtomicU64,
+}
+
+impl ReplShared {
+    /// Failover mode, primary side: a replica knows epoch `e`. Newer than this node's record: it is
+    /// deposed, and serves nothing from now on (true then).
+    pub fn fence(&self, e: u64) -> bool {
+        if !self.group.load(Ordering::Acquire) || e <= self.epoch.load(Ordering::Acquire) {
+            return false;
+        }
+        self.fence_epoch.fetch_max(e, Ordering::AcqRel);
+        self.serve_until.store(0, Ordering::Release);
+        true
+    }
 }
 
 /// A replica's link, as shard 0 knows it (INFO, ROLE).
@@ -177,5 +195,27 @@ pub mod gate {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica that knows a newer epoch deposes its primary at once; an equal or older one, or a node
+    /// not in failover mode, changes nothing.
+    #[test]
+    fn a_newer_epoch_fences_the_primary() {
+        let r = ReplShared::default();
+        r.serve_until.store(u64::MAX, Ordering::Release);
+        r.epoch.store(3, Ordering::Release);
+        assert!(!r.fence(9), "not in failover mode");
+        r.group.store(true, Ordering::Release);
+        assert!(!r.fence(3));
+        assert!(!r.fence(2));
+        assert_eq!(r.serve_until.load(Ordering::Acquire), u64::MAX);
+        assert!(r.fence(4));
+        assert_eq!(r.serve_until.load(Ordering::Acquire), 0);
+        assert_eq!(r.fence_epoch.load(Ordering::Acquire), 4);
     }
 }

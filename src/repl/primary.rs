@@ -517,6 +517,15 @@ async fn session(
                 if let Some(o) = offsets {
                     acks = Some(o);
                 }
+                // Failover mode: the epoch the replica knows; newer than ours means replaced.
+                let epoch = cmd
+                    .get(4)
+                    .and_then(|e| std::str::from_utf8(e).ok()?.parse().ok());
+                if epoch.is_some_and(|e| local.shared.repl.fence(e)) {
+                    tracing::warn!(
+                        "Replica {id} acknowledges in a newer group epoch: deposed, serving nothing"
+                    );
+                }
             }
         }
         if let Some(offsets) = acks {

@@ -249,15 +249,16 @@ fn step(local: &Local, now: u64) {
     }
     g.maintain(now);
     g.flush(auth);
+    let r = &local.shared.repl;
+    let epoch = g.node.as_ref().map_or(0, |n| n.record.epoch);
+    r.epoch.store(epoch, Ordering::Release);
+    // A replica said it knows a newer epoch than this record: deposed, whatever the record says yet.
+    let fenced = r.fence_epoch.load(Ordering::Acquire) > epoch;
     let until = match &g.node {
-        Some(n) if !g.witness && n.can_serve(now) => n.lease_until(),
+        Some(n) if !g.witness && !fenced && n.can_serve(now) => n.lease_until(),
         _ => 0,
     };
-    local
-        .shared
-        .repl
-        .serve_until
-        .store(until, Ordering::Release);
+    r.serve_until.store(until, Ordering::Release);
 }
 
 impl Group {

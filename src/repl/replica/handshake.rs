@@ -69,17 +69,23 @@ pub(super) async fn attempt(
         };
     }
     ask(&mut s, &mut buf, &[b"PING"], timeout, &cancel).await?;
-    let incarnation = local
-        .shard
-        .borrow()
-        .group
-        .as_ref()
-        .map(|g| g.incarnation.to_string());
-    if let Some(inc) = incarnation {
+    // Failover mode: which life of this node, and the newest group epoch it knows (a primary older
+    // than that learns it was replaced).
+    let group = local.shard.borrow().group.as_ref().map(|g| {
+        let epoch = g.node.as_ref().map_or(0, |n| n.record.epoch);
+        (g.incarnation.to_string(), epoch.to_string())
+    });
+    if let Some((inc, epoch)) = group {
         ask(
             &mut s,
             &mut buf,
-            &[b"REPLCONF", b"incarnation", inc.as_bytes()],
+            &[
+                b"REPLCONF",
+                b"incarnation",
+                inc.as_bytes(),
+                b"epoch",
+                epoch.as_bytes(),
+            ],
             timeout,
             &cancel,
         )

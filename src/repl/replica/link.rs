@@ -66,7 +66,9 @@ fn go_live(local: &Local, gen: u64, p: &SyncProgress, settings: &crate::config::
     );
 }
 
-fn ack_command(p: &SyncProgress) -> Vec<u8> {
+/// `REPLCONF ACK <total> <o0,o1,..>`, and in failover mode the group epoch this replica knows (so a
+/// primary the group replaced learns it from its replica's next ack).
+fn ack_command(local: &Local, p: &SyncProgress) -> Vec<u8> {
     let offs = p.offsets();
     let total = offs.iter().sum::<u64>().to_string();
     let list = offs
@@ -74,6 +76,17 @@ fn ack_command(p: &SyncProgress) -> Vec<u8> {
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(",");
+    let r = &local.shared.repl;
+    if r.group.load(Ordering::Acquire) {
+        let epoch = r.epoch.load(Ordering::Acquire).to_string();
+        return net::command(&[
+            b"REPLCONF",
+            b"ACK",
+            total.as_bytes(),
+            list.as_bytes(),
+            epoch.as_bytes(),
+        ]);
+    }
     net::command(&[b"REPLCONF", b"ACK", total.as_bytes(), list.as_bytes()])
 }
 
@@ -99,7 +112,7 @@ pub(super) async fn control(
         for a in acts {
             match a {
                 Action::GoLive => go_live(local, gen, p, settings),
-                Action::Ack => out.extend(ack_command(p)),
+                Action::Ack => out.extend(ack_command(&local, p)),
                 Action::Keepalive => out.push(b'\n'),
                 Action::Abort(why) => return Err(err(why)),
                 Action::Connect | Action::RetryIn(_) => {}
@@ -162,7 +175,7 @@ pub(super) async fn control(
                 && cmd[0].eq_ignore_ascii_case(b"replconf")
                 && cmd[1].eq_ignore_ascii_case(b"getack")
             {
-                net::write(&mut w, ack_command(p)).await?;
+                net::write(&mut w, ack_command(&local, p)).await?;
             }
         }
     }
