@@ -404,7 +404,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
     let tagged = std::mem::take(&mut *sh.events.lock().expect("events"));
     let (dual, dual_examples) = two_writers(&tagged);
     let events: Vec<Event> = tagged.into_iter().map(|(e, _)| e).collect();
-    let mut verdict = history::check_without_starts(&events, &final_index);
+    let mut verdict = history::check_without_starts(&events, &final_index, !args.durability);
     verdict.two_writers = dual;
     verdict.examples.extend(dual_examples);
     let report = FaultReport {

@@ -112,7 +112,7 @@ pub(super) async fn control(
         for a in acts {
             match a {
                 Action::GoLive => go_live(local, gen, p, settings),
-                Action::Ack => out.extend(ack_command(&local, p)),
+                Action::Ack => out.extend(ack_command(local, p)),
                 Action::Keepalive => out.push(b'\n'),
                 Action::Abort(why) => return Err(err(why)),
                 Action::Connect | Action::RetryIn(_) => {}
@@ -175,7 +175,7 @@ pub(super) async fn control(
                 && cmd[0].eq_ignore_ascii_case(b"replconf")
                 && cmd[1].eq_ignore_ascii_case(b"getack")
             {
-                net::write(&mut w, ack_command(&local, p)).await?;
+                net::write(&mut w, ack_command(local, p)).await?;
             }
         }
     }
