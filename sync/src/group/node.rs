@@ -16,8 +16,9 @@
 //!   clock after it learns of its promotion (d: the clock-rate bound) before it serves, by which time the
 //!   old lease has run out on any clock within the bound.
 //! - **Failover.** The raft leader (which need not be the data primary) promotes when the serving primary
-//!   has been silent for `failover` and it has led that long itself; the candidate is chosen by
-//!   `record::candidate` from the reports it heard within that time.
+//!   has been silent for `failover` (its reports since this node leads; the raft messages it sent before)
+//!   and this node has led for a second of reports; the candidate is chosen by `record::candidate` from
+//!   the reports it heard within `failover`.
 
 use std::collections::BTreeMap;
 
@@ -112,6 +113,10 @@ pub struct Node {
     applied: Vec<Applied>,
     /// Reports heard (as raft leader): when, and what.
     heard: BTreeMap<MemberId, (u64, Report)>,
+    /// When a raft message last came from each member (in any role): before this node led, the only
+    /// sign of the primary's life it has.
+    seen: BTreeMap<MemberId, u64>,
+    started: u64,
     leader_since: Option<u64>,
     /// The version a promotion was last proposed at, and when.
     proposed: Option<(u64, u64)>,
@@ -177,6 +182,8 @@ impl Node {
             outbox: Vec::new(),
             applied: Vec::new(),
             heard: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            started: now,
             leader_since: None,
             proposed: None,
             report: None,
@@ -296,6 +303,7 @@ impl Node {
     pub fn step(&mut self, from: MemberId, msg: Msg, now: u64) {
         match msg {
             Msg::Raft(m) => {
+                self.seen.insert(from, now);
                 // Errors are messages of an unknown peer or a stale term: raft ignores them, so do we.
                 let _ = self.raw.step(*m);
                 self.after_raft(now);
@@ -386,14 +394,24 @@ impl Node {
             return;
         };
         let f = self.timing.failover;
-        if self.record.primary.is_none() || now.saturating_sub(since) < f {
+        // A new leader first collects reports for a second (every member sends one per tick, so a
+        // live primary is heard many times over; a missed one would cost a needless failover).
+        let collect = 10 * self.timing.tick;
+        if self.record.primary.is_none() || now.saturating_sub(since) < collect.min(f) {
             return;
         }
-        // The serving primary is alive while it reports in the incarnation it serves in.
+        // The serving primary is alive while it reports in the incarnation it serves in. Before this
+        // node led, the raft messages it had from the primary are the sign of life (a new leader need
+        // not wait a whole `failover` to learn what the followers knew: the old leader, often the
+        // primary itself, fell silent before the election); they never count after this node leads
+        // (they do not say the incarnation).
         let alive = self.record.serving_primary().is_some_and(|p| {
-            self.heard.get(&p).is_some_and(|(at, r)| {
-                now.saturating_sub(*at) < f && Some((p, r.incarnation)) == self.record.primary
-            })
+            let reported = self.heard.get(&p).and_then(|(at, r)| {
+                (Some((p, r.incarnation)) == self.record.primary).then_some(*at)
+            });
+            let before = self.seen.get(&p).map(|&t| t.min(since));
+            let last = reported.max(before).unwrap_or(0).max(self.started);
+            now.saturating_sub(last) < f
         });
         if alive {
             return;
