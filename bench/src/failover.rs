@@ -97,8 +97,8 @@ fn group(args: &FailoverArgs, dir: &Path, durability: bool) -> Result<Vec<Server
     Ok(nodes)
 }
 
-/// A writer at `rate` SETs/s (batches of 10 every 10/rate s) to whichever node serves; the time of its
-/// latest acknowledgement, in µs since `base`.
+/// A writer at `rate` SETs/s (batches of 10 every 10/rate s) to whichever node serves; its latest
+/// acknowledgement as `µs since base << 16 | port of the node that gave it`.
 fn writer(
     ports: Vec<u16>,
     rate: u64,
@@ -109,7 +109,7 @@ fn writer(
     let batch = 10usize;
     let interval = Duration::from_secs_f64(batch as f64 / rate as f64);
     let mut next = Instant::now();
-    let mut conn: Option<Client> = None;
+    let mut conn: Option<(u16, Client)> = None;
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -121,12 +121,12 @@ fn writer(
             conn = ports
                 .iter()
                 .find(|&&p| field(p, "group_state") == "serving")
-                .and_then(|&p| Client::connect(p).ok());
-            if let Some(c) = conn.as_mut() {
+                .and_then(|&p| Client::connect(p).ok().map(|c| (p, c)));
+            if let Some((_, c)) = conn.as_mut() {
                 c.set_timeout(Duration::from_secs(2));
             }
         }
-        let Some(c) = conn.as_mut() else {
+        let Some((port, c)) = conn.as_mut() else {
             continue;
         };
         let cmds: Vec<Vec<Vec<u8>>> = (0..batch)
@@ -143,7 +143,8 @@ fn writer(
         for _ in 0..batch {
             match c.read() {
                 Ok(Value::Simple(_)) if good => {
-                    last_ack.store(base.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    let at = base.elapsed().as_micros() as u64;
+                    last_ack.store(at << 16 | *port as u64, Ordering::Relaxed);
                 }
                 Ok(_) => good = false,
                 Err(_) => {
@@ -175,15 +176,22 @@ fn kill(args: &FailoverArgs) -> Result<(), String> {
         std::thread::sleep(Duration::from_secs(2));
         let killed = base.elapsed().as_micros() as u64;
         nodes[0].kill();
-        wait_for(Duration::from_secs(120), || {
-            last_ack.load(Ordering::Relaxed) > killed
-        })
-        .map_err(|_| "writes were never acknowledged again".to_string())?;
-        let gap = (last_ack.load(Ordering::Relaxed) - killed) as f64 / 1e6;
-        let new = (1..3)
-            .find(|&i| field(ports[i], "group_state") == "serving")
+        // The first acknowledgement after the kill by another node (a reply of the dead one that was
+        // already on its way does not count).
+        let by_other = || {
+            let v = last_ack.load(Ordering::Relaxed);
+            (v >> 16 > killed && (v & 0xffff) as u16 != ports[0]).then_some(v)
+        };
+        wait_for(Duration::from_secs(120), || by_other().is_some())
+            .map_err(|_| "writes were never acknowledged again".to_string())?;
+        let v = by_other().unwrap_or(0);
+        let gap = ((v >> 16) - killed) as f64 / 1e6;
+        let new = ports
+            .iter()
+            .position(|&p| p == (v & 0xffff) as u16)
             .unwrap_or(0);
-        print!("round {round}: writes acknowledged again {gap:.2} s after kill -9 (node{new} promoted)");
+        let mut line =
+            format!("round {round}: writes acknowledged again {gap:.2} s after kill -9 (node{new} promoted)");
         gaps.push(gap);
         if args.rejoin {
             let t0 = Instant::now();
@@ -197,11 +205,13 @@ fn kill(args: &FailoverArgs) -> Result<(), String> {
             let c = t0.elapsed().as_secs_f64();
             wait_for(Duration::from_secs(600), || field(p0, "eligible") == "yes")?;
             let e = t0.elapsed().as_secs_f64();
-            print!("; old primary caught up {c:.2} s and eligible {e:.2} s after its restart");
+            line += &format!(
+                "; old primary caught up {c:.2} s and eligible {e:.2} s after its restart"
+            );
             caught.push(c);
             eligible.push(e);
         }
-        println!();
+        println!("{line}");
         stop.store(true, Ordering::Relaxed);
         let _ = w.join();
     }

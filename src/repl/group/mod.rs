@@ -399,18 +399,14 @@ impl Group {
     /// Ticks the node and (re)proposes what this node waits for: its own Join in this incarnation, and
     /// the founding entry of a group it founded. Without a node, asks its seed to let it join.
     fn maintain(&mut self, now: u64) {
+        let joined = self.node.as_ref().is_some_and(|n| {
+            n.record.members.get(&self.me).map(|m| m.incarnation) == Some(self.incarnation)
+        });
+        if !joined && now.saturating_sub(self.last_join) >= RETRY_MS {
+            self.last_join = now;
+            self.ask_to_join(now);
+        }
         let Some(n) = self.node.as_mut() else {
-            if let Some(seed) = self.seed.clone() {
-                if now.saturating_sub(self.last_join) >= RETRY_MS {
-                    self.last_join = now;
-                    let body = Body::Join {
-                        node_id: self.node_id.clone(),
-                        witness: self.witness,
-                        incarnation: self.incarnation,
-                    };
-                    self.send(0, &seed, body);
-                }
-            }
             return;
         };
         if !self.witness {
@@ -421,15 +417,8 @@ impl Group {
             });
         }
         n.tick(now);
-        let mine = n.record.members.get(&self.me).map(|m| m.incarnation);
-        if mine != Some(self.incarnation) {
-            if now.saturating_sub(self.last_join) >= RETRY_MS {
-                self.last_join = now;
-                let e = self.join_entry();
-                let n = self.node.as_mut().expect("checked");
-                let _ = n.propose(&e, now);
-            }
-        } else if n.record.primary.is_none()
+        if joined
+            && n.record.primary.is_none()
             && n.genesis() == [self.me]
             && !self.witness
             && now.saturating_sub(self.last_found) >= RETRY_MS
@@ -440,6 +429,32 @@ impl Group {
                 incarnation: self.incarnation,
             };
             let _ = n.propose(&e, now);
+        }
+    }
+
+    /// Until the record holds this node in this incarnation: proposes its Join here (a member that knows
+    /// the leader forwards it) and asks its seed and every member it knows to propose it (a node that
+    /// is not a voter yet knows no leader, and one proposal can be lost with a leader change).
+    fn ask_to_join(&mut self, now: u64) {
+        let e = self.join_entry();
+        let mut to: Vec<(MemberId, String)> = self.seed.iter().map(|s| (0, s.clone())).collect();
+        if let Some(n) = self.node.as_mut() {
+            let _ = n.propose(&e, now);
+            to.extend(
+                n.record
+                    .members
+                    .iter()
+                    .filter(|(id, _)| **id != self.me)
+                    .map(|(id, m)| (*id, m.addr.clone())),
+            );
+        }
+        for (id, addr) in to {
+            let body = Body::Join {
+                node_id: self.node_id.clone(),
+                witness: self.witness,
+                incarnation: self.incarnation,
+            };
+            self.send(id, &addr, body);
         }
     }
 
