@@ -1,7 +1,7 @@
 //! The fault suite in its short fixed-seed form, against real tandem-server processes: kills, stops, cut
 //! and held links, replica restarts and promotions of the most advanced replica, under a register workload
 //! whose history is checked. The long form is `tandem-bench faults --seed S --seconds T [--wait-all |
-//! --durability]`.
+//! --durability]` and, with the servers deciding failover, `--auto`.
 
 mod common;
 use common::server_bin;
@@ -54,6 +54,23 @@ fn durability_mode_loses_nothing_acknowledged() {
     a.durability = true;
     let r = faults::run(a).unwrap();
     faults::print(&r);
+    assert!(r.verdict.acknowledged > 50, "the workload made progress");
+    assert!(r.verdict.clean(true), "{:?}", r.verdict);
+    assert!(r.digests_equal);
+}
+
+/// The servers decide failover (failover yes), in durability mode: kills and long stops of the primary
+/// are met by the group itself; no acknowledged write is lost, no read is stale, and no node of an older
+/// epoch acknowledges a write once a newer one has.
+#[test]
+fn servers_deciding_failover_lose_nothing_and_never_write_twice() {
+    let mut a = args(21, false);
+    a.durability = true;
+    a.auto = true;
+    a.seconds = 15;
+    let r = faults::run(a).unwrap();
+    faults::print(&r);
+    assert!(r.failovers >= 1, "{:?}", r.faults);
     assert!(r.verdict.acknowledged > 50, "the workload made progress");
     assert!(r.verdict.clean(true), "{:?}", r.verdict);
     assert!(r.digests_equal);

@@ -1,4 +1,5 @@
-//! DEBUG: SLEEP, POPULATE, DIGEST, DIGEST-VALUE, SET-ACTIVE-EXPIRE; gated by enable-debug-command.
+//! DEBUG: SLEEP, POPULATE, DIGEST, DIGEST-VALUE, SET-ACTIVE-EXPIRE, GROUP-CUT (Tandem: cuts this member's
+//! control-plane messages one way or both, for the fault suite); gated by enable-debug-command.
 
 use super::conn::Conn;
 use crate::cmd::args::{help, int, lower};
@@ -63,7 +64,30 @@ impl Conn {
                 "POPULATE <count> [<prefix>] [<size>]", "    Create <count> string keys named key:<num>. If <prefix> is specified then it is used instead of the 'key' prefix.",
                 "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in background when they are not accessed.",
                 "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
+                "GROUP-CUT <IN|OUT|BOTH|NONE>", "    Tandem: drop this member's incoming and/or outgoing group messages (failover mode).",
             ]),
+            "group-cut" if a.len() == 3 => {
+                let (cut_in, cut_out) = match lower(&a[2]).as_str() {
+                    "in" => (true, false),
+                    "out" => (false, true),
+                    "both" => (true, true),
+                    "none" => (false, false),
+                    _ => return Err(CmdError::Syntax),
+                };
+                let set = self
+                    .local
+                    .run_on(0, move |l| async move {
+                        let mut sh = l.shard.borrow_mut();
+                        let g = sh.group.as_deref_mut()?;
+                        g.cut = (cut_in, cut_out);
+                        Some(())
+                    })
+                    .await;
+                if set.is_none() {
+                    return Err(CmdError::other("ERR this node is not in failover mode"));
+                }
+                r.ok();
+            }
             "sleep" if a.len() == 3 => {
                 let secs: f64 = std::str::from_utf8(&a[2]).ok().and_then(|s| s.parse().ok()).ok_or(CmdError::NotFloat)?;
                 // Like Valkey, this stalls the server thread that runs it (this shard), on purpose.

@@ -2,7 +2,9 @@
 //! docs/failover.md). Three members on loopback (a founder and two that joined it), the register
 //! workload of history.rs, and a seeded schedule: kill -9 of the primary (restarted as itself once
 //! another serves), SIGSTOP of the primary past the failover timeout (a zombie, resumed), brief stops of
-//! the primary, stops and restarts of a replica. Nobody plays the operator: clients find the node that
+//! the primary, stops and restarts of a replica, and the primary's control plane cut one way or both
+//! past the failover timeout (DEBUG GROUP-CUT: its group messages dropped in, out or both; the data
+//! links stay up, loopback cannot be partitioned here without privileges). Nobody plays the operator: clients find the node that
 //! says it serves and go elsewhere when it refuses them.
 //!
 //! What is checked, besides history.rs's lost and stale counts: **two writers**: a write one node
@@ -319,7 +321,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         };
         let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
         let r = others[rng.random_range(0..2)];
-        let line = match rng.random_range(0..6) {
+        let line = match rng.random_range(0..9) {
             0 | 1 => {
                 let mut s = nodes[p].take().expect("serving");
                 s.kill();
@@ -354,6 +356,22 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
                 std::thread::sleep(pause);
                 signal(s, libc::SIGCONT);
                 format!("SIGSTOP replica node{r} for {pause:?}")
+            }
+            6..=8 => {
+                // The primary's control plane cut: it cannot hear the group, cannot speak to it, or
+                // neither (DEBUG GROUP-CUT; its data links stay up), past the failover timeout.
+                let how = ["in", "out", "both"][rng.random_range(0..3)];
+                let cut = Duration::from_millis(FAILOVER_MS + rng.random_range(500..2500));
+                let port = nodes[p].as_ref().expect("serving").port;
+                let debug = |mode: &str| {
+                    Client::connect(port)
+                        .and_then(|mut c| c.cmd(&["DEBUG", "GROUP-CUT", mode]))
+                        .map_err(|e| e.to_string())
+                };
+                debug(how)?;
+                std::thread::sleep(cut);
+                debug("none")?;
+                format!("cut primary node{p}'s group messages ({how}) for {cut:?}")
             }
             _ => {
                 let s = nodes[r].as_mut().expect("running");

@@ -160,19 +160,22 @@ fn check_inner(
         // The newest write acknowledged before this read began and not lost since (asynchronous mode
         // without start states: a write an earlier epoch acknowledged may have been lost at a failover
         // a later write masks, so only writes of the read's epoch or a later one count).
-        let newest = acked.get(&key).map_or(0, |a| {
+        let (newest, newest_epoch, newest_end) = acked.get(&key).map_or((0, 0, 0), |a| {
             a.iter()
                 .take_while(|(end, ..)| *end < e.start_us)
                 .filter(|(_, _, lost, epoch)| !lost && (!lossy || *epoch >= e.epoch))
-                .map(|(_, i, ..)| *i)
+                .map(|&(end, i, _, epoch)| (i, epoch, end))
                 .max()
-                .unwrap_or(0)
+                .unwrap_or((0, 0, 0))
         });
         if got < newest {
             v.stale += 1;
             note(
                 &mut v,
-                format!("stale: key {key} read write {got} after write {newest} was acknowledged (epoch {})", e.epoch),
+                format!(
+                    "stale: key {key} read write {got} in epoch {} at {}-{} us after write {newest} was acknowledged in epoch {newest_epoch} at {newest_end} us",
+                    e.epoch, e.start_us, e.end_us
+                ),
             );
         }
         let through_epoch = written_in

@@ -99,13 +99,43 @@ pub fn follow_record(local: &Rc<Local>) {
             },
             Want::Follow(h, p) => {
                 tracing::info!("Group: the record's primary is {h}:{p}; following it");
+                let was_primary = !l.shared.repl.is_replica.load(Ordering::Acquire);
                 crate::repl::commands::follow(&l, h, p).await;
+                if was_primary {
+                    // Its clients came for the primary: they are told by a closed connection, as
+                    // Sentinel's reconfiguration does, and find the new one (a deposed primary would
+                    // otherwise go on answering their reads as a replica, behind the new primary).
+                    disconnect_clients(&l).await;
+                }
             }
             Want::Nothing => {}
         }
         group(&l, |g| g.acting = false);
     })
     .detach();
+}
+
+/// Closes every client connection of every shard (the group's own connections reopen by themselves).
+async fn disconnect_clients(local: &Rc<Local>) {
+    let n: usize = local
+        .broadcast(|sh| {
+            let mut n = 0;
+            for c in sh.clients.values() {
+                let mut c = c.borrow_mut();
+                if !c.killed {
+                    c.killed = true;
+                    n += 1;
+                    if let Some(w) = c.waker.take() {
+                        w.wake();
+                    }
+                }
+            }
+            n
+        })
+        .await
+        .into_iter()
+        .sum();
+    tracing::info!("Group: deposed; closed {n} client connections");
 }
 
 fn group<R>(local: &Local, f: impl FnOnce(&mut Group) -> R) -> R {

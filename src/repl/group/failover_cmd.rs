@@ -102,21 +102,39 @@ pub async fn failover(local: &Rc<Local>, a: &[Bytes], r: &mut Reply) -> CmdResul
     Ok(())
 }
 
-/// Proposes `e` and waits until the record's primary is `(id, incarnation)`.
-async fn promote(local: &Rc<Local>, e: Entry, id: u64, inc: u64) -> Result<(), String> {
-    with_group(local, |g| g.propose(&e))?;
+/// Proposes the takeover of `id` in `inc` and waits until the record's primary is `(id, inc)`. The
+/// entry carries the record version it saw, so a change in between (a member joining) refuses it: it is
+/// proposed again at the new version, and again every 500 ms in case a leader change lost it.
+async fn promote(local: &Rc<Local>, how: Takeover, id: u64, inc: u64) -> Result<(), String> {
     let start = runtime::mono_ms();
+    let mut proposed: Option<(u64, u64)> = None;
     loop {
-        let done = with_group(local, |g| {
-            Ok(g.node.as_ref().and_then(|n| n.record.primary) == Some((id, inc)))
+        let (done, version) = with_group(local, |g| {
+            let n = g
+                .node
+                .as_ref()
+                .ok_or("ERR this node has not joined its group")?;
+            Ok((n.record.primary == Some((id, inc)), n.record.version))
         })?;
         if done {
             return Ok(());
         }
-        if runtime::mono_ms() - start > APPLY_TIMEOUT_MS {
+        let now = runtime::mono_ms();
+        if now - start > APPLY_TIMEOUT_MS {
             return Err(
                 "ERR the group did not apply the promotion (is a majority of it reachable?)".into(),
             );
+        }
+        if proposed.is_none_or(|(v, at)| v != version || now - at >= 500) {
+            let e = Entry::Takeover {
+                how,
+                id,
+                incarnation: inc,
+                version,
+            };
+            // No leader known right now: tried again on the next round.
+            let _ = with_group(local, |g| g.propose(&e));
+            proposed = Some((version, now));
         }
         runtime::sleep(Duration::from_millis(10)).await;
     }
@@ -135,7 +153,7 @@ fn with_group<R>(
 }
 
 async fn takeover(local: &Rc<Local>) -> Result<(), String> {
-    let (e, me, inc) = with_group(local, |g| {
+    let (how, me, inc) = with_group(local, |g| {
         if g.witness {
             return Err("ERR a witness holds no data and cannot be primary".into());
         }
@@ -154,16 +172,10 @@ async fn takeover(local: &Rc<Local>) -> Result<(), String> {
             Some((p, _)) if p == g.me => Takeover::Resume,
             _ => Takeover::Force,
         };
-        let e = Entry::Takeover {
-            how,
-            id: g.me,
-            incarnation: g.incarnation,
-            version: r.version,
-        };
-        Ok((e, g.me, g.incarnation))
+        Ok((how, g.me, g.incarnation))
     })?;
-    tracing::warn!("FAILOVER TAKEOVER: {e:?} (acknowledged writes this node lacks are lost)");
-    promote(local, e, me, inc).await
+    tracing::warn!("FAILOVER TAKEOVER ({how:?}): acknowledged writes this node lacks are lost");
+    promote(local, how, me, inc).await
 }
 
 async fn handoff(local: &Rc<Local>, x: Args) -> Result<(), String> {
@@ -270,9 +282,6 @@ async fn handoff_paused(
             "ERR FAILOVER target replica did not catch up within the timeout; aborted".into(),
         );
     }
-    let version = with_group(local, |g| {
-        Ok(g.node.as_ref().map_or(0, |n| n.record.version))
-    })?;
     // A caught-up replica holds every write, so promoting it loses nothing even if it was never
     // granted (asynchronous mode grants only online replicas): the record takes it as Force.
     let how = if eligible && caught_up {
@@ -280,14 +289,8 @@ async fn handoff_paused(
     } else {
         Takeover::Force
     };
-    let e = Entry::Takeover {
-        how,
-        id,
-        incarnation: inc,
-        version,
-    };
     tracing::info!("FAILOVER: handing the primary role to member {id:016x} ({how:?})");
-    promote(local, e, id, inc).await?;
+    promote(local, how, id, inc).await?;
     // Writers are released only after this node stopped serving.
     local.shared.repl.serve_until.store(0, Ordering::Release);
     Ok(())

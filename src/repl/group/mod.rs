@@ -65,6 +65,9 @@ pub struct Group {
     /// Messages received and queued for sending (INFO).
     received: u64,
     sent: u64,
+    /// DEBUG GROUP-CUT: drop what arrives, what leaves (the fault suite's partitions of the control
+    /// plane; the data links are not touched).
+    pub cut: (bool, bool),
 }
 
 fn timing(s: &crate::config::Settings) -> Timing {
@@ -164,6 +167,7 @@ pub fn start(local: &Rc<Local>) {
         replies: Vec::new(),
         received: 0,
         sent: 0,
+        cut: (false, false),
     };
     match saved {
         Some(s) => {
@@ -519,6 +523,9 @@ impl Group {
     }
 
     fn send_with(&mut self, to: MemberId, addr: &str, body: Body, auth: Option<String>) {
+        if self.cut.1 {
+            return;
+        }
         let bytes = wire::encode(&Wire {
             from: self.me,
             addr: self.addr.clone(),

@@ -134,7 +134,7 @@ pub async fn tgroup(local: &Rc<Local>, a: &[Bytes], r: &mut Reply) -> CmdResult 
         0,
         Kind::Normal,
         Box::new(move |sh| {
-            if let Some(g) = sh.group.as_deref_mut() {
+            if let Some(g) = sh.group.as_deref_mut().filter(|g| !g.cut.0) {
                 g.inbox.push(w);
                 g.wake.notify();
             }
