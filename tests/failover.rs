@@ -386,6 +386,11 @@ fn after_a_full_outage_the_group_waits_until_an_operator_takes_over() {
     // Nobody is eligible in a new life and the old primary's memory is gone: nobody serves on its own.
     assert!(eventually(20, || g[0].state()
         == "restarted-primary-waiting-for-failover"));
+    // The log says why, and what the operator can do.
+    assert!(eventually(10, || g[0]
+        .s()
+        .log_text()
+        .contains("FAILOVER TAKEOVER on a member resumes the group")));
     for m in &g {
         assert!(!m.accepts_writes());
     }

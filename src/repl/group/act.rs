@@ -59,6 +59,8 @@ pub fn follow_record(local: &Rc<Local>) {
             .repl
             .self_eligible
             .store(eligible, Ordering::Release);
+        let waiting =
+            matches!(n.record.primary, Some((p, inc)) if p == g.me && inc != g.incarnation);
         let want = match n.record.primary {
             Some((p, inc)) if p == g.me && inc == g.incarnation => Want::Primary,
             Some((p, _)) if p != g.me => n
@@ -72,6 +74,16 @@ pub fn follow_record(local: &Rc<Local>) {
         let primary = !local.shared.repl.is_replica.load(Ordering::Acquire);
         if primary && n.is_primary() {
             eligibility_duties(&mut sh, local);
+        }
+        let g = sh.group.as_deref_mut().expect("checked");
+        if waiting && !g.said_waiting {
+            g.said_waiting = true;
+            tracing::warn!(
+                "Group: this node was the primary in an earlier life and restarted without its data; it \
+                 serves nothing until the group promotes an eligible replica. After a full outage none is \
+                 eligible: FAILOVER TAKEOVER on a member resumes the group, losing the acknowledged writes \
+                 that member lacks (docs/failover.md)"
+            );
         }
         want
     };

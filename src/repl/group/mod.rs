@@ -68,6 +68,8 @@ pub struct Group {
     /// DEBUG GROUP-CUT: drop what arrives, what leaves (the fault suite's partitions of the control
     /// plane; the data links are not touched).
     pub cut: (bool, bool),
+    /// The log said once why a restarted primary waits.
+    pub said_waiting: bool,
 }
 
 fn timing(s: &crate::config::Settings) -> Timing {
@@ -168,6 +170,7 @@ pub fn start(local: &Rc<Local>) {
         received: 0,
         sent: 0,
         cut: (false, false),
+        said_waiting: false,
     };
     match saved {
         Some(s) => {
