@@ -69,6 +69,8 @@ const POS: Kind = Kind::Int {
 static DIRECTIVES: &[Directive] = &[
     d("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
     d("bind", Kind::List, "127.0.0.1 -::1", false),
+    // The source address of outgoing connections (replication links, group messages), as in Valkey.
+    d("bind-source-addr", Kind::Text, "", false),
     d("shards", Kind::Int { min: 0, max: 1024 }, "0", false),
     d("dir", Kind::Text, ".", false),
     d(
@@ -490,6 +492,7 @@ impl Config {
                 .map(String::from)
                 .collect(),
             shards,
+            bind_source_addr: self.get("bind-source-addr").parse().ok(),
             dir: PathBuf::from(self.get("dir")),
             databases: self.int("databases") as usize,
             requirepass: Some(self.get("requirepass").to_string()).filter(|s| !s.is_empty()),
@@ -545,6 +548,8 @@ pub struct Settings {
     pub port: u16,
     pub bind: Vec<String>,
     pub shards: usize,
+    /// Source address of outgoing connections (`bind-source-addr`).
+    pub bind_source_addr: Option<std::net::IpAddr>,
     pub dir: PathBuf,
     pub databases: usize,
     pub requirepass: Option<String>,

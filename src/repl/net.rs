@@ -117,10 +117,35 @@ pub async fn write(stream: &mut TcpStream, data: Vec<u8>) -> io::Result<()> {
     res
 }
 
+/// Connects to `host:port` within `timeout`, from `bind-source-addr` when it is set (as Valkey's
+/// outgoing replication and cluster-bus connections do).
 pub async fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
     let addr = format!("{host}:{port}");
+    let source = runtime::current_local()
+        .shard
+        .borrow()
+        .settings
+        .bind_source_addr;
+    let target: Option<std::net::SocketAddr> = addr
+        .parse()
+        .ok()
+        .or_else(|| format!("[{host}]:{port}").parse().ok());
     let a2 = addr.clone();
-    match select(pin!(TcpStream::connect(a2)), pin!(runtime::sleep(timeout))).await {
+    let open = async move {
+        match (source, target) {
+            (Some(src), Some(to)) => {
+                let s = if to.is_ipv4() {
+                    compio::net::TcpSocket::new_v4().await?
+                } else {
+                    compio::net::TcpSocket::new_v6().await?
+                };
+                s.bind(std::net::SocketAddr::new(src, 0)).await?;
+                s.connect(to).await
+            }
+            _ => TcpStream::connect(a2).await,
+        }
+    };
+    match select(pin!(open), pin!(runtime::sleep(timeout))).await {
         Either::Left((r, _)) => {
             let s = r?;
             let _ = s.set_nodelay(true);

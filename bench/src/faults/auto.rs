@@ -4,7 +4,9 @@
 //! another serves), SIGSTOP of the primary past the failover timeout (a zombie, resumed), brief stops of
 //! the primary, stops and restarts of a replica, and the primary's control plane cut one way or both
 //! past the failover timeout (DEBUG GROUP-CUT: its group messages dropped in, out or both; the data
-//! links stay up, loopback cannot be partitioned here without privileges). Nobody plays the operator: clients find the node that
+//! links stay up), and, where iptables can be used, the primary or a replica cut off from the other
+//! nodes both ways (each node listens and connects from its own loopback address, `bind-source-addr`,
+//! and a firewall rule drops everything from or to it; the harness's clients still reach it). Nobody plays the operator: clients find the node that
 //! says it serves and go elsewhere when it refuses them.
 //!
 //! What is checked, besides history.rs's lost and stale counts: **two writers**: a write one node
@@ -207,13 +209,25 @@ fn two_writers(events: &[(Event, u16)]) -> (u64, Vec<String>) {
     (n, examples)
 }
 
+/// Node `i`'s own loopback address: its listener (besides 127.0.0.1, where the harness's clients come
+/// in) and the source of its outgoing connections, so a firewall rule can cut it off from the others.
+fn node_ip(i: usize) -> String {
+    format!("127.0.0.{}", 11 + i)
+}
+
 fn start_node(
     args: &FaultArgs,
     dir: &std::path::Path,
     i: usize,
     seed: Option<u16>,
 ) -> Result<Server, String> {
+    let ip = node_ip(i);
     let mut extra: Vec<String> = [
+        "--bind",
+        &ip,
+        "127.0.0.1",
+        "--bind-source-addr",
+        &ip,
         "--failover",
         "yes",
         "--failover-timeout",
@@ -230,7 +244,7 @@ fn start_node(
         extra.extend(["--durability".into(), "yes".into()]);
     }
     if let Some(p) = seed {
-        extra.extend(["--replicaof".into(), "127.0.0.1".into(), p.to_string()]);
+        extra.extend(["--replicaof".into(), node_ip(0), p.to_string()]);
     }
     Server::start_with(
         &args.server_bin,
@@ -240,6 +254,63 @@ fn start_node(
         None,
         &extra,
     )
+}
+
+/// Cuts node `i` off from the other nodes both ways (every packet from or to its own address dropped)
+/// while it lives; the harness's clients, on 127.0.0.1, still reach it. None where iptables cannot be
+/// used (not installed, no privilege).
+struct Cut {
+    ip: String,
+}
+
+impl Cut {
+    fn rules(ip: &str) -> [[String; 6]; 2] {
+        let r = |dir: &str| {
+            [
+                "INPUT".to_string(),
+                dir.to_string(),
+                ip.to_string(),
+                "-j".to_string(),
+                "DROP".to_string(),
+                "-w".to_string(),
+            ]
+        };
+        [r("-s"), r("-d")]
+    }
+
+    fn start(i: usize) -> Option<Cut> {
+        let ip = node_ip(i);
+        for rule in Self::rules(&ip) {
+            let ok = std::process::Command::new("iptables")
+                .arg("-I")
+                .args(&rule)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                drop(Cut { ip });
+                return None;
+            }
+        }
+        Some(Cut { ip })
+    }
+
+    fn available() -> bool {
+        std::process::Command::new("iptables")
+            .args(["-w", "-L", "INPUT", "-n"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        for rule in Self::rules(&self.ip) {
+            let _ = std::process::Command::new("iptables")
+                .arg("-D")
+                .args(&rule)
+                .output();
+        }
+    }
 }
 
 fn serving(nodes: &[Option<Server>]) -> Option<usize> {
@@ -307,7 +378,11 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
     }
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let mut faults = Vec::new();
-    let mut failovers = 0;
+    // Firewall cuts where iptables works (root, iptables installed); the rest of the schedule anyway.
+    let firewall = Cut::available();
+    if !firewall {
+        faults.push("(no iptables here: no firewall cuts in this run)".to_string());
+    }
     let end = Instant::now() + Duration::from_secs(args.seconds);
     while Instant::now() < end {
         let before = sh.acked.load(Ordering::Relaxed);
@@ -321,7 +396,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         };
         let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
         let r = others[rng.random_range(0..2)];
-        let line = match rng.random_range(0..9) {
+        let line = match rng.random_range(0..if firewall { 11 } else { 9 }) {
             0 | 1 => {
                 let mut s = nodes[p].take().expect("serving");
                 s.kill();
@@ -330,7 +405,6 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
                 s.restart()?;
                 s.wait_ready(Duration::from_secs(30))?;
                 nodes[p] = Some(s);
-                failovers += 1;
                 format!("kill -9 of primary node{p}; node{new} took over; node{p} restarted")
             }
             2 => {
@@ -373,6 +447,20 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
                 debug("none")?;
                 format!("cut primary node{p}'s group messages ({how}) for {cut:?}")
             }
+            9 | 10 => {
+                // A node cut off both ways by the firewall, data links and group messages alike:
+                // the primary (past the failover timeout) or a replica.
+                let (who, what) = if rng.random_range(0..2) == 0 {
+                    (p, "primary")
+                } else {
+                    (r, "replica")
+                };
+                let cut = Duration::from_millis(FAILOVER_MS + rng.random_range(500..2500));
+                let guard = Cut::start(who).ok_or("iptables refused a rule")?;
+                std::thread::sleep(cut);
+                drop(guard);
+                format!("cut {what} node{who} off both ways (firewall) for {cut:?}")
+            }
             _ => {
                 let s = nodes[r].as_mut().expect("running");
                 s.kill();
@@ -402,6 +490,11 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
     let p = settled
         .or_else(|| serving(&nodes))
         .ok_or("nobody serves at the end")?;
+    // Every promotion the group made (kills, stops and cuts alike): its epoch counts them.
+    let epoch: u64 = field(ports[p], "group_epoch")
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(1);
+    let failovers = epoch.saturating_sub(1);
     let mut c = Client::connect(ports[p]).map_err(|e| e.to_string())?;
     let final_index: Vec<u64> = (0..args.keys)
         .map(|key| {

@@ -174,11 +174,14 @@ fn eligibility_duties(sh: &mut crate::shard::Shard, local: &Local) {
     let mut settled: Vec<u64> = Vec::new();
     let mut changed = false;
     let revoking: Vec<u64> = sh.registry.revoking.iter().map(|r| r.session).collect();
+    // Members with a revoke in flight (of any session: a reconnect revokes the old one): the record's
+    // eligibility of them is the old grant's until the revoke lands, so it says nothing of a new one.
+    let revoking_ids: Vec<MemberId> = sh.registry.revoking.iter().map(|r| r.id).collect();
     for (session, e) in sh.registry.replicas.iter_mut() {
         let Some(id) = member_id(&e.node_id) else {
             continue;
         };
-        if revoking.contains(session) {
+        if revoking.contains(session) || revoking_ids.contains(&id) {
             continue;
         }
         let grant = Entry::Grant {
@@ -212,6 +215,12 @@ fn eligibility_duties(sh: &mut crate::shard::Shard, local: &Local) {
                 && e.state == ReplicaState::Online
                 && e.incarnation != 0 =>
             {
+                e.grant_pending = Some((version, now));
+                proposals.push(grant);
+            }
+            // Counted eligible while the record no longer says so (a grant taken from an older
+            // session's record entry): granted again; the shards have waited for it all along.
+            None if e.eligible && !eligible_in_record(id, e.incarnation) && e.incarnation != 0 => {
                 e.grant_pending = Some((version, now));
                 proposals.push(grant);
             }
