@@ -122,6 +122,18 @@ fn group(replicas: usize, extra: &[&str]) -> Vec<Member> {
     g
 }
 
+/// Every replica (g[1..]) applied the primary's (g[0]) log end.
+fn wait_caught_up(g: &[Member]) {
+    let end = num(&mut g[0].conn(), "replication", "master_repl_offset");
+    for m in &g[1..] {
+        assert!(eventually(20, || num(
+            &mut m.conn(),
+            "replication",
+            "slave_repl_offset"
+        ) == end));
+    }
+}
+
 fn the_serving_one(g: &[Member]) -> Option<usize> {
     g.iter()
         .position(|m| m.server.is_some() && m.state() == "serving" && m.accepts_writes())
@@ -134,15 +146,7 @@ fn kill_9_of_the_primary_promotes_a_replica_and_the_old_primary_rejoins_it() {
     for i in 0..500 {
         let _: () = q(&mut c, &["SET", &format!("k{i}"), &i.to_string()]).unwrap();
     }
-    // Caught up: every replica applied the primary's log end.
-    let end = num(&mut c, "replication", "master_repl_offset");
-    for m in &g[1..] {
-        assert!(eventually(20, || num(
-            &mut m.conn(),
-            "replication",
-            "slave_repl_offset"
-        ) == end));
-    }
+    wait_caught_up(&g);
     g[0].kill9();
     let mut new = None;
     assert!(
@@ -308,14 +312,7 @@ fn a_primary_restarted_at_once_is_replaced_and_wipes_no_replica() {
     for i in 0..200 {
         let _: () = q(&mut g[0].conn(), &["SET", &format!("k{i}"), "v"]).unwrap();
     }
-    let end = num(&mut g[0].conn(), "replication", "master_repl_offset");
-    for m in &g[1..] {
-        assert!(eventually(20, || num(
-            &mut m.conn(),
-            "replication",
-            "slave_repl_offset"
-        ) == end));
-    }
+    wait_caught_up(&g);
     // Back before the group noticed: empty, in a new incarnation, and not the primary of any life.
     g[0].kill9();
     g[0].restart();

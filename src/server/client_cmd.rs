@@ -248,20 +248,7 @@ impl Conn {
         let killed: usize = link_killed
             + self
                 .local
-                .broadcast(move |sh| {
-                    let mut n = 0;
-                    for c in sh.clients.values() {
-                        let mut c = c.borrow_mut();
-                        if !c.killed && f.matches(&c, now) {
-                            c.killed = true;
-                            n += 1;
-                            if let Some(w) = c.waker.take() {
-                                w.wake();
-                            }
-                        }
-                    }
-                    n
-                })
+                .broadcast(move |sh| sh.kill_clients(|c| f.matches(c, now)))
                 .await
                 .into_iter()
                 .sum::<usize>();

@@ -110,6 +110,23 @@ impl Shard {
         sh
     }
 
+    /// Marks this shard's clients that `pick` chooses as killed and wakes them (they close at their next
+    /// step); returns how many.
+    pub fn kill_clients(&self, mut pick: impl FnMut(&ClientInfo) -> bool) -> usize {
+        let mut n = 0;
+        for c in self.clients.values() {
+            let mut c = c.borrow_mut();
+            if !c.killed && pick(&c) {
+                c.killed = true;
+                n += 1;
+                if let Some(w) = c.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+        n
+    }
+
     pub fn over_maxmemory(&self) -> bool {
         let max = self.settings.maxmemory;
         max > 0 && alloc::used_memory() > max

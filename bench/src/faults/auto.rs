@@ -367,15 +367,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         start: Instant::now(),
         acked: AtomicU64::new(0),
     });
-    let mut threads = Vec::new();
-    for id in 0..args.writers {
-        let (sh, a) = (sh.clone(), args.clone());
-        threads.push(std::thread::spawn(move || writer(sh, id, a)));
-    }
-    for id in 0..args.readers {
-        let (sh, a) = (sh.clone(), args.clone());
-        threads.push(std::thread::spawn(move || reader(sh, id, a)));
-    }
+    let threads = super::spawn_workload(&sh, &args, writer, reader);
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let mut faults = Vec::new();
     // Firewall cuts where iptables works (root, iptables installed); the rest of the schedule anyway.
@@ -409,26 +401,17 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
             }
             2 => {
                 let stop = Duration::from_millis(FAILOVER_MS + rng.random_range(1000..3000));
-                let s = nodes[p].as_ref().expect("serving");
-                signal(s, libc::SIGSTOP);
-                std::thread::sleep(stop);
-                signal(s, libc::SIGCONT);
+                super::stop_for(nodes[p].as_ref().expect("serving"), stop);
                 format!("SIGSTOP primary node{p} for {stop:?} (a zombie), resumed")
             }
             3 => {
                 let short = Duration::from_millis(rng.random_range(50..300));
-                let s = nodes[p].as_ref().expect("serving");
-                signal(s, libc::SIGSTOP);
-                std::thread::sleep(short);
-                signal(s, libc::SIGCONT);
+                super::stop_for(nodes[p].as_ref().expect("serving"), short);
                 format!("SIGSTOP primary node{p} for {short:?}")
             }
             4 => {
                 let pause = Duration::from_millis(rng.random_range(300..2000));
-                let s = nodes[r].as_ref().expect("running");
-                signal(s, libc::SIGSTOP);
-                std::thread::sleep(pause);
-                signal(s, libc::SIGCONT);
+                super::stop_for(nodes[r].as_ref().expect("running"), pause);
                 format!("SIGSTOP replica node{r} for {pause:?}")
             }
             6..=8 => {
@@ -527,14 +510,5 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         verdict,
         digests_equal,
     };
-    std::fs::create_dir_all(&dir).ok();
-    if let Ok(j) = serde_json::to_string_pretty(&report) {
-        let _ = std::fs::write(dir.join("report.json"), j);
-    }
-    Ok(report)
-}
-
-fn signal(s: &Server, sig: i32) {
-    // SAFETY: a signal to a child process this harness started.
-    unsafe { libc::kill(s.pid() as i32, sig) };
+    Ok(report.saved_in(&dir))
 }

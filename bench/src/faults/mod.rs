@@ -386,15 +386,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
             .then_some(())
     })
     .ok_or("replicas did not sync at the start")?;
-    let mut threads = Vec::new();
-    for id in 0..args.writers {
-        let (sh, a) = (sh.clone(), args.clone());
-        threads.push(std::thread::spawn(move || writer(sh, id, a)));
-    }
-    for id in 0..args.readers {
-        let (sh, a) = (sh.clone(), args.clone());
-        threads.push(std::thread::spawn(move || reader(sh, id, a)));
-    }
+    let threads = spawn_workload(&sh, &args, writer, reader);
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let mut faults = Vec::new();
     let mut failovers = 0;
@@ -417,9 +409,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
                 failover(&mut cl, &sh, args.keys)?
             }
             1 => {
-                signal(&cl.nodes[r], libc::SIGSTOP);
-                std::thread::sleep(pause);
-                signal(&cl.nodes[r], libc::SIGCONT);
+                stop_for(&cl.nodes[r], pause);
                 format!("SIGSTOP replica node{r} for {pause:?}")
             }
             2 => {
@@ -454,9 +444,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
             _ => {
                 let p = cl.primary;
                 let short = Duration::from_millis(rng.random_range(50..300));
-                signal(&cl.nodes[p], libc::SIGSTOP);
-                std::thread::sleep(short);
-                signal(&cl.nodes[p], libc::SIGCONT);
+                stop_for(&cl.nodes[p], short);
                 format!("SIGSTOP primary node{p} for {short:?}")
             }
         };
@@ -498,11 +486,18 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         verdict,
         digests_equal,
     };
-    std::fs::create_dir_all(&dir).ok();
-    if let Ok(j) = serde_json::to_string_pretty(&report) {
-        let _ = std::fs::write(dir.join("report.json"), j);
+    Ok(report.saved_in(&dir))
+}
+
+impl FaultReport {
+    /// Writes the report as `report.json` in `dir` (best effort: the run's result is the value).
+    pub(crate) fn saved_in(self, dir: &std::path::Path) -> FaultReport {
+        std::fs::create_dir_all(dir).ok();
+        if let Ok(j) = serde_json::to_string_pretty(&self) {
+            let _ = std::fs::write(dir.join("report.json"), j);
+        }
+        self
     }
-    Ok(report)
 }
 
 /// kill -9 of the primary; like an operator, the harness promotes the replica with the highest offset
@@ -575,9 +570,35 @@ fn read_all(cl: &Cluster, i: usize, keys: usize) -> Result<Vec<u64>, String> {
         .collect()
 }
 
-fn signal(s: &Server, sig: i32) {
+pub(crate) fn signal(s: &Server, sig: i32) {
     // SAFETY: a signal to a child process this harness started.
     unsafe { libc::kill(s.pid() as i32, sig) };
+}
+
+/// SIGSTOP of `s` for `d`, then SIGCONT.
+pub(crate) fn stop_for(s: &Server, d: Duration) {
+    signal(s, libc::SIGSTOP);
+    std::thread::sleep(d);
+    signal(s, libc::SIGCONT);
+}
+
+/// The workload's threads: `writers` writers and `readers` readers over the shared state `sh`.
+pub(crate) fn spawn_workload<S: Send + Sync + 'static>(
+    sh: &Arc<S>,
+    args: &FaultArgs,
+    writer: fn(Arc<S>, usize, FaultArgs),
+    reader: fn(Arc<S>, usize, FaultArgs),
+) -> Vec<std::thread::JoinHandle<()>> {
+    let mut threads = Vec::new();
+    for id in 0..args.writers {
+        let (sh, a) = (sh.clone(), args.clone());
+        threads.push(std::thread::spawn(move || writer(sh, id, a)));
+    }
+    for id in 0..args.readers {
+        let (sh, a) = (sh.clone(), args.clone());
+        threads.push(std::thread::spawn(move || reader(sh, id, a)));
+    }
+    threads
 }
 
 pub fn print(r: &FaultReport) {

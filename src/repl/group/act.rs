@@ -130,20 +130,7 @@ pub fn follow_record(local: &Rc<Local>) {
 /// Closes every client connection of every shard (the group's own connections reopen by themselves).
 async fn disconnect_clients(local: &Rc<Local>) {
     let n: usize = local
-        .broadcast(|sh| {
-            let mut n = 0;
-            for c in sh.clients.values() {
-                let mut c = c.borrow_mut();
-                if !c.killed {
-                    c.killed = true;
-                    n += 1;
-                    if let Some(w) = c.waker.take() {
-                        w.wake();
-                    }
-                }
-            }
-            n
-        })
+        .broadcast(|sh| sh.kill_clients(|_| true))
         .await
         .into_iter()
         .sum();
