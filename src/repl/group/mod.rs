@@ -239,8 +239,17 @@ async fn driver(local: Rc<Local>) {
                 g.offsets = offsets;
             }
         }
-        step(&local, runtime::mono_ms());
-        act::follow_record(&local);
+        // A node whose control plane died would serve on as a replica the group can no longer steer
+        // (its lease stops it serving as a primary): better gone, for its supervisor to restart it as
+        // a new incarnation, than half alive.
+        let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            step(&local, runtime::mono_ms());
+            act::follow_record(&local);
+        }));
+        if round.is_err() {
+            tracing::error!("Group: the control plane's driver panicked; exiting");
+            std::process::abort();
+        }
     }
 }
 
