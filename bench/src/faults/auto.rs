@@ -42,6 +42,17 @@ impl Shared {
     fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
+
+    /// Records an operation begun at `start_us` and ending now, served by `port` in `epoch`.
+    fn record(&self, op: Op, start_us: u64, epoch: u64, port: u16) {
+        let e = Event {
+            op,
+            start_us,
+            end_us: self.now_us(),
+            epoch,
+        };
+        self.events.lock().expect("events").push((e, port));
+    }
 }
 
 fn field(port: u16, name: &str) -> Option<String> {
@@ -113,22 +124,15 @@ fn writer(sh: Arc<Shared>, id: usize, args: FaultArgs) {
             // Refused or cut off: look for whoever serves now.
             conn.at = None;
         }
-        let end = sh.now_us();
-        if outcome == Outcome::Ok {
-            sh.acked.fetch_add(1, Ordering::Relaxed);
-        }
         let op = Op::Write {
             key,
             index,
             outcome,
         };
-        let e = Event {
-            op,
-            start_us: start,
-            end_us: end,
-            epoch,
-        };
-        sh.events.lock().expect("events").push((e, port));
+        sh.record(op, start, epoch, port);
+        if outcome == Outcome::Ok {
+            sh.acked.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -144,18 +148,11 @@ fn reader(sh: Arc<Shared>, id: usize, args: FaultArgs) {
         let start = sh.now_us();
         match c.cmd(&["GET", &key_name(key)]) {
             Ok(v @ Value::Bulk(_)) => {
-                let end = sh.now_us();
                 let op = Op::Read {
                     key,
                     value: parse_read(key, &v),
                 };
-                let e = Event {
-                    op,
-                    start_us: start,
-                    end_us: end,
-                    epoch,
-                };
-                sh.events.lock().expect("events").push((e, port));
+                sh.record(op, start, epoch, port);
             }
             _ => conn.at = None,
         }
