@@ -120,16 +120,18 @@ pub async fn write(stream: &mut TcpStream, data: Vec<u8>) -> io::Result<()> {
 /// Connects to `host:port` within `timeout`, from `bind-source-addr` when it is set (as Valkey's
 /// outgoing replication and cluster-bus connections do).
 pub async fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
-    let addr = format!("{host}:{port}");
+    // A bare IPv6 address (as the group record's addresses are split) gets its brackets back.
+    let addr = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
     let source = runtime::current_local()
         .shard
         .borrow()
         .settings
         .bind_source_addr;
-    let target: Option<std::net::SocketAddr> = addr
-        .parse()
-        .ok()
-        .or_else(|| format!("[{host}]:{port}").parse().ok());
+    let target: Option<std::net::SocketAddr> = addr.parse().ok();
     let a2 = addr.clone();
     let open = async move {
         match (source, target) {

@@ -11,7 +11,6 @@
 //!   the replicas every write waits for. In asynchronous mode (durability off) an online replica is
 //!   granted without a pause: eligibility there only says who may be promoted.
 
-use super::Group;
 use crate::repl::eligibility;
 use crate::repl::registry::ReplicaState;
 use crate::runtime::{self, Local};
@@ -67,7 +66,7 @@ pub fn follow_record(local: &Rc<Local>) {
                 .record
                 .members
                 .get(&p)
-                .and_then(|m| split_addr(&m.addr))
+                .and_then(|m| super::split_addr(&m.addr))
                 .map_or(Want::Nothing, |(h, p)| Want::Follow(h, p)),
             _ => Want::Nothing,
         };
@@ -99,7 +98,7 @@ pub fn follow_record(local: &Rc<Local>) {
         Want::Follow(ref h, p) => !is_replica || following != Some((h.clone(), p)),
         Want::Nothing => false,
     };
-    if !act || group(local, |g| std::mem::replace(&mut g.acting, true)) {
+    if !act || super::with(local, |g| std::mem::replace(&mut g.acting, true)) != Some(false) {
         return;
     }
     let l = local.clone();
@@ -122,7 +121,7 @@ pub fn follow_record(local: &Rc<Local>) {
             }
             Want::Nothing => {}
         }
-        group(&l, |g| g.acting = false);
+        super::with(&l, |g| g.acting = false);
     })
     .detach();
 }
@@ -135,17 +134,6 @@ async fn disconnect_clients(local: &Rc<Local>) {
         .into_iter()
         .sum();
     tracing::info!("Group: deposed; closed {n} client connections");
-}
-
-fn group<R>(local: &Local, f: impl FnOnce(&mut Group) -> R) -> R {
-    let mut sh = local.shard.borrow_mut();
-    f(sh.group.as_deref_mut().expect("group mode"))
-}
-
-fn split_addr(a: &str) -> Option<(String, u16)> {
-    let (h, p) = a.rsplit_once(':')?;
-    let h = h.trim_start_matches('[').trim_end_matches(']');
-    Some((h.to_string(), p.parse().ok()?))
 }
 
 /// The serving primary's part: grants that applied (or can no longer apply), revokes the record has

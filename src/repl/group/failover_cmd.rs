@@ -144,12 +144,7 @@ fn with_group<R>(
     local: &Local,
     f: impl FnOnce(&mut super::Group) -> Result<R, String>,
 ) -> Result<R, String> {
-    let mut sh = local.shard.borrow_mut();
-    let g = sh
-        .group
-        .as_deref_mut()
-        .ok_or("ERR this node is not in failover mode")?;
-    f(g)
+    super::with(local, f).unwrap_or_else(|| Err("ERR this node is not in failover mode".into()))
 }
 
 async fn takeover(local: &Rc<Local>) -> Result<(), String> {

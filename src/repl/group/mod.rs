@@ -212,6 +212,18 @@ pub fn start(local: &Rc<Local>) {
     runtime::spawn(driver(local.clone())).detach();
 }
 
+/// Runs `f` on this node's group (it lives on shard 0); None when the node is not in failover mode.
+pub fn with<R>(local: &Local, f: impl FnOnce(&mut Group) -> R) -> Option<R> {
+    local.shard.borrow_mut().group.as_deref_mut().map(f)
+}
+
+/// `host:port` or `[v6]:port` as (host without brackets, port).
+pub fn split_addr(a: &str) -> Option<(String, u16)> {
+    let (h, p) = a.rsplit_once(':')?;
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    Some((h.to_string(), p.parse().ok()?))
+}
+
 fn rand_seed(local: &Local) -> u64 {
     use rand::RngCore;
     local.shard.borrow_mut().rng.next_u64()
@@ -545,5 +557,19 @@ impl Group {
         });
         self.sent += 1;
         self.peers.send(to, addr, bytes, auth);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_addr;
+
+    /// Record addresses come back as a host `net::connect` can bracket again, IPv6 included.
+    #[test]
+    fn addresses_split_with_or_without_brackets() {
+        assert_eq!(split_addr("10.0.0.1:7001"), Some(("10.0.0.1".into(), 7001)));
+        assert_eq!(split_addr("[::1]:7001"), Some(("::1".into(), 7001)));
+        assert_eq!(split_addr("host"), None);
+        assert_eq!(split_addr("h:notaport"), None);
     }
 }

@@ -90,11 +90,9 @@ async fn connection(addr: String, mut rx: mpsc::Receiver<Vec<u8>>, auth: Option<
 }
 
 async fn open(addr: &str, auth: Option<&str>) -> std::io::Result<runtime::TcpStream> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h, p.parse().ok()?)))
+    let (host, port) = super::split_addr(addr)
         .ok_or_else(|| std::io::Error::other(format!("bad peer address {addr}")))?;
-    let mut s = connect(host, port, Duration::from_secs(1)).await?;
+    let mut s = connect(&host, port, Duration::from_secs(1)).await?;
     if let Some(pass) = auth {
         write(&mut s, command(&[b"AUTH", pass.as_bytes()])).await?;
         let mut buf = BytesMut::new();
