@@ -16,6 +16,8 @@
 //! - `unit`: the log unit, the commit unit of a shard's log (backlog, journal flows, replica apply, WAL).
 //! - `assemble`: a replica's reassembly of multi-shard transactions from their units on several flows.
 //! - `acks`: replicas' per-shard acknowledgements, WAIT's count and min-replicas' good count.
+//! - `wal`: the write-ahead log: segment format, a shard's writer without I/O, recovery's reading, and a
+//!   fault-injecting disk for crash tests.
 //! - `group`: the replication group's control plane (record, entries, raft-driven node), without I/O.
 
 pub mod acks;
@@ -30,3 +32,4 @@ pub mod replid;
 pub mod snapshot;
 pub mod spool;
 pub mod unit;
+pub mod wal;
