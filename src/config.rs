@@ -179,14 +179,25 @@ static DIRECTIVES: &[Directive] = &[
     knob("replica-priority", U32, "100"),
     knob("repl-disable-tcp-nodelay", Kind::Bool, "no"),
     knob("save", Kind::Text, ""),
-    knob("appendonly", Kind::Bool, "no"),
-    knob(
+    // Persistence (docs/persistence.md): a per-shard write-ahead log of the replication log's units under
+    // dir/appenddirname, snapshots in dir/dbfilename.
+    d("appendonly", Kind::Bool, "no", false),
+    d(
         "appendfsync",
         Kind::Enum(&["always", "everysec", "no"]),
         "everysec",
+        true,
     ),
-    knob("appendfilename", Kind::Text, "appendonly.aof"),
-    knob("dbfilename", Kind::Text, "dump.rdb"),
+    d("appendfilename", Kind::Text, "appendonly.aof", false),
+    d("appenddirname", Kind::Text, "appendonlydir", false),
+    d("dbfilename", Kind::Text, "dump.rdb", false),
+    // A torn unit at the WAL's end (a crash cut its write) is dropped and logged; `no` refuses to start.
+    d("aof-load-truncated", Kind::Bool, "yes", false),
+    // Tandem's own: a checksum error before the WAL's end stops start-up unless this says to truncate the
+    // log there (losing what follows it).
+    d("wal-truncate-corrupt", Kind::Bool, "no", false),
+    // Tandem's own: the size segment files are created with (zero-filled ahead, docs/persistence.md).
+    d("wal-segment-size", Kind::Memory, "64mb", false),
     knob("rdbcompression", Kind::Bool, "yes"),
     knob("rdbchecksum", Kind::Bool, "yes"),
     knob("activerehashing", Kind::Bool, "yes"),
@@ -533,6 +544,18 @@ impl Config {
             failover_timeout_ms: self.int("failover-timeout") as u64,
             failover_lease_ms: self.int("failover-lease") as u64,
             debug_repl_corrupt_chunk: self.int("debug-repl-corrupt-chunk") as u64,
+            appendonly: self.get("appendonly") == "yes",
+            appendfsync: match self.get("appendfsync") {
+                "always" => tandem_sync::wal::Fsync::Always,
+                "no" => tandem_sync::wal::Fsync::No,
+                _ => tandem_sync::wal::Fsync::EverySec,
+            },
+            appendfilename: self.get("appendfilename").to_string(),
+            appenddirname: self.get("appenddirname").to_string(),
+            dbfilename: self.get("dbfilename").to_string(),
+            aof_load_truncated: self.get("aof-load-truncated") == "yes",
+            wal_truncate_corrupt: self.get("wal-truncate-corrupt") == "yes",
+            wal_segment_size: (self.int("wal-segment-size") as u64).max(64 << 10),
         }
     }
 
@@ -588,6 +611,14 @@ pub struct Settings {
     pub failover_timeout_ms: u64,
     pub failover_lease_ms: u64,
     pub debug_repl_corrupt_chunk: u64,
+    pub appendonly: bool,
+    pub appendfsync: tandem_sync::wal::Fsync,
+    pub appendfilename: String,
+    pub appenddirname: String,
+    pub dbfilename: String,
+    pub aof_load_truncated: bool,
+    pub wal_truncate_corrupt: bool,
+    pub wal_segment_size: u64,
 }
 
 /// Splits `--name v1 v2 --other v` into directives; the first argument may be a config file path.

@@ -11,6 +11,7 @@
 //!   the key commands (`strings`, `keys`).
 //! - `repl`: replication: the primary's flows, the replica's controller and flows, how units apply, WAIT,
 //!   INFO replication (the storage-agnostic parts are in the tandem-sync crate).
+//! - `persist`: the write-ahead log, snapshots and recovery (formats in tandem-sync's `wal`).
 //! - `store`: storage a shard owns: compact entries, segmented tables, the keyspace of slots.
 //! - `resp`: request parser and reply encoder (RESP2/RESP3).
 //! - `config`: the directive table, config files, CONFIG GET/SET.
@@ -20,6 +21,7 @@
 pub mod alloc;
 pub mod cmd;
 pub mod config;
+pub mod persist;
 pub mod repl;
 pub mod resp;
 pub mod runtime;

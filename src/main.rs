@@ -101,6 +101,27 @@ fn main() {
         }
     };
     let shards = settings.shards;
+    // Persistence: every shard's WAL is read and checked before anything serves (docs/persistence.md).
+    let recover = tandem_server::persist::recover::wanted(&settings);
+    let mut plans = if recover {
+        match tandem_server::persist::recover::prepare(&settings, shards) {
+            Ok(p) => p.into_iter().map(Some).collect(),
+            Err(e) => {
+                tracing::error!("{e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let recovered = plans
+        .first()
+        .and_then(|p| p.as_ref())
+        .and_then(|p| p.identity.clone());
+    let cached = recovered.as_ref().map(|id| {
+        let ends = plans.iter().flatten().map(|p| p.end).collect::<Vec<_>>();
+        (id.replid, ends)
+    });
     let (port, listeners) = match server::open_listeners(&config, shards) {
         Ok(x) => x,
         Err(e) => {
@@ -126,8 +147,11 @@ fn main() {
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         repl: Default::default(),
-        replid: tandem_sync::replid::ReplId::parse(random_hex(40).as_bytes())
-            .expect("40 hex characters"),
+        replid: match &recovered {
+            Some(id) => id.replid,
+            None => tandem_sync::replid::ReplId::parse(random_hex(40).as_bytes())
+                .expect("40 hex characters"),
+        },
     });
     tracing::info!(
         "Tandem version={} pid={} shards={shards} just started",
@@ -140,17 +164,25 @@ fn main() {
         .repl
         .group
         .store(settings.failover && !settings.witness, Ordering::Release);
+    if recover {
+        shared.repl.recovering.store(shards, Ordering::Release);
+    }
+    shared.repl.last_save_ok.store(true, Ordering::Release);
     tandem_server::repl::gate::update(&shared, &settings);
     let config = Arc::new(config);
     let mut threads = Vec::new();
     for (id, l) in listeners.into_iter().enumerate() {
         let (shared, config) = (shared.clone(), config.clone());
+        let boot = server::Boot {
+            plan: plans.get_mut(id).and_then(Option::take),
+            cached: if id == 0 { cached.clone() } else { None },
+        };
         let seed: u64 = u64::from_str_radix(&random_hex(16), 16).unwrap_or(id as u64);
         // Pinned only when asked (server-cpulist), as in Valkey: with other busy processes on the same
         // cores (a load generator, say), the kernel places unpinned threads better (docs/performance.md).
         let core = (!settings.cpus.is_empty()).then(|| settings.cpus[id % settings.cpus.len()]);
         let t = runtime::spawn_shard_thread(format!("shard-{id}"), core, move || {
-            server::shard_main(id, shared, config, l, seed)
+            server::shard_main(id, shared, config, l, seed, boot)
         });
         match t {
             Ok(t) => threads.push(t),
@@ -178,6 +210,17 @@ fn main() {
                 server::request_shutdown(&shared);
             }
         });
+    }
+    if recover {
+        // Ready means the data is back: every shard recovers in parallel on its own thread.
+        let t = std::time::Instant::now();
+        while shared.repl.recovering.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        tracing::info!(
+            "DB loaded from append only file: {:.3} seconds",
+            t.elapsed().as_secs_f64()
+        );
     }
     tracing::info!("Server initialized on port {port} with {shards} shards");
     tracing::info!("Ready to accept connections tcp");

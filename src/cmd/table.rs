@@ -106,6 +106,9 @@ pub enum Special {
     Psync,
     Tflow,
     Durability,
+    Save,
+    Bgsave,
+    Lastsave,
 }
 
 #[derive(Clone, Copy)]
@@ -221,6 +224,9 @@ pub static TABLE: &[Spec] = &[
     spec!("replconf", -1, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Replconf), "server", "An internal command for configuring the replication stream."),
     spec!("psync", -3, A | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Psync), "server", "An internal command used in replication."),
     spec!("tflow", -4, A | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Tflow), "server", "Tandem-internal: opens one stream of a replica's sync (docs/replication.md)."),
+    spec!("save", 1, A | Flags::NOSCRIPT, 0, 0, 0, S(X::Save), "server", "Synchronously saves the database(s) to disk (every shard's point-in-time part, docs/persistence.md)."),
+    spec!("bgsave", -1, A | Flags::NOSCRIPT, 0, 0, 0, S(X::Bgsave), "server", "Asynchronously saves the database(s) to disk."),
+    spec!("lastsave", 1, F | LS, 0, 0, 0, S(X::Lastsave), "server", "Returns the Unix timestamp of the last successful save to disk."),
     spec!("durability", -2, A | LS | Flags::STALE | Flags::NOSCRIPT, 0, 0, 0, S(X::Durability), "server", "Tandem: durability mode's status, and FORGET to take a replica out of the write quorum (docs/durability.md)."),
     // strings
     spec!("get", 2, R | F, 1, 1, 1, K(strings::get, None), "string", "Returns the string value of a key."),

@@ -172,6 +172,37 @@ pub async fn apply_group(local: &Rc<Local>, group: &[Received], n: usize) -> Res
     }
 }
 
+/// Recovery (persist/recover.rs): replays one of this shard's own units from its WAL, through the same
+/// execution path, and keeps it in the backlog (so replicas continue from a restarted primary). The unit
+/// was checked when read; its records all belong to this shard (same slots, same shard count).
+pub fn replay(sh: &mut Shard, unit: &Bytes) -> Result<(), String> {
+    let u = Unit::trusted(unit);
+    let mut w = Work::default();
+    for r in u.records() {
+        let r = r.map_err(|e| e.to_string())?;
+        if r.args
+            .first()
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"durability"))
+        {
+            // Grants and revokes belong to the sessions of the process that logged them.
+            continue;
+        }
+        let args: Vec<Bytes> = r.args.iter().map(|a| unit.slice_ref(a)).collect();
+        if !is_slot_scoped(&args[0]) {
+            route(args.clone(), sh.id, sh.nshards, sh.nshards)?;
+        }
+        w.ops.push(Op {
+            from: sh.id,
+            time: u.time,
+            db: r.db,
+            args,
+        });
+    }
+    w.keep.push((u.start, unit.clone()));
+    let n = sh.nshards;
+    apply_work(sh, &w, n)
+}
+
 /// Applies one replica shard's share of a group, then keeps the units it mirrors.
 fn apply_work(sh: &mut Shard, w: &Work, n: usize) -> Result<(), String> {
     let mut sink = Reply::new(Proto::Resp2);

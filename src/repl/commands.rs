@@ -44,6 +44,7 @@ async fn promote(local: &Rc<Local>, id: ReplId, applied: Option<Vec<u64>>) {
         }
         let end = sh.repl.offset();
         sh.repl.identity.promote(id, end);
+        sh.wal_identity();
         sh.repl.is_replica = false;
         sh.ks.passive_expiry = false;
         sh.ensure_backlog();

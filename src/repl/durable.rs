@@ -32,6 +32,8 @@ const THIS_UNIT: u64 = u64::MAX;
 
 pub struct Durable {
     pub on: bool,
+    /// Replies also wait for this shard's WAL (`appendfsync always`; shard/wal.rs).
+    pub wal_hold: bool,
     pub q: ShardQuorum<oneshot::Sender<()>>,
     pub dirty: DirtyKeys,
 }
@@ -40,6 +42,7 @@ impl Default for Durable {
     fn default() -> Self {
         Durable {
             on: false,
+            wal_hold: false,
             q: ShardQuorum::new(1, 0),
             dirty: DirtyKeys::default(),
         }
@@ -62,14 +65,26 @@ fn wake(ws: Vec<oneshot::Sender<()>>) {
 
 impl Shard {
     /// Applies the durability settings (at start and on every CONFIG SET).
+    /// Applies the durability settings and the WAL's state (at start, on every CONFIG SET, and whenever
+    /// the WAL's durable point moves): with `appendfsync always` the commit point is also bounded by what
+    /// this shard's WAL has on stable storage.
     pub fn durable_configure(&mut self) {
         let (on, need) = (self.settings.durability, self.settings.durability_replicas);
-        let was = self.durable.on;
+        let was = self.durable.on || self.durable.wal_hold;
         self.durable.on = on;
+        self.durable.wal_hold = self.wal_holds();
+        let local = match &self.wal {
+            Some(w) if self.durable.wal_hold => Some(w.w.synced()),
+            _ => None,
+        };
         self.durable_sync_touch();
-        let mut ws = self.durable.q.set_need(need);
-        if was && !on {
+        let mut ws = self.durable.q.set_local(local);
+        if on {
+            ws.extend(self.durable.q.set_need(need));
+        } else if self.durable.q.need() > 0 || self.durable.q.eligible().next().is_some() {
             ws.extend(self.durable.q.clear());
+        }
+        if was && !(on || self.durable.wal_hold) {
             self.durable_forget_dirty();
         }
         wake(ws);
@@ -126,7 +141,7 @@ impl Shard {
     /// Whether batch holds are computed here: durability on, and this shard logs.
     #[inline]
     pub fn durable_active(&self) -> bool {
-        self.durable.on && self.ks.hooks.capture
+        (self.durable.on || self.durable.wal_hold) && self.ks.hooks.capture
     }
 
     /// Before a command of a held batch runs: how many keys the open unit wrote so far.
@@ -163,6 +178,15 @@ impl Shard {
             }
         }
         let max = per_cmd.iter().copied().max().unwrap_or(0);
+        if max > self.durable.q.commit() && self.wal_failed() {
+            // What it waits for will never be durable: it fails now (its sender is dropped).
+            let (_, rx) = oneshot::channel();
+            return Some(Held {
+                shard: self.id,
+                per_cmd,
+                rx,
+            });
+        }
         if max <= self.durable.q.commit() {
             // Nothing to wait for (reads of clean keys): no channel, no waiter.
             return None;

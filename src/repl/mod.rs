@@ -59,6 +59,14 @@ pub struct ReplShared {
     /// record catches up (repl/group).
     pub epoch: AtomicU64,
     pub fence_epoch: AtomicU64,
+    /// The first WAL write or sync failure (docs/persistence.md): writes are refused with MISCONF.
+    pub wal_error: std::sync::OnceLock<String>,
+    /// Shards still recovering from disk at start-up: clients get LOADING meanwhile.
+    pub recovering: AtomicUsize,
+    /// A snapshot is being saved (SAVE, BGSAVE, a replica's full sync); the last one's outcome and time.
+    pub saving: AtomicBool,
+    pub last_save_ok: AtomicBool,
+    pub last_save_s: AtomicU64,
 }
 
 impl ReplShared {
@@ -117,14 +125,20 @@ pub mod gate {
     pub const NOELIGIBLE: u8 = 16;
     /// A primary in a replication group: it serves only while its lease lasts (checked per command).
     pub const LEASE: u8 = 32;
+    /// The WAL failed: writes are refused (persist/wal.rs).
+    pub const MISCONF: u8 = 64;
 
     /// Recomputes what clients are refused from the flags and the settings.
     pub fn update(shared: &Shared, s: &Settings) {
         let r = &shared.repl;
         let replica = r.is_replica.load(Ordering::Acquire);
         let mut g = 0;
-        if replica && r.loading.load(Ordering::Acquire) {
+        if replica && r.loading.load(Ordering::Acquire) || r.recovering.load(Ordering::Acquire) > 0
+        {
             g |= LOADING;
+        }
+        if r.wal_error.get().is_some() {
+            g |= MISCONF;
         }
         if replica && s.replica_read_only {
             g |= READONLY;
@@ -177,6 +191,10 @@ pub mod gate {
             );
         }
         if spec.is_write() {
+            if g & MISCONF != 0 {
+                let e = r.wal_error.get().map_or("", |e| e.as_str());
+                return Some(crate::persist::wal::misconf(e).into());
+            }
             if g & READONLY != 0 {
                 return Some("READONLY You can't write against a read only replica.".into());
             }

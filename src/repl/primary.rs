@@ -130,6 +130,38 @@ async fn write_within(
 /// next frames (FLAG_MORE).
 const CHUNK_FRAME: usize = 4 << 20;
 
+/// A snapshot piece (written after `HEADER_LEN` reserved bytes) as chunk frames starting at byte `sent`
+/// of the stream: sealed in place when it fits one frame uncompressed, else split (FLAG_MORE) and
+/// optionally compressed. The snapshot flow sends these; a snapshot file holds the same (persist).
+pub fn frame_piece(piece: Vec<u8>, shard: u16, sent: u64, lz4: bool) -> Vec<u8> {
+    if lz4 || piece.len() - tandem_sync::frame::HEADER_LEN > CHUNK_FRAME {
+        let payload = bytes::Bytes::from(piece).slice(tandem_sync::frame::HEADER_LEN..);
+        let mut o = BytesMut::new();
+        let mut at = 0;
+        loop {
+            let end = (at + CHUNK_FRAME).min(payload.len());
+            Frame {
+                kind: FrameKind::SnapshotChunk,
+                shard,
+                offset: sent + o.len() as u64,
+                more: end < payload.len(),
+                payload: payload.slice(at..end),
+            }
+            .encode_with(&mut o, lz4);
+            at = end;
+            if at >= payload.len() {
+                break;
+            }
+        }
+        o.into()
+    } else {
+        // The piece was written with room for its header: seal it in place, send it as it is.
+        let mut piece = piece;
+        Frame::seal(&mut piece, FrameKind::SnapshotChunk, shard, sent);
+        piece
+    }
+}
+
 /// Streams this shard's part of the point-in-time snapshot that PSYNC took for `session` (at a cut
 /// consistent across shards): the begin frame with its log offset, the slots (copies made by writes first),
 /// then the end frame with the key count.
@@ -186,33 +218,7 @@ async fn snapshot_flow(
         };
         let Some(piece) = piece else { break };
         chunks += 1;
-        let mut frame: Vec<u8> =
-            if lz4 || piece.len() - tandem_sync::frame::HEADER_LEN > CHUNK_FRAME {
-                let payload = bytes::Bytes::from(piece).slice(tandem_sync::frame::HEADER_LEN..);
-                let mut o = BytesMut::new();
-                let mut at = 0;
-                loop {
-                    let end = (at + CHUNK_FRAME).min(payload.len());
-                    Frame {
-                        kind: FrameKind::SnapshotChunk,
-                        shard,
-                        offset: sent + o.len() as u64,
-                        more: end < payload.len(),
-                        payload: payload.slice(at..end),
-                    }
-                    .encode_with(&mut o, lz4);
-                    at = end;
-                    if at >= payload.len() {
-                        break;
-                    }
-                }
-                o.into()
-            } else {
-                // The piece was written with room for its header: seal it in place, send it as it is.
-                let mut piece = piece;
-                Frame::seal(&mut piece, FrameKind::SnapshotChunk, shard, sent);
-                piece
-            };
+        let mut frame = frame_piece(piece, shard, sent, lz4);
         sent += frame.len() as u64;
         if corrupt_at > 0
             && chunks == corrupt_at
@@ -314,8 +320,10 @@ async fn journal_flow(
                         b.end_offset()
                     )));
                 }
+                // With appendfsync always only what is durable here leaves (shard/wal.rs).
+                let limit = sh.wal_sendable(b.end_offset()).saturating_sub(at) as usize;
                 b.read_from(at).and_then(|(x, y)| {
-                    let n = (x.len() + y.len()).min(JOURNAL_FRAME);
+                    let n = (x.len() + y.len()).min(JOURNAL_FRAME).min(limit);
                     if n == 0 {
                         return None;
                     }

@@ -139,6 +139,7 @@ impl Shard {
         }
         b.append(unit);
         self.repl.grew = true;
+        self.wal_append(offset, unit);
     }
 
     /// Sets this shard's offset with no backlog history (after a full sync, on a shard whose stream is not

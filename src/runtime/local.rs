@@ -57,6 +57,10 @@ pub struct Local {
     pub shutdown: Notify,
     /// Signalled when this shard's journal grew (its journal flows wait on it).
     pub journal: Notify,
+    /// Signalled when units were sealed (the WAL driver waits on it) and when the driver went idle at
+    /// shutdown.
+    pub wal: Notify,
+    pub wal_idle: Notify,
 }
 
 impl Local {
@@ -87,6 +91,7 @@ impl Local {
         };
         if grew {
             self.journal.notify();
+            self.wal.notify();
         }
     }
 
@@ -209,6 +214,7 @@ impl Local {
             local: self.clone(),
             id,
             shards: Vec::new(),
+            write,
         };
         for s in shards {
             // Recorded before the await, so a cancelled coordinator still releases it (see Drop).
@@ -227,6 +233,7 @@ pub struct Tx {
     local: Rc<Local>,
     id: u64,
     shards: Vec<usize>,
+    write: bool,
 }
 
 impl Tx {
@@ -271,6 +278,30 @@ impl Tx {
 
 impl Drop for Tx {
     fn drop(&mut self) {
+        if self.write && !self.shards.is_empty() && self.local.shard.borrow().wal_holds() {
+            // appendfsync always: a write transaction keeps its shards until every part is on disk, so
+            // nothing logged after it on any of them can be durable (and acknowledged) without it, and
+            // recovery may drop a transaction missing a part with everything after it (persist/recover.rs).
+            let tx = Tx {
+                local: self.local.clone(),
+                id: self.id,
+                shards: std::mem::take(&mut self.shards),
+                write: false,
+            };
+            runtime::spawn(async move {
+                let shards = tx.shards.clone();
+                let waits = tx.each(&shards, |sh| sh.wal_seal_part()).await;
+                // Other shards' inbox turns wake their drivers; this one's is woken here.
+                tx.local.wal.notify();
+                for rx in waits.into_iter().flatten() {
+                    // Err: the WAL failed; the part never commits, the locks go anyway.
+                    let _ = rx.await;
+                }
+                drop(tx);
+            })
+            .detach();
+            return;
+        }
         for &s in &self.shards {
             if s == self.local.id {
                 let mut sh = self.local.shard.borrow_mut();

@@ -3,6 +3,7 @@
 //! shard thread works through (`Local`, `Tx`, `Shared`, `current_local`). Nothing else in Tandem names
 //! compio's runtime directly, so swapping or tuning it stays local to this module.
 
+pub mod file;
 pub mod local;
 
 pub use local::{current_local, Local, Shared, Tx};

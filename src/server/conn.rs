@@ -455,7 +455,16 @@ impl Conn {
     /// per shard that held some, which of its commands are still uncommitted (their replies become
     /// errors: the outcome is not known).
     async fn settle(&self, helds: Vec<Held>) -> Vec<(usize, Vec<bool>)> {
-        let timeout = self.local.shard.borrow().settings.durability_timeout_ms;
+        // Replies held only for this node's WAL wait for the disk however long it takes (as Valkey's
+        // appendfsync always does); durability mode's wait for replicas is bounded.
+        let timeout = {
+            let s = &self.local.shard.borrow().settings;
+            if s.durability {
+                s.durability_timeout_ms
+            } else {
+                30 * 86_400_000
+            }
+        };
         let deadline = std::time::Instant::now() + Duration::from_millis(timeout);
         let mut out = Vec::with_capacity(helds.len());
         for h in helds {
@@ -633,6 +642,11 @@ fn run_remote(sh: &mut crate::shard::Shard, cmds: Vec<Ready>, ex: Exec, proto: P
 /// The reply of a command whose outcome is not known at durability-timeout.
 fn timeout_reply(spec: &Spec, proto: Proto) -> Vec<u8> {
     let mut r = Reply::new(proto);
+    // A WAL failure: what was held will never be durable here, and is not recovered either.
+    if let Some(e) = crate::runtime::current_local().shared.repl.wal_error.get() {
+        r.error(&crate::persist::wal::misconf(e));
+        return r.buf;
+    }
     r.error(if spec.is_write() {
         TIMEOUT_ERR
     } else {

@@ -65,7 +65,24 @@ impl Conn {
                 "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in background when they are not accessed.",
                 "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
                 "GROUP-CUT <IN|OUT|BOTH|NONE>", "    Tandem: drop this member's incoming and/or outgoing group messages (failover mode).",
+                "WAL-FAIL <WRITE|SYNC>", "    Tandem: every shard's next WAL write (or sync) fails, as a failing disk's would.",
             ]),
+            "wal-fail" if a.len() == 3 => {
+                use crate::persist::wal::Inject;
+                let what = match lower(&a[2]).as_str() {
+                    "write" => Inject::Write,
+                    "sync" => Inject::Sync,
+                    _ => return Err(CmdError::Syntax),
+                };
+                let set = self
+                    .local
+                    .broadcast(move |sh| sh.wal.as_mut().map(|w| w.inject = Some(what)).is_some())
+                    .await;
+                if !set.iter().any(|&x| x) {
+                    return Err(CmdError::other("ERR appendonly is off"));
+                }
+                r.ok();
+            }
             "group-cut" if a.len() == 3 => {
                 let (cut_in, cut_out) = match lower(&a[2]).as_str() {
                     "in" => (true, false),

@@ -45,6 +45,7 @@ struct ShardReport {
     expired: u64,
     clients: usize,
     table_bytes: usize,
+    wal: Option<crate::shard::wal::WalStats>,
 }
 
 fn cpu_times() -> (f64, f64) {
@@ -87,6 +88,7 @@ impl Conn {
                 expired: sh.ks.stats.expired,
                 clients: sh.clients.len(),
                 table_bytes: sh.ks.table_bytes(),
+                wal: sh.wal.as_ref().map(|w| w.stats.clone()),
             })
             .await;
         let (repl_text, (sync_full, sync_ok, sync_err)) =
@@ -174,12 +176,39 @@ impl Conn {
                     );
                 }
                 "persistence" => {
+                    let mut wal = crate::shard::wal::WalStats::default();
+                    reports
+                        .iter()
+                        .flat_map(|r| &r.wal)
+                        .for_each(|s| wal.merge(s));
+                    let on = reports.iter().any(|r| r.wal.is_some());
+                    let err = shared.repl.wal_error.get();
                     let _ = write!(
                         w,
-                        "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\
-                         rdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n",
-                        loading as u8,
-                        shared.start_ms / 1000
+                        "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:{}\r\n\
+                         rdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\n\
+                         aof_last_write_status:{}\r\naof_last_error:{}\r\ntandem_wal_writes:{}\r\ntandem_wal_bytes:{}\r\n\
+                         tandem_wal_write_usec:{}\r\ntandem_wal_syncs:{}\r\ntandem_wal_sync_usec:{}\r\ntandem_wal_sync_max_usec:{}\r\n",
+                        (loading || shared.repl.recovering.load(std::sync::atomic::Ordering::Acquire) > 0) as u8,
+                        shared.repl.saving.load(std::sync::atomic::Ordering::Acquire) as u8,
+                        match shared.repl.last_save_s.load(std::sync::atomic::Ordering::Acquire) {
+                            0 => shared.start_ms / 1000,
+                            t => t,
+                        },
+                        if !shared.repl.last_save_ok.load(std::sync::atomic::Ordering::Acquire) {
+                            "err"
+                        } else {
+                            "ok"
+                        },
+                        on as u8,
+                        if err.is_some() { "err" } else { "ok" },
+                        err.map_or("", |e| e.as_str()),
+                        wal.writes,
+                        wal.bytes,
+                        wal.write_us,
+                        wal.syncs,
+                        wal.sync_us,
+                        wal.sync_max_us,
                     );
                 }
                 "stats" => {

@@ -120,12 +120,21 @@ pub fn open_listeners(
 }
 
 /// Runs one shard until shutdown: the inbox, the periodic cron, and the accept loops.
+/// What a shard starts from besides its configuration: what it recovers from disk (appendonly yes), and on
+/// shard 0 of a recovered replica where its link continues from.
+#[derive(Default)]
+pub struct Boot {
+    pub plan: Option<crate::persist::recover::ShardPlan>,
+    pub cached: Option<(tandem_sync::replid::ReplId, Vec<u64>)>,
+}
+
 pub async fn shard_main(
     id: usize,
     shared: Arc<Shared>,
     config: Arc<Config>,
     listeners: Vec<TcpListener>,
     seed: u64,
+    boot: Boot,
 ) {
     let nshards = shared.mesh.shards();
     let local = Rc::new(Local {
@@ -135,12 +144,17 @@ pub async fn shard_main(
         unlocked: Notify::default(),
         shutdown: Notify::default(),
         journal: Notify::default(),
+        wal: Notify::default(),
+        wal_idle: Notify::default(),
     });
     runtime::local::install(local.clone());
+    if let Some(plan) = boot.plan {
+        crate::persist::start_shard(&local, plan).await;
+    }
     if id == 0 {
-        let (failover, witness) = {
+        let (failover, witness, replicaof) = {
             let s = &local.shard.borrow().settings;
-            (s.failover, s.witness)
+            (s.failover, s.witness, s.replicaof.clone())
         };
         if failover {
             crate::repl::group::start(&local);
@@ -149,7 +163,16 @@ pub async fn shard_main(
             // A witness votes and holds no data: it refuses writes as a replica does, and follows no one.
             local.shared.repl.is_replica.store(true, Ordering::Release);
             crate::repl::gate::update(&local.shared, &local.shard.borrow().settings);
-        } else if let Some((host, port)) = local.shard.borrow().settings.replicaof.clone() {
+        } else if let Some((host, port)) = replicaof {
+            // A recovered replica continues from what it recovered (a partial resync if the primary
+            // still has it), once every shard has.
+            while local.shared.repl.recovering.load(Ordering::Acquire) > 0 {
+                runtime::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            if let Some(c) = boot.cached {
+                local.shard.borrow_mut().link =
+                    Some(crate::repl::LinkStatus::new(host.clone(), port, 0, Some(c)));
+            }
             let l = local.clone();
             runtime::spawn(async move { crate::repl::replica::start(&l, host, port) }).detach();
         }
@@ -180,6 +203,8 @@ pub async fn shard_main(
         )
         .await;
     }
+    // Everything logged is on disk before the process exits.
+    crate::persist::wal::drain(&local).await;
 }
 
 async fn inbox_loop(local: Rc<Local>) {

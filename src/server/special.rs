@@ -140,6 +140,14 @@ impl Conn {
                     return Err(CmdError::other("ERR No shutdown in progress."));
                 }
                 tracing::info!("User requested shutdown...");
+                if a[1..].iter().any(|o| eq(o, "save")) {
+                    tracing::info!("Saving the final snapshot before exiting.");
+                    if let Err(e) = crate::persist::snapshot::save(&self.local, false).await {
+                        return Err(CmdError::other(format!(
+                            "ERR Errors trying to SHUTDOWN. Check logs. ({e})"
+                        )));
+                    }
+                }
                 super::request_shutdown(&self.local.shared);
                 self.closing = true;
                 Ok(())
@@ -222,6 +230,48 @@ impl Conn {
             Special::Replicaof => repl::replicaof(&self.local, a, r).await,
             Special::Role => repl::role(&self.local, r).await,
             Special::Durability => crate::repl::durability_cmd::durability(&self.local, a, r).await,
+            Special::Save => {
+                crate::persist::snapshot::save(&self.local, false)
+                    .await
+                    .map_err(CmdError::other)?;
+                r.ok();
+                Ok(())
+            }
+            Special::Bgsave => {
+                if a.len() > 2 || (a.len() == 2 && !eq(&a[1], "schedule")) {
+                    return Err(CmdError::Syntax);
+                }
+                if self
+                    .local
+                    .shared
+                    .repl
+                    .saving
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
+                    return Err(CmdError::other("ERR Background save already in progress"));
+                }
+                let l = self.local.clone();
+                runtime::spawn(async move {
+                    let _ = crate::persist::snapshot::save(&l, false).await;
+                })
+                .detach();
+                r.simple("Background saving started");
+                Ok(())
+            }
+            Special::Lastsave => {
+                let t = self
+                    .local
+                    .shared
+                    .repl
+                    .last_save_s
+                    .load(std::sync::atomic::Ordering::Acquire);
+                r.int(if t == 0 {
+                    (self.local.shared.start_ms / 1000) as i64
+                } else {
+                    t as i64
+                });
+                Ok(())
+            }
             Special::Wait => repl::wait(&self.local, &self.repl, a, r).await,
             Special::Replconf => repl::replconf(&mut self.repl, a, r),
             Special::Failover => {

@@ -154,7 +154,20 @@ impl Shard {
             .backlog
             .as_mut()
             .expect("capture is on only with a backlog");
-        let sealed = self.ks.hooks.unit.seal_to(start, |unit| b.append(unit));
+        let wal = &mut self.wal;
+        let mut unlogged = None;
+        let sealed = self.ks.hooks.unit.seal_to(start, |unit| {
+            b.append(unit);
+            match wal.as_mut() {
+                Some(w) if w.attached && w.w.end() == start => w.w.append(unit),
+                Some(w) if w.attached => unlogged = Some(unit.to_vec()),
+                _ => {}
+            }
+        });
+        if let Some(u) = unlogged {
+            // The log jumped: wal_append detaches (and says so).
+            self.wal_append(start, &u);
+        }
         self.repl.grew |= sealed;
         // The commit rule tracks the log end whether or not the mode is on, so turning it on finds the
         // acknowledgements and the end in step.

@@ -6,6 +6,7 @@ pub mod mesh;
 pub mod notify;
 pub mod stats;
 pub mod tx;
+pub mod wal;
 
 use crate::alloc;
 use crate::config::{Config, Settings};
@@ -71,6 +72,8 @@ pub struct Shard {
     pub durable: crate::repl::durable::Durable,
     /// Shard 0 in failover mode: this member's control plane (repl/group).
     pub group: Option<Box<crate::repl::group::Group>>,
+    /// The write-ahead log (appendonly yes), docs/persistence.md.
+    pub wal: Option<wal::ShardWal>,
 }
 
 impl Shard {
@@ -105,6 +108,7 @@ impl Shard {
             link_gen: 0,
             durable: Default::default(),
             group: None,
+            wal: None,
         };
         sh.durable_configure();
         sh

@@ -42,6 +42,9 @@ pub struct ShardQuorum<T> {
     /// Keyed by (target, arrival), so releasing is a walk from the front.
     waiters: BTreeMap<(u64, u64), Waiter<T>>,
     seq: u64,
+    /// With a WAL at `appendfsync always`: the offset this node's own log is on stable storage up to. The
+    /// commit point never passes it, replicas or not.
+    local: Option<u64>,
 }
 
 impl<T> ShardQuorum<T> {
@@ -55,6 +58,7 @@ impl<T> ShardQuorum<T> {
             acks: HashMap::new(),
             waiters: BTreeMap::new(),
             seq: 0,
+            local: None,
         }
     }
 
@@ -89,6 +93,18 @@ impl<T> ShardQuorum<T> {
     /// Writes may be admitted: at least `need` replicas count.
     pub fn enough(&self) -> bool {
         self.eligible.len() >= self.need
+    }
+
+    /// This node's own log is durable up to `synced` (None: it has no WAL holding writes): the commit
+    /// point is at most that.
+    pub fn set_local(&mut self, synced: Option<u64>) -> Vec<T> {
+        self.local = synced;
+        self.settle()
+    }
+
+    /// Drops every waiter (released with nothing: what they wait for will never commit here).
+    pub fn drop_waiters(&mut self) {
+        self.waiters.clear();
     }
 
     /// The replication factor changed; a lower one may commit what waited.
@@ -159,14 +175,12 @@ impl<T> ShardQuorum<T> {
         }
     }
 
-    /// Durability mode turned off: nothing counts, everything waiting is released.
+    /// Durability mode turned off: no replica counts or is needed; what waited is released up to the
+    /// local log's durable point (everything, without a WAL holding writes).
     pub fn clear(&mut self) -> Vec<T> {
         self.eligible.clear();
-        self.commit = self.end;
-        std::mem::take(&mut self.waiters)
-            .into_values()
-            .map(|w| w.wake)
-            .collect()
+        self.need = 0;
+        self.settle()
     }
 
     /// This shard stops being a primary (or its log restarts at `end`): nothing counts any more, and the
@@ -221,6 +235,7 @@ impl<T> ShardQuorum<T> {
     }
 
     fn settle(&mut self) -> Vec<T> {
+        // The commit point only grows; `end` can only have grown too.
         if !self.enough() {
             return Vec::new();
         }
@@ -230,7 +245,8 @@ impl<T> ShardQuorum<T> {
             .map(|r| self.acks.get(r).copied().unwrap_or(0))
             .min()
             .unwrap_or(self.end)
-            .min(self.end);
+            .min(self.end)
+            .min(self.local.unwrap_or(u64::MAX));
         if point <= self.commit {
             return Vec::new();
         }
@@ -290,6 +306,31 @@ mod tests {
         assert_eq!(q.laggards(1200, 1000), vec![1]);
         assert_eq!(q.clear(), vec![2]);
         assert_eq!(q.commit(), 20);
+    }
+
+    /// With a WAL holding writes, nothing commits past what is on stable storage here, with or without
+    /// replicas; turning durability mode off releases only up to it.
+    #[test]
+    fn the_local_log_bounds_the_commit_point() {
+        let mut q: ShardQuorum<u32> = ShardQuorum::new(0, 0);
+        q.set_local(Some(0));
+        q.appended(10);
+        assert_eq!(q.wait(10, 0, 1), None);
+        assert_eq!(q.commit(), 0);
+        assert_eq!(q.set_local(Some(10)), vec![1]);
+        // Durability mode on too: both must hold it.
+        q.set_need(1);
+        q.ack(2, 10);
+        q.grant(2).unwrap();
+        q.appended(20);
+        q.wait(20, 0, 2);
+        assert!(q.ack(2, 20).is_empty(), "replica has it, the disk not yet");
+        assert!(q.set_local(Some(15)).is_empty());
+        assert_eq!(q.set_local(Some(20)), vec![2]);
+        q.appended(30);
+        q.wait(30, 0, 3);
+        assert!(q.clear().is_empty(), "mode off: still waits for the disk");
+        assert_eq!(q.set_local(Some(30)), vec![3]);
     }
 
     #[test]

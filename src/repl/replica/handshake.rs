@@ -186,6 +186,8 @@ pub(super) async fn attempt(
                 for d in 0..sh.ks.databases() {
                     sh.ks.flush_db(d);
                 }
+                // The WAL's history ends here: it is written again once a snapshot covers the new one.
+                sh.wal_detach();
                 become_replica(sh, replid, 0);
             })
             .await;
@@ -276,6 +278,7 @@ fn become_replica(sh: &mut Shard, replid: ReplId, at: u64) {
     }
     sh.repl.is_replica = true;
     sh.repl.identity.replid = replid;
+    sh.wal_identity();
     sh.ks.passive_expiry = true;
     sh.ks.hooks.snapshots.clear();
 }

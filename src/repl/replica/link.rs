@@ -55,6 +55,19 @@ fn go_live(local: &Local, gen: u64, p: &SyncProgress, settings: &crate::config::
     with_link(local, gen, |l| {
         l.up = true;
     });
+    if p.full && settings.appendonly {
+        // The WAL's history ended with the full sync: a snapshot of what was loaded starts a new one
+        // (persist/snapshot.rs), as Valkey rewrites its AOF after a full sync.
+        let l = runtime::current_local();
+        runtime::spawn(async move {
+            if let Err(e) = crate::persist::snapshot::save(&l, true).await {
+                tracing::warn!(
+                    "the snapshot after the full sync failed: {e}; the WAL stays detached"
+                );
+            }
+        })
+        .detach();
+    }
     tracing::info!(
         "MASTER <-> REPLICA sync: Finished with success ({} in {:.3}s)",
         if p.full {

@@ -43,7 +43,7 @@ pub(super) async fn finish_one(rx: Loading) -> io::Result<u64> {
 }
 
 /// Inserts a chunk's records into this shard; returns the key count.
-fn load_into(sh: &mut Shard, payload: &[u8]) -> Result<u64, String> {
+pub(crate) fn load_into(sh: &mut Shard, payload: &[u8]) -> Result<u64, String> {
     let (slot, recs) = tandem_sync::snapshot::chunk(payload).map_err(|e| e.to_string())?;
     let slot = slot as usize;
     if !sh.ks.owned_slots().contains(&slot) {

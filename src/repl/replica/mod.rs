@@ -18,7 +18,7 @@ mod apply;
 mod flow;
 mod handshake;
 mod link;
-mod load;
+pub(crate) mod load;
 
 use super::apply::{apply_group, Received};
 use super::net::{self, err};

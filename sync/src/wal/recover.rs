@@ -34,6 +34,8 @@ pub struct Chain {
     /// Where the log ends (the offset the next unit gets).
     pub end: u64,
     pub torn: Option<Torn>,
+    /// Segments (by start) of a chain based on a snapshot that does not exist: to be deleted.
+    pub discarded: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,8 +105,21 @@ pub fn chain(
             links,
             end: from,
             torn: None,
+            discarded: Vec::new(),
         });
     };
+    if first.scanned.header.start > from && first.scanned.header.based {
+        // A chain begun on a snapshot that was never saved (a crash while a replica saved the snapshot
+        // of its full sync): it cannot be replayed, and what it held can be synced again.
+        let discarded = links.iter().map(|l| l.scanned.header.start).collect();
+        return Ok(Chain {
+            header: None,
+            links: Vec::new(),
+            end: from,
+            torn: None,
+            discarded,
+        });
+    }
     if first.scanned.header.start > from || first.scanned.end < from {
         return Err(ChainError::Missing {
             from,
@@ -155,6 +170,7 @@ pub fn chain(
         end: last.end,
         torn,
         links,
+        discarded: Vec::new(),
     })
 }
 

@@ -8,7 +8,8 @@
 //!   8  version        2  VERSION
 //!  10  shard          2  the shard whose log this is
 //!  12  shards         2  shards of the server that wrote it (a restart must have as many)
-//!  14  reserved       2  0
+//!  14  flags          1  bit 0 (BASED): a chain begins here on a snapshot taken at `start`
+//!  15  reserved       1  0
 //!  16  start          8  log offset of the first unit in this segment
 //!  24  second_offset  8  i64: replid2 is valid up to this offset (Valkey's second_replid_offset), -1: none
 //!  32  replid        40  the replication id these offsets belong to (hex)
@@ -27,6 +28,9 @@ use crate::replid::{Identity, ReplId};
 use crate::unit::{peek_len, Unit, MIN_LEN};
 
 pub const MAGIC: [u8; 8] = *b"TANDWAL\0";
+/// A snapshot file's header has the same layout under its own magic (snapfile.rs).
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TANDSNAP";
+const FLAG_BASED: u8 = 1;
 pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 128;
 
@@ -37,6 +41,9 @@ pub struct Header {
     pub shards: u16,
     pub start: u64,
     pub identity: Identity,
+    /// The first segment of a chain whose history before `start` is a snapshot taken there (a replica
+    /// after a full sync): without that snapshot the chain cannot be replayed, and recovery discards it.
+    pub based: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,12 +62,20 @@ pub enum HeaderError {
 
 impl Header {
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_as(&MAGIC)
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
+        Self::decode_as(b, &MAGIC)
+    }
+
+    pub fn encode_as(&self, magic: &[u8; 8]) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEADER_LEN);
-        b.extend_from_slice(&MAGIC);
+        b.extend_from_slice(magic);
         b.extend_from_slice(&VERSION.to_le_bytes());
         b.extend_from_slice(&self.shard.to_le_bytes());
         b.extend_from_slice(&self.shards.to_le_bytes());
-        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&[if self.based { FLAG_BASED } else { 0 }, 0]);
         b.extend_from_slice(&self.start.to_le_bytes());
         b.extend_from_slice(&self.identity.second_offset.to_le_bytes());
         b.extend_from_slice(self.identity.replid.as_str().as_bytes());
@@ -72,8 +87,8 @@ impl Header {
         b
     }
 
-    pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
-        if b.len() < 8 || b[..8] != MAGIC {
+    pub fn decode_as(b: &[u8], magic: &[u8; 8]) -> Result<Header, HeaderError> {
+        if b.len() < 8 || b[..8] != *magic {
             return Err(HeaderError::Magic);
         }
         if b.len() < HEADER_LEN {
@@ -87,7 +102,7 @@ impl Header {
         if crc32c::crc32c(&b[..124]) != stored {
             return Err(HeaderError::Checksum);
         }
-        if b[14..16] != [0, 0] || b[112..124].iter().any(|&x| x != 0) {
+        if b[14] & !FLAG_BASED != 0 || b[15] != 0 || b[112..124].iter().any(|&x| x != 0) {
             return Err(HeaderError::Malformed("reserved bytes set"));
         }
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
@@ -109,6 +124,7 @@ impl Header {
                 replid2,
                 second_offset: u64_at(24) as i64,
             },
+            based: b[14] & FLAG_BASED != 0,
         })
     }
 }
@@ -258,6 +274,7 @@ mod tests {
             shards: 2,
             start,
             identity: ident(),
+            based: false,
         }
     }
 
@@ -296,10 +313,11 @@ mod tests {
                 replid2: ReplId::from_random([0x22; 20]),
                 second_offset: 77,
             },
+            based: true,
         };
         let b = h.encode();
         let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let mut want = String::from("54414e4457414c0001000100020000000403020100000000");
+        let mut want = String::from("54414e4457414c0001000100020001000403020100000000");
         want += "4d00000000000000";
         want += &"31".repeat(40);
         want += &"32".repeat(40);

@@ -67,6 +67,13 @@ impl SimDisk {
 
     /// Performs `op` as a disk would, with the configured faults.
     pub fn apply(&mut self, op: &Op) -> Result<(), String> {
+        self.start(op)?;
+        self.finish(op)
+    }
+
+    /// The part of `op` that happens when it is issued: a write reaches the cache (the whole of any
+    /// other operation happens here).
+    pub fn start(&mut self, op: &Op) -> Result<(), String> {
         match op {
             Op::Create { seg, header, size } => {
                 self.creates += 1;
@@ -85,12 +92,38 @@ impl SimDisk {
                 );
                 Ok(())
             }
-            Op::Write { seg, pos, data } => self.write(*seg, *pos as usize, data),
+            Op::Write { seg, pos, data, .. } => self.write(*seg, *pos as usize, data),
             Op::Sync { seg } => self.sync(*seg),
             Op::Zero { seg, pos, len } => {
                 self.write(*seg, *pos as usize, &vec![0; *len as usize])?;
                 self.sync(*seg)
             }
+        }
+    }
+
+    /// The part of `op` that happens when it completes: a durable write's sync.
+    pub fn finish(&mut self, op: &Op) -> Result<(), String> {
+        match op {
+            // O_DSYNC makes this write's own bytes durable, not the file's.
+            Op::Write {
+                seg,
+                pos,
+                data,
+                sync: true,
+            } => {
+                self.syncs += 1;
+                let f = self.files.get_mut(seg).ok_or("no such segment")?;
+                if self.faults.fail_sync == Some(self.syncs) {
+                    return Err("injected: durable write failed".into());
+                }
+                let p = *pos as usize;
+                // Only if the cache still holds these bytes (nothing erased them since).
+                if f.cache.get(p..p + data.len()) == Some(&data[..]) {
+                    put(&mut f.durable, p, data);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
