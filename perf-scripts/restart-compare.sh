@@ -21,12 +21,11 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
 pick_ports
 mkdir -p "$tmp/t" "$tmp/r"
-topts=(--port $TPORT --shards "$SHARDS" --dir "$(realpath "$tmp/t")" --appendonly yes --appendfsync everysec)
-ropts=(--port $RPORT --dir "$(realpath "$tmp/r")" --save "" --appendonly no)
+topts=(--port $TPORT --shards "$SHARDS" --dir "$(realpath "$tmp/t")" --appendonly yes --appendfsync everysec --enable-debug-command yes)
+ropts=(--port $RPORT --dir "$(realpath "$tmp/r")" --save "" --appendonly no --enable-debug-command yes)
 
 "$TANDEM" "${topts[@]}" > "$tmp/t.log" 2>&1 & pid=$!
 wait_ping $TPORT
-redis-cli -p $TPORT config set enable-debug-command yes >/dev/null 2>&1 || true
 redis-cli -p $TPORT debug populate "$KEYS" key 100 >/dev/null
 t0=$(now); redis-cli -p $TPORT save >/dev/null; t1=$(now)
 tsave=$(echo "$t1 - $t0" | bc -l)

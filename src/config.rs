@@ -198,7 +198,8 @@ static DIRECTIVES: &[Directive] = &[
     d("wal-truncate-corrupt", Kind::Bool, "no", false),
     // Tandem's own: the size segment files are created with (zero-filled ahead, docs/persistence.md).
     d("wal-segment-size", Kind::Memory, "64mb", false),
-    knob("rdbcompression", Kind::Bool, "yes"),
+    // Snapshot chunks LZ4-compressed (where it helps), as Valkey's RDB is LZF-compressed.
+    d("rdbcompression", Kind::Bool, "yes", true),
     knob("rdbchecksum", Kind::Bool, "yes"),
     knob("activerehashing", Kind::Bool, "yes"),
     knob("activedefrag", Kind::Bool, "no"),
@@ -545,6 +546,7 @@ impl Config {
             failover_lease_ms: self.int("failover-lease") as u64,
             debug_repl_corrupt_chunk: self.int("debug-repl-corrupt-chunk") as u64,
             appendonly: self.get("appendonly") == "yes",
+            rdbcompression: self.get("rdbcompression") == "yes",
             appendfsync: match self.get("appendfsync") {
                 "always" => tandem_sync::wal::Fsync::Always,
                 "no" => tandem_sync::wal::Fsync::No,
@@ -612,6 +614,7 @@ pub struct Settings {
     pub failover_lease_ms: u64,
     pub debug_repl_corrupt_chunk: u64,
     pub appendonly: bool,
+    pub rdbcompression: bool,
     pub appendfsync: tandem_sync::wal::Fsync,
     pub appendfilename: String,
     pub appenddirname: String,

@@ -22,6 +22,9 @@ use tandem_sync::frame::{Frame, FrameKind};
 use tandem_sync::replid::Identity;
 use tandem_sync::wal::segment::{Header, HEADER_LEN, SNAPSHOT_MAGIC};
 
+/// A part is written in pieces of about this size.
+const WRITE_BYTES: usize = 4 << 20;
+
 /// Reads a snapshot part's header; None if there is no such file.
 pub fn read_header(path: &Path) -> Result<Option<Header>, String> {
     let mut f = match std::fs::File::open(path) {
@@ -130,9 +133,13 @@ impl Shard {
 
 /// Writes shard `l`'s part of snapshot `cut` to its temporary file; returns (path, keys, bytes).
 async fn write_part(l: Rc<Local>, cut: Cut) -> Result<(PathBuf, u64, u64), String> {
-    let (files, shards) = {
+    let (files, shards, lz4) = {
         let sh = l.shard.borrow();
-        (Files::new(&sh.settings, l.id), sh.nshards)
+        (
+            Files::new(&sh.settings, l.id),
+            sh.nshards,
+            sh.settings.rdbcompression,
+        )
     };
     let tmp = files.snapshot_tmp();
     let guard = Forget { l: &l, id: cut.id };
@@ -151,6 +158,8 @@ async fn write_part(l: Rc<Local>, cut: Cut) -> Result<(PathBuf, u64, u64), Strin
     let mut at = HEADER_LEN as u64;
     let mut sent = 0u64;
     let keys;
+    // Pieces (a slot each) are gathered into writes of about WRITE_BYTES.
+    let mut out: Vec<u8> = Vec::with_capacity(WRITE_BYTES + (1 << 20));
     loop {
         let piece = {
             let mut sh = l.shard.borrow_mut();
@@ -164,15 +173,18 @@ async fn write_part(l: Rc<Local>, cut: Cut) -> Result<(PathBuf, u64, u64), Strin
             }
             p
         };
-        let frame =
-            crate::repl::primary::frame_piece(piece.expect("some"), l.id as u16, sent, false);
+        let frame = crate::repl::primary::frame_piece(piece.expect("some"), l.id as u16, sent, lz4);
         sent += frame.len() as u64;
-        let n = frame.len() as u64;
-        f.write_all_at(frame, at).await.map_err(err)?;
-        at += n;
+        out.extend_from_slice(&frame);
+        if out.len() >= WRITE_BYTES {
+            let n = out.len() as u64;
+            let full = std::mem::replace(&mut out, Vec::with_capacity(WRITE_BYTES + (1 << 20)));
+            f.write_all_at(full, at).await.map_err(err)?;
+            at += n;
+        }
     }
     drop(guard);
-    let mut end = BytesMut::new();
+    let mut end = BytesMut::from(&out[..]);
     Frame {
         kind: FrameKind::SnapshotEnd,
         shard: l.id as u16,

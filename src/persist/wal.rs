@@ -227,7 +227,7 @@ pub async fn run(local: Rc<Local>, files: Files, cur: Option<(u64, std::path::Pa
         let seen = local.wal.generation();
         let now = runtime::mono_ms();
         let shutdown = local.shared.shutdown.load(Ordering::Acquire);
-        let (next, idle) = {
+        let (next, idle, pending) = {
             let mut sh = local.shard.borrow_mut();
             let Some(wal) = sh.wal.as_mut() else { return };
             if shutdown {
@@ -239,18 +239,27 @@ pub async fn run(local: Rc<Local>, files: Files, cur: Option<(u64, std::path::Pa
                 Some((_, Op::Write { .. } | Op::Sync { .. })) => wal.inject.take(),
                 _ => None,
             };
-            (next.map(|(t, op)| (t, op, inject)), wal.w.idle())
+            (
+                next.map(|(t, op)| (t, op, inject)),
+                wal.w.idle(),
+                wal.w.has_pending(),
+            )
         };
         let Some((ticket, op, inject)) = next else {
             if shutdown && idle {
                 local.wal_idle.notify();
                 return;
             }
-            // Woken by new units or a completion; the timer serves everysec's sync and a failed undo's
-            // retry.
+            // Woken by new units or a completion; the timer serves units being gathered, everysec's
+            // sync and a failed undo's retry.
+            let ms = if pending {
+                tandem_sync::wal::writer::GATHER_MS
+            } else {
+                100
+            };
             let _ = select(
                 pin!(local.wal.wait_since(seen)),
-                pin!(runtime::sleep(Duration::from_millis(100))),
+                pin!(runtime::sleep(Duration::from_millis(ms))),
             )
             .await;
             continue;

@@ -456,27 +456,32 @@ impl Conn {
     /// errors: the outcome is not known).
     async fn settle(&self, helds: Vec<Held>) -> Vec<(usize, Vec<bool>)> {
         // Replies held only for this node's WAL wait for the disk however long it takes (as Valkey's
-        // appendfsync always does); durability mode's wait for replicas is bounded.
+        // appendfsync always does), with no timer; durability mode's wait for replicas is bounded.
         let timeout = {
             let s = &self.local.shard.borrow().settings;
-            if s.durability {
-                s.durability_timeout_ms
-            } else {
-                30 * 86_400_000
-            }
+            s.durability.then_some(s.durability_timeout_ms)
         };
-        let deadline = std::time::Instant::now() + Duration::from_millis(timeout);
+        let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_millis(t));
         let mut out = Vec::with_capacity(helds.len());
         for h in helds {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let commit = match select(h.rx, pin!(runtime::sleep(left))).await {
-                Either::Left((Ok(()), _)) => u64::MAX,
-                // Dropped: this shard stopped being a primary; nothing it held will commit here.
-                Either::Left((Err(_), _)) => 0,
-                Either::Right(_) => {
-                    self.local
-                        .call(h.shard, Kind::Normal, |sh| sh.durable.q.commit())
-                        .await
+            let commit = match deadline {
+                None => match h.rx.await {
+                    Ok(()) => u64::MAX,
+                    Err(_) => 0,
+                },
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    match select(h.rx, pin!(runtime::sleep(left))).await {
+                        Either::Left((Ok(()), _)) => u64::MAX,
+                        // Dropped: this shard stopped being a primary (or its WAL failed); nothing it
+                        // held will commit here.
+                        Either::Left((Err(_), _)) => 0,
+                        Either::Right(_) => {
+                            self.local
+                                .call(h.shard, Kind::Normal, |sh| sh.durable.q.commit())
+                                .await
+                        }
+                    }
                 }
             };
             out.push((h.shard, h.per_cmd.iter().map(|&t| t > commit).collect()));

@@ -131,10 +131,15 @@ pub struct Writer {
     retry_at: u64,
     /// The next segment created begins a chain based on a snapshot (its header says so).
     based: bool,
+    /// When the oldest pending unit was first seen by `poll` (gathering without `always`).
+    pending_since: Option<u64>,
 }
 
 /// A failed undo is retried this long after (a dead disk is not spun on).
 const RETRY_MS: u64 = 1000;
+/// Without `appendfsync always`, pending units are written once they are this many bytes or this old.
+pub const GATHER_BYTES: usize = 256 << 10;
+pub const GATHER_MS: u64 = 10;
 
 impl Writer {
     pub fn new(cfg: Config, identity: Identity, start: Start) -> Self {
@@ -174,11 +179,17 @@ impl Writer {
             undone: false,
             retry_at: 0,
             based,
+            pending_since: None,
         }
     }
 
     pub fn fsync(&self) -> Fsync {
         self.cfg.fsync
+    }
+
+    /// Units are waiting to be written (the caller should poll again within `GATHER_MS`).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     pub fn set_fsync(&mut self, f: Fsync) {
@@ -302,7 +313,16 @@ impl Writer {
             return self.sync_op();
         }
         if !self.pending.is_empty() && self.writes.is_empty() {
-            return Some(self.write_op(seg, always));
+            // Without `always` nobody waits on a write: small ones are gathered for a while, so the disk
+            // (and the kernel worker doing the write) is not woken for every batch.
+            let since = *self.pending_since.get_or_insert(now_ms);
+            if always
+                || self.pending.len() >= GATHER_BYTES
+                || now_ms.saturating_sub(since) >= GATHER_MS
+            {
+                self.pending_since = None;
+                return Some(self.write_op(seg, always));
+            }
         }
         if self.writes.is_empty() {
             return self.poll_sync(now_ms);
