@@ -201,16 +201,21 @@ fn units_end(path: &Path) -> u64 {
     b.iter().rposition(|&x| x != 0).unwrap() as u64 + 1
 }
 
-#[test]
-fn a_torn_last_unit_is_dropped_and_logged() {
-    let dir = Dir::new("torn");
-    let server = start(&dir, &["--shards", "1"]);
+/// One shard, ten SETs (ten units), a clean stop: the segment that holds them.
+fn ten_units_then_stop(dir: &Dir) -> PathBuf {
+    let server = start(dir, &["--shards", "1"]);
     let mut c = server.conn();
     for i in 0..10 {
         let _: () = q(&mut c, &["SET", &format!("k{i}"), "v"]).unwrap();
     }
     assert_eq!(server.stop().code(), Some(0));
-    let seg = dir.segments(0).pop().unwrap();
+    dir.segments(0).pop().unwrap()
+}
+
+#[test]
+fn a_torn_last_unit_is_dropped_and_logged() {
+    let dir = Dir::new("torn");
+    let seg = ten_units_then_stop(&dir);
     // The last byte of the last unit (its CRC): as if the crash cut its write.
     flip(&seg, units_end(&seg) - 1);
     let server = start(&dir, &["--shards", "1"]);
@@ -229,13 +234,7 @@ fn a_torn_last_unit_is_dropped_and_logged() {
 #[test]
 fn corruption_before_the_end_stops_start_up_unless_told_to_truncate() {
     let dir = Dir::new("corrupt");
-    let server = start(&dir, &["--shards", "1"]);
-    let mut c = server.conn();
-    for i in 0..10 {
-        let _: () = q(&mut c, &["SET", &format!("k{i}"), "v"]).unwrap();
-    }
-    assert_eq!(server.stop().code(), Some(0));
-    let seg = dir.segments(0).pop().unwrap();
+    let seg = ten_units_then_stop(&dir);
     // A byte inside the first unit (after the 128-byte header), whole units after it.
     flip(&seg, 128 + 30);
     let args = [

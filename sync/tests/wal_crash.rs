@@ -165,25 +165,27 @@ fn no_acknowledged_unit_is_lost_and_no_failed_one_comes_back() {
     eprintln!("{total:?}");
 }
 
+/// A writer of shard 0 of 1 with 1 MiB segments, starting a log at 0.
+fn fresh(fsync: Fsync) -> Writer {
+    let cfg = Config {
+        shard: 0,
+        shards: 1,
+        segment_size: 1 << 20,
+        fsync,
+    };
+    let start = Start::Fresh {
+        offset: 0,
+        based: false,
+    };
+    Writer::new(cfg, Identity::new(ReplId::zero()), start)
+}
+
 /// Group commit: units appended while the disk is busy are written by one durable write (`O_DSYNC`) that
 /// covers them all.
 #[test]
 fn one_sync_covers_every_unit_waiting() {
     let mut disk = SimDisk::new(1, Faults::default());
-    let cfg = Config {
-        shard: 0,
-        shards: 1,
-        segment_size: 1 << 20,
-        fsync: Fsync::Always,
-    };
-    let mut w = Writer::new(
-        cfg,
-        Identity::new(ReplId::zero()),
-        Start::Fresh {
-            offset: 0,
-            based: false,
-        },
-    );
+    let mut w = fresh(Fsync::Always);
     let (t, op) = w.poll(0).unwrap();
     w.done(t, disk.apply(&op), 0);
     for i in 0..50 {
@@ -208,20 +210,7 @@ fn fsync_policies_decide_when_to_sync() {
         (Fsync::Always, 1, 1),
     ] {
         let mut disk = SimDisk::new(1, Faults::default());
-        let cfg = Config {
-            shard: 0,
-            shards: 1,
-            segment_size: 1 << 20,
-            fsync: policy,
-        };
-        let mut w = Writer::new(
-            cfg,
-            Identity::new(ReplId::zero()),
-            Start::Fresh {
-                offset: 0,
-                based: false,
-            },
-        );
+        let mut w = fresh(policy);
         let drive = |w: &mut Writer, disk: &mut SimDisk, now| {
             while let Some((t, op)) = w.poll(now) {
                 w.done(t, disk.apply(&op), now);
