@@ -466,3 +466,14 @@ fn a_full_outage_in_durability_mode_loses_no_acknowledged_write() {
         "the replica continued"
     );
 }
+
+/// A file at `dbfilename` itself (an RDB from Valkey, say) is not loaded silently: start-up says why.
+#[test]
+fn start_up_beside_a_foreign_dump_file_fails_with_one_line() {
+    let dir = Dir::new("rdb");
+    std::fs::write(dir.0.join("dump.rdb"), b"REDIS0011\xfa").unwrap();
+    let e = Server::try_start(&["--shards", "1", "--dir", dir.arg()])
+        .err()
+        .expect("refused");
+    assert!(e.contains("dump.rdb is not a Tandem snapshot"), "{e}");
+}

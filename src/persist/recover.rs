@@ -249,9 +249,12 @@ fn drop_incomplete(plans: &mut [ShardPlan]) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether start-up has anything to recover: `appendonly yes`, or a snapshot of shard 0.
+/// Whether start-up has anything to recover: `appendonly yes`, a snapshot of shard 0, or a file at
+/// `dbfilename` itself (which Tandem never writes: a foreign one is refused in `prepare`).
 pub fn wanted(s: &Settings) -> bool {
-    s.appendonly || Files::new(s, 0).snapshot().exists()
+    s.appendonly
+        || Files::new(s, 0).snapshot().exists()
+        || std::path::Path::new(&s.dbfilename).exists()
 }
 
 /// Reads every shard's snapshot part and WAL (in parallel) and decides what each loads and replays. An
@@ -261,6 +264,19 @@ pub fn prepare(s: &Settings, shards: usize) -> Result<Vec<ShardPlan>, String> {
     if s.appendonly {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("Can't create the WAL directory {}: {e}", dir.display()))?;
+    }
+    // Tandem's snapshots are `<dbfilename>.s<shard>`; a file at `dbfilename` itself is someone else's (a
+    // Valkey RDB, say): starting empty beside it would look like lost data.
+    let foreign = std::env::current_dir()
+        .unwrap_or_default()
+        .join(&s.dbfilename);
+    if foreign.exists() {
+        return Err(format!(
+            "{} is not a Tandem snapshot (Tandem writes {}.s<shard>; it does not load RDB files): move \
+             it away or set another dbfilename",
+            foreign.display(),
+            s.dbfilename
+        ));
     }
     let extra_snapshot = Files::new(s, shards).snapshot().to_path_buf();
     if extra_snapshot.exists() {
