@@ -47,6 +47,10 @@ pub struct FaultArgs {
     /// The servers decide failover (failover yes; faults/auto.rs) instead of the harness.
     #[arg(long, conflicts_with = "wait_all")]
     pub auto: bool,
+    /// Every node runs with its WAL (appendonly yes, appendfsync always), and the faults include a full
+    /// outage: every node killed at once, then restarted from its WAL (docs/persistence.md).
+    #[arg(long, conflicts_with = "auto")]
+    pub wal: bool,
     #[arg(long, default_value_t = 2)]
     pub shards: usize,
     #[arg(long, default_value_t = 50)]
@@ -305,6 +309,25 @@ impl Cluster {
         self.follow(i)
     }
 
+    /// A full outage: every node killed at once, then the primary restarted from its WAL (on its port,
+    /// where the clients come back) and the replicas made to follow it again.
+    fn outage(&mut self) -> Result<(), String> {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+        let p = self.primary;
+        self.nodes[p].restart()?;
+        self.nodes[p].wait_ready(Duration::from_secs(60))?;
+        configure(&self.nodes[p], self.durability)?;
+        for i in self.replicas() {
+            self.nodes[i].restart()?;
+            self.nodes[i].wait_ready(Duration::from_secs(60))?;
+            configure(&self.nodes[i], self.durability)?;
+            self.follow(i)?;
+        }
+        Ok(())
+    }
+
     /// Durability mode: replica `i` is eligible as the primary and the replica both report it.
     fn eligible(&self, i: usize) -> bool {
         let node = self.nodes[i]
@@ -342,14 +365,22 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         mode(args.durability, args.wait_all).0
     ));
     let _ = std::fs::remove_dir_all(&dir);
+    let wal: Vec<String> = if args.wal {
+        ["--appendonly", "yes", "--appendfsync", "always"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        Vec::new()
+    };
     let nodes: Vec<Server> = (0..3)
         .map(|i| {
-            let s = Server::start(
+            let s = Server::start_with(
                 &args.server_bin,
                 &dir,
                 &format!("node{i}"),
                 args.shards,
                 None,
+                &wal,
             )?;
             configure(&s, args.durability)?;
             Ok(s)
@@ -401,8 +432,12 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         let pause = Duration::from_millis(rng.random_range(300..2000));
         let reps = cl.replicas();
         let r = reps[rng.random_range(0..reps.len())];
-        let what = rng.random_range(0..7);
+        let what = rng.random_range(0..if args.wal { 8 } else { 7 });
         let line = match what {
+            7 => {
+                cl.outage()?;
+                "kill -9 of every node, all restarted from their WALs".to_string()
+            }
             // An operator fails over only when some replica could take over.
             0 if reps.iter().any(|&i| cl.could_take_over(i)) => {
                 failovers += 1;
