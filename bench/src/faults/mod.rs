@@ -366,9 +366,17 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let wal: Vec<String> = if args.wal {
-        ["--appendonly", "yes", "--appendfsync", "always"]
-            .map(String::from)
-            .to_vec()
+        // Small segments: six segment files (and their spares) per node, not 64 MiB each.
+        [
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--wal-segment-size",
+            "4mb",
+        ]
+        .map(String::from)
+        .to_vec()
     } else {
         Vec::new()
     };
