@@ -33,6 +33,7 @@ fn writer(sh: &crate::shard::Shard, start: tandem_sync::wal::Start) -> crate::sh
         failed: false,
         inject: None,
         stats: Default::default(),
+        part_waiters: Vec::new(),
     }
 }
 

@@ -160,7 +160,9 @@ impl Shard {
             b.append(unit);
             match wal.as_mut() {
                 Some(w) if w.attached && w.w.end() == start => w.w.append(unit),
-                Some(w) if w.attached => unlogged = Some(unit.to_vec()),
+                // After a failure nothing is written, and the WAL stays attached (its holds keep
+                // failing reads of keys whose writes were lost).
+                Some(w) if w.attached && w.w.failed().is_none() => unlogged = Some(unit.to_vec()),
                 _ => {}
             }
         });

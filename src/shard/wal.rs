@@ -19,6 +19,9 @@ pub struct ShardWal {
     /// Test-only (DEBUG WAL-FAIL): the next write or sync fails.
     pub inject: Option<crate::persist::wal::Inject>,
     pub stats: WalStats,
+    /// Write transactions' parts waiting to be durable here (offset, release): only the local disk,
+    /// not the replicas, so a transaction holds its shards for one sync at most.
+    pub part_waiters: Vec<(u64, futures_channel::oneshot::Sender<()>)>,
 }
 
 /// Counters for INFO persistence.
@@ -56,7 +59,7 @@ impl Shard {
     /// A sealed unit starting at `start` (this shard's own, or a replica's verbatim copy of its primary's).
     pub fn wal_append(&mut self, start: u64, unit: &[u8]) {
         let Some(wal) = self.wal.as_mut() else { return };
-        if !wal.attached {
+        if !wal.attached || wal.w.failed().is_some() {
             return;
         }
         if wal.w.end() != start {
@@ -99,12 +102,13 @@ impl Shard {
             return None;
         }
         let end = self.repl.offset();
-        let (tx, rx) = futures_channel::oneshot::channel();
-        let now = crate::runtime::now_ms();
-        match self.durable.q.wait(end, now, tx) {
-            Some(_) => None,
-            None => Some(rx),
+        let wal = self.wal.as_mut()?;
+        if wal.w.synced() >= end || wal.failed {
+            return None;
         }
+        let (tx, rx) = futures_channel::oneshot::channel();
+        wal.part_waiters.push((end, tx));
+        Some(rx)
     }
 
     /// Whether this shard's replies wait for its WAL (`appendfsync always`, attached). After a failure
@@ -148,9 +152,15 @@ impl Shard {
         if !was_failed {
             p.failed = wal.w.failed().map(String::from);
         }
+        let synced = wal.w.synced();
+        for (_, w) in wal.part_waiters.extract_if(.., |(at, _)| *at <= synced) {
+            let _ = w.send(());
+        }
         if wal.w.undone() && !wal.failed {
             // Only now may a client hear that its write failed: the bytes are gone from the disk.
             wal.failed = true;
+            // Transactions waiting on parts that will never be durable let go of their shards.
+            wal.part_waiters.clear();
             self.durable.q.drop_waiters();
             self.durable_configure();
         } else if p.synced {
