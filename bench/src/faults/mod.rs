@@ -418,7 +418,8 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
         start: Instant::now(),
         acked: AtomicU64::new(0),
     });
-    wait_until(Duration::from_secs(60), || {
+    // Generous: the test suite runs several of these at once on two cores.
+    wait_until(Duration::from_secs(180), || {
         cl.replicas()
             .iter()
             .all(|&i| cl.synced(i) && (!args.durability || cl.eligible(i)))
