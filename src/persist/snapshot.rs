@@ -142,7 +142,11 @@ async fn write_part(l: Rc<Local>, cut: Cut) -> Result<(PathBuf, u64, u64), Strin
         )
     };
     let tmp = files.snapshot_tmp();
-    let guard = Forget { l: &l, id: cut.id };
+    // The full sync's guard: a part that stops early stops writes copying slots for it.
+    let guard = crate::repl::primary::SnapshotGuard {
+        local: &l,
+        id: cut.id,
+    };
     let err = |e: std::io::Error| format!("writing {}: {e}", tmp.display());
     let f = File::create(&tmp).await.map_err(err)?;
     let header = Header {
@@ -197,18 +201,6 @@ async fn write_part(l: Rc<Local>, cut: Cut) -> Result<(PathBuf, u64, u64), Strin
     f.write_all_at(end.to_vec(), at).await.map_err(err)?;
     f.sync_data().await.map_err(err)?;
     Ok((tmp, keys, at + n))
-}
-
-/// Forgets a snapshot whose writing stopped early, so writes stop copying slots for it.
-struct Forget<'a> {
-    l: &'a Rc<Local>,
-    id: u64,
-}
-
-impl Drop for Forget<'_> {
-    fn drop(&mut self) {
-        self.l.shard.borrow_mut().ks.end_snapshot(self.id);
-    }
 }
 
 /// What a save did.

@@ -61,10 +61,6 @@ impl Open {
             size: std::fs::metadata(path)?.len(),
         })
     }
-
-    fn size(&self) -> std::io::Result<u64> {
-        Ok(self.size)
-    }
 }
 
 struct Driver {
@@ -270,9 +266,7 @@ pub async fn run(local: Rc<Local>, files: Files, cur: Option<(u64, std::path::Pa
             _ => None,
         };
         if let (Op::Write { pos, .. }, Some(o)) = (&op, &d.cur) {
-            if let Ok(size) = o.size() {
-                d.maybe_make_spare(*pos, size);
-            }
+            d.maybe_make_spare(*pos, o.size);
         }
         let t = std::time::Instant::now();
         if let Op::Write { .. } = op {

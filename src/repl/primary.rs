@@ -271,9 +271,9 @@ async fn yield_now() {
 }
 
 /// Forgets an unfinished snapshot when its flow ends early, so writes stop copying slots for it.
-struct SnapshotGuard<'a> {
-    local: &'a Rc<Local>,
-    id: u64,
+pub(crate) struct SnapshotGuard<'a> {
+    pub(crate) local: &'a Rc<Local>,
+    pub(crate) id: u64,
 }
 
 impl Drop for SnapshotGuard<'_> {
