@@ -166,6 +166,9 @@ static DIRECTIVES: &[Directive] = &[
     d("repl-compression", Kind::Enum(&["no", "lz4"]), "no", true),
     // Test-only: the primary corrupts its Nth snapshot chunk (1-based) once, to exercise the retry path.
     d("debug-repl-corrupt-chunk", U32, "0", true),
+    // Test-only, Valkey's: microseconds a replica waits per key of a full sync's snapshot it loads (the
+    // log received meanwhile is buffered; tests use it to make a sync last).
+    d("key-load-delay", U32, "0", true),
     knob("repl-diskless-sync", Kind::Bool, "yes"),
     knob("repl-diskless-sync-delay", U32, "5"),
     knob("repl-diskless-sync-max-replicas", U32, "0"),
@@ -545,6 +548,7 @@ impl Config {
             failover_timeout_ms: self.int("failover-timeout") as u64,
             failover_lease_ms: self.int("failover-lease") as u64,
             debug_repl_corrupt_chunk: self.int("debug-repl-corrupt-chunk") as u64,
+            key_load_delay_us: self.int("key-load-delay") as u64,
             appendonly: self.get("appendonly") == "yes",
             rdbcompression: self.get("rdbcompression") == "yes",
             appendfsync: match self.get("appendfsync") {
@@ -613,6 +617,7 @@ pub struct Settings {
     pub failover_timeout_ms: u64,
     pub failover_lease_ms: u64,
     pub debug_repl_corrupt_chunk: u64,
+    pub key_load_delay_us: u64,
     pub appendonly: bool,
     pub rdbcompression: bool,
     pub appendfsync: tandem_sync::wal::Fsync,

@@ -22,7 +22,8 @@ fn two_shard_primary_feeds_one_and_three_shard_replicas_under_writes() {
     let writer = Writer::start(&primary, 50_000);
     let r1 = Server::start(&["--shards", "1"]);
     // This one spools the log of the writes made during its sync to a file (no memory allowance); the
-    // writer runs throughout, and the replica's log shows the file was really written.
+    // writer runs throughout, and the replica's log shows the file was really written. Its load is slowed
+    // (about a second per flow) so that writes certainly arrive while it loads, however busy the machine.
     let dir = std::env::temp_dir().join(format!("tandem-spool-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let r3 = Server::start(&[
@@ -30,6 +31,8 @@ fn two_shard_primary_feeds_one_and_three_shard_replicas_under_writes() {
         "3",
         "--repl-sync-buffer-memory",
         "0",
+        "--key-load-delay",
+        "10",
         "--dir",
         dir.to_str().unwrap(),
     ]);

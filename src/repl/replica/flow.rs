@@ -70,9 +70,12 @@ impl Flow {
         dir: std::path::PathBuf,
         limit: usize,
         name: String,
+        key_load_delay_us: u64,
     ) -> io::Result<()> {
         let mut inflight = VecDeque::new();
-        let res = self.full_sync(dir, limit, name, &mut inflight).await;
+        let res = self
+            .full_sync(dir, limit, name, key_load_delay_us, &mut inflight)
+            .await;
         // Chunks already sent to other shards are waited for, whatever happened: none may land after this
         // flow has stopped (a new attempt's flush, or a promotion, comes next).
         while let Some(rx) = inflight.pop_front() {
@@ -86,6 +89,7 @@ impl Flow {
         dir: std::path::PathBuf,
         limit: usize,
         name: String,
+        key_load_delay_us: u64,
         inflight: &mut VecDeque<Loading>,
     ) -> io::Result<()> {
         let (sess, idx) = (self.session.to_string(), self.i.to_string());
@@ -160,6 +164,10 @@ impl Flow {
                     self.progress()
                         .snapshot_keys
                         .fetch_add(keys, Ordering::Relaxed);
+                    // Test-only (`key-load-delay`): a slow load, without blocking the shard's thread.
+                    if key_load_delay_us > 0 && keys > 0 {
+                        runtime::sleep(Duration::from_micros(keys * key_load_delay_us)).await;
+                    }
                 }
                 FrameKind::SnapshotEnd => {
                     while let Some(rx) = inflight.pop_front() {

@@ -214,6 +214,7 @@ pub(super) async fn attempt(
         let host = host.clone();
         let dir = settings.dir.clone();
         let limit = settings.repl_sync_buffer_memory;
+        let key_load_delay_us = settings.key_load_delay_us;
         let spool_name = format!("{}-{i}", local.shared.run_id);
         p.alive.fetch_add(1, Ordering::AcqRel);
         local.shared.mesh.send(
@@ -232,7 +233,7 @@ pub(super) async fn attempt(
                 };
                 runtime::spawn(async move {
                     let res = if full {
-                        flow.full(dir, limit, spool_name).await
+                        flow.full(dir, limit, spool_name, key_load_delay_us).await
                     } else {
                         flow.p.flows[i]
                             .phase
