@@ -477,3 +477,37 @@ fn start_up_beside_a_foreign_dump_file_fails_with_one_line() {
         .expect("refused");
     assert!(e.contains("dump.rdb is not a Tandem snapshot"), "{e}");
 }
+
+/// Collections of every type come back from a snapshot and the WAL after it: the snapshot carries their
+/// byte form, the WAL the commands (SPOP as the SREM it amounted to).
+#[test]
+fn collections_survive_a_restart_from_snapshot_and_wal() {
+    let dir = Dir::new("types");
+    let server = start(&dir, &[]);
+    let mut c = server.conn();
+    for i in 0..500 {
+        let mut p = redis::pipe();
+        p.cmd("HSET").arg("h").arg(format!("f{i}")).arg(i);
+        p.cmd("RPUSH").arg("l").arg(i);
+        p.cmd("SADD").arg("s").arg(format!("m{i}"));
+        p.cmd("ZADD").arg("z").arg(i).arg(format!("m{i}"));
+        let _: redis::Value = p.query(&mut c).unwrap();
+    }
+    let _: String = q(&mut c, &["SAVE"]).unwrap();
+    let _: i64 = q(&mut c, &["HDEL", "h", "f1"]).unwrap();
+    let _: Vec<String> = q(&mut c, &["SPOP", "s", "10"]).unwrap();
+    let _: Vec<String> = q(&mut c, &["ZPOPMAX", "z", "3"]).unwrap();
+    let _: i64 = q(&mut c, &["LPUSH", "l", "head"]).unwrap();
+    let _: i64 = q(&mut c, &["SADD", "small", "1", "2"]).unwrap();
+    let d = digest(&mut c);
+    drop(server);
+    let server = start(&dir, &[]);
+    let mut c = server.conn();
+    assert_eq!(digest(&mut c), d);
+    assert_eq!(q::<i64>(&mut c, &["SCARD", "s"]).unwrap(), 490);
+    assert_eq!(q::<String>(&mut c, &["LINDEX", "l", "0"]).unwrap(), "head");
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "small"]).unwrap(),
+        "intset"
+    );
+}

@@ -89,3 +89,9 @@ pub fn quote_args(args: &[bytes::Bytes]) -> String {
     }
     s
 }
+
+impl From<crate::store::keyspace::WrongType> for CmdError {
+    fn from(_: crate::store::keyspace::WrongType) -> Self {
+        CmdError::WrongType
+    }
+}

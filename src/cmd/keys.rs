@@ -28,10 +28,9 @@ pub fn exists(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
 }
 
 pub fn type_(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    r.simple(if sh.ks.get(ex.db, &a[1], ex.now).is_some() {
-        "string"
-    } else {
-        "none"
+    r.simple(match sh.ks.get(ex.db, &a[1], ex.now) {
+        Some(e) => crate::store::types::type_name(e.kind()),
+        None => "none",
     });
     Ok(())
 }
@@ -113,11 +112,23 @@ fn expire_generic(
         r.int(0);
         return Ok(());
     }
-    if at <= ex.now as i64 {
+    let deleted = at <= ex.now as i64;
+    if deleted {
         drop(e);
         sh.ks.remove(ex.db, &a[1], 0);
     } else {
         e.set_expire(Some(at as u64));
+        drop(e);
+    }
+    // EXPIRE and PEXPIRE are relative: logged as what they did, with an absolute time (table flag
+    // LOG_REWRITE), so replicas agree and a big collection is never shipped whole for a TTL change.
+    if sh.ks.hooks.capture {
+        let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
+        sh.ks.hooks.rewrite = Some(if deleted {
+            vec![b"DEL".to_vec(), a[1].to_vec()]
+        } else {
+            vec![b"PEXPIREAT".to_vec(), a[1].to_vec(), at]
+        });
     }
     r.int(1);
     Ok(())
@@ -230,7 +241,10 @@ pub fn object(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
         return Ok(());
     };
     match sub.as_str() {
-        "encoding" => r.bulk(encoding_of(e.value()).as_bytes()),
+        "encoding" => match e.coll() {
+            Some(c) => r.bulk(c.encoding().as_bytes()),
+            None => r.bulk(encoding_of(e.value()).as_bytes()),
+        },
         "refcount" => r.int(1),
         "idletime" => {
             let now = (ex.now / 1000) as u32 & LRU_MASK;

@@ -10,11 +10,17 @@
 //!   implemented by the server layer, which may send messages to shards.
 
 pub mod args;
+pub mod coll;
+pub mod dump;
 pub mod error;
 pub mod exec;
+pub mod hash;
 pub mod keys;
+pub mod list;
+pub mod set;
 pub mod strings;
 pub mod table;
+pub mod zset;
 
 pub use error::{CmdError, CmdResult};
 pub use table::{lookup, Flags, Handler, Merge, Spec, Special, TABLE};

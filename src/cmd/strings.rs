@@ -5,10 +5,11 @@ use super::exec::Exec;
 use super::{CmdError, CmdResult};
 use crate::resp::Reply;
 use crate::shard::Shard;
+use crate::store::types::STRING;
 use bytes::Bytes;
 
 pub fn get(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    let hit = sh.ks.get(ex.db, &a[1], ex.now);
+    let hit = sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)?;
     sh.stats.hit(hit.is_some());
     match hit {
         Some(e) => r.bulk(e.value()),
@@ -93,7 +94,11 @@ pub fn set(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     // The old entry matters only to NX, XX, GET and KEEPTTL: a plain SET goes straight to one upsert.
     let mut old_expire = None;
     if nx || xx || get || ttl == Ttl::Keep {
-        let old = sh.ks.get(ex.db, key, ex.now);
+        let old = if get {
+            sh.ks.get_kind(ex.db, key, ex.now, STRING)?
+        } else {
+            sh.ks.get(ex.db, key, ex.now)
+        };
         let exists = old.is_some();
         old_expire = old.and_then(|e| e.expire_at());
         if get {
@@ -168,7 +173,7 @@ pub fn psetex(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
 }
 
 pub fn getset(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    match sh.ks.get(ex.db, &a[1], ex.now) {
+    match sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)? {
         Some(e) => r.bulk(e.value()),
         None => r.null(),
     }
@@ -177,6 +182,7 @@ pub fn getset(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
 }
 
 pub fn getdel(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)?;
     match sh.ks.remove(ex.db, &a[1], ex.now) {
         Some(e) => r.bulk(e.value()),
         None => r.null(),
@@ -201,6 +207,7 @@ pub fn getex(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult
             return Err(CmdError::Syntax);
         }
     }
+    sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)?;
     let Some(mut e) = sh.ks.get_mut(ex.db, &a[1], ex.now) else {
         r.null();
         return Ok(());
@@ -221,7 +228,8 @@ pub fn getex(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult
 pub fn mget(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     r.array(a.len() - 1);
     for k in &a[1..] {
-        let hit = sh.ks.get(ex.db, k, ex.now);
+        // A key of another type reads as missing (Valkey's MGET).
+        let hit = sh.ks.get(ex.db, k, ex.now).filter(|e| e.kind() == STRING);
         sh.stats.hit(hit.is_some());
         match hit {
             Some(e) => r.bulk(e.value()),
@@ -251,6 +259,7 @@ fn check_len(sh: &Shard, len: u64) -> CmdResult {
 
 pub fn append(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let max = sh.settings.proto_max_bulk_len;
+    sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)?;
     let appended = match sh.ks.get_mut(ex.db, &a[1], ex.now) {
         Some(mut e) => {
             let total = e.value().len() + a[2].len();
@@ -278,7 +287,7 @@ pub fn append(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
 pub fn strlen(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     r.int(
         sh.ks
-            .get(ex.db, &a[1], ex.now)
+            .get_kind(ex.db, &a[1], ex.now, STRING)?
             .map_or(0, |e| e.value().len()) as i64,
     );
     Ok(())
@@ -286,7 +295,7 @@ pub fn strlen(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
 
 fn incr_by(sh: &mut Shard, ex: &Exec, key: &[u8], by: i64, r: &mut Reply) -> CmdResult {
     // One lookup reads the value and the expiry the new value keeps.
-    let (cur, expire_at) = match sh.ks.get(ex.db, key, ex.now) {
+    let (cur, expire_at) = match sh.ks.get_kind(ex.db, key, ex.now, STRING)? {
         Some(e) => (
             super::args::parse_i64_strict(e.value()).ok_or(CmdError::NotInteger)?,
             e.expire_at(),
@@ -327,7 +336,7 @@ pub fn decrby(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
 
 pub fn incrbyfloat(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let by = float(&a[2])?;
-    let (cur, expire_at) = match sh.ks.get(ex.db, &a[1], ex.now) {
+    let (cur, expire_at) = match sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)? {
         Some(e) => (float(e.value())?, e.expire_at()),
         None => (0.0, None),
     };
@@ -345,7 +354,7 @@ pub fn incrbyfloat(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> Cmd
 
 pub fn getrange(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let (mut start, mut end) = (int(&a[2])?, int(&a[3])?);
-    let Some(e) = sh.ks.get(ex.db, &a[1], ex.now) else {
+    let Some(e) = sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)? else {
         r.bulk(b"");
         return Ok(());
     };
@@ -381,7 +390,10 @@ pub fn setrange(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdRes
     }
     let offset = offset as usize;
     let patch = &a[3];
-    let cur_len = sh.ks.get(ex.db, &a[1], ex.now).map(|e| e.value().len());
+    let cur_len = sh
+        .ks
+        .get_kind(ex.db, &a[1], ex.now, STRING)?
+        .map(|e| e.value().len());
     if patch.is_empty() {
         r.int(cur_len.unwrap_or(0) as i64);
         return Ok(());

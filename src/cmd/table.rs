@@ -2,7 +2,7 @@
 //! least that many. Keys are at `first_key..=last_key` by `step` (last_key -1 = the last argument).
 
 use super::exec::Exec;
-use super::{keys, strings, CmdResult};
+use super::{dump, hash, keys, list, set, strings, zset, CmdResult};
 use crate::resp::Reply;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -29,6 +29,9 @@ impl Flags {
     pub const LOG_STATE: u32 = 1 << 10;
     /// Logged as state when its options carry a relative expiry (EX, PX), as itself otherwise.
     pub const LOG_STATE_IF_RELATIVE: u32 = 1 << 11;
+    /// Non-deterministic, logged as the deterministic command its handler says it amounted to (SPOP as
+    /// the SREM of the members it popped; shard/log.rs).
+    pub const LOG_REWRITE: u32 = 1 << 12;
 
     pub fn has(self, f: u32) -> bool {
         self.0 & f != 0
@@ -173,6 +176,7 @@ const LS: u32 = Flags::LOADING | Flags::STALE;
 const NP: u32 = Flags::NO_PROPAGATE;
 const ST: u32 = Flags::LOG_STATE;
 const STR: u32 = Flags::LOG_STATE_IF_RELATIVE;
+const RW: u32 = Flags::LOG_REWRITE;
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $h:expr, $group:literal, $sum:literal) => {
@@ -264,8 +268,8 @@ pub static TABLE: &[Spec] = &[
     spec!("keys", 2, R, 0, 0, 0, S(X::Keys), "generic", "Returns all key names that match a pattern."),
     spec!("scan", -2, R, 0, 0, 0, S(X::Scan), "generic", "Iterates over the key names in the database."),
     spec!("randomkey", 1, R, 0, 0, 0, S(X::Randomkey), "generic", "Returns a random key name from the database."),
-    spec!("expire", -3, W | F | ST, 1, 1, 1, K(keys::expire, None), "generic", "Sets the expiration time of a key in seconds."),
-    spec!("pexpire", -3, W | F | ST, 1, 1, 1, K(keys::pexpire, None), "generic", "Sets the expiration time of a key in milliseconds."),
+    spec!("expire", -3, W | F | RW, 1, 1, 1, K(keys::expire, None), "generic", "Sets the expiration time of a key in seconds."),
+    spec!("pexpire", -3, W | F | RW, 1, 1, 1, K(keys::pexpire, None), "generic", "Sets the expiration time of a key in milliseconds."),
     spec!("expireat", -3, W | F, 1, 1, 1, K(keys::expireat, None), "generic", "Sets the expiration time of a key to a Unix timestamp."),
     spec!("pexpireat", -3, W | F, 1, 1, 1, K(keys::pexpireat, None), "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
     spec!("ttl", 2, R | F, 1, 1, 1, K(keys::ttl, None), "generic", "Returns the expiration time in seconds of a key."),
@@ -274,6 +278,74 @@ pub static TABLE: &[Spec] = &[
     spec!("pexpiretime", 2, R | F, 1, 1, 1, K(keys::pexpiretime, None), "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
     spec!("persist", 2, W | F, 1, 1, 1, K(keys::persist, None), "generic", "Removes the expiration time of a key."),
     spec!("object", -2, R, 2, 2, 1, K(keys::object, None), "generic", "A container for object introspection commands."),
+    spec!("dump", 2, R, 1, 1, 1, K(dump::dump, None), "generic", "Returns a serialized representation of the value stored at a key."),
+    spec!("restore", -4, W | OOM | ST, 1, 1, 1, K(dump::restore, None), "generic", "Creates a key from the serialized representation of a value."),
+    // hashes
+    spec!("hset", -4, W | OOM | F, 1, 1, 1, K(hash::hset, None), "hash", "Creates or modifies the value of a field in a hash."),
+    spec!("hmset", -4, W | OOM | F, 1, 1, 1, K(hash::hset, None), "hash", "Sets the values of multiple fields."),
+    spec!("hsetnx", 4, W | OOM | F, 1, 1, 1, K(hash::hsetnx, None), "hash", "Sets the value of a field in a hash only when the field doesn't exist."),
+    spec!("hget", 3, R | F, 1, 1, 1, K(hash::hget, None), "hash", "Returns the value of a field in a hash."),
+    spec!("hmget", -3, R | F, 1, 1, 1, K(hash::hmget, None), "hash", "Returns the values of all fields in a hash."),
+    spec!("hdel", -3, W | F, 1, 1, 1, K(hash::hdel, None), "hash", "Deletes one or more fields and their values from a hash."),
+    spec!("hlen", 2, R | F, 1, 1, 1, K(hash::hlen, None), "hash", "Returns the number of fields in a hash."),
+    spec!("hexists", 3, R | F, 1, 1, 1, K(hash::hexists, None), "hash", "Determines whether a field exists in a hash."),
+    spec!("hstrlen", 3, R | F, 1, 1, 1, K(hash::hstrlen, None), "hash", "Returns the length of the value of a field."),
+    spec!("hgetall", 2, R, 1, 1, 1, K(hash::hgetall, None), "hash", "Returns all fields and values in a hash."),
+    spec!("hkeys", 2, R, 1, 1, 1, K(hash::hkeys, None), "hash", "Returns all fields in a hash."),
+    spec!("hvals", 2, R, 1, 1, 1, K(hash::hvals, None), "hash", "Returns all values in a hash."),
+    spec!("hincrby", 4, W | OOM | F, 1, 1, 1, K(hash::hincrby, None), "hash", "Increments the integer value of a field in a hash by a number."),
+    spec!("hincrbyfloat", 4, W | OOM | F, 1, 1, 1, K(hash::hincrbyfloat, None), "hash", "Increments the floating point value of a field by a number."),
+    spec!("hrandfield", -2, R, 1, 1, 1, K(hash::hrandfield, None), "hash", "Returns one or more random fields from a hash."),
+    spec!("hscan", -3, R, 1, 1, 1, K(hash::hscan, None), "hash", "Iterates over fields and values of a hash."),
+    // lists
+    spec!("lpush", -3, W | OOM | F, 1, 1, 1, K(list::lpush, None), "list", "Prepends one or more elements to a list."),
+    spec!("rpush", -3, W | OOM | F, 1, 1, 1, K(list::rpush, None), "list", "Appends one or more elements to a list."),
+    spec!("lpushx", -3, W | OOM | F, 1, 1, 1, K(list::lpushx, None), "list", "Prepends one or more elements to a list only when the list exists."),
+    spec!("rpushx", -3, W | OOM | F, 1, 1, 1, K(list::rpushx, None), "list", "Appends an element to a list only when the list exists."),
+    spec!("lpop", -2, W | F, 1, 1, 1, K(list::lpop, None), "list", "Returns the first elements in a list after removing it."),
+    spec!("rpop", -2, W | F, 1, 1, 1, K(list::rpop, None), "list", "Returns and removes the last elements of a list."),
+    spec!("llen", 2, R | F, 1, 1, 1, K(list::llen, None), "list", "Returns the length of a list."),
+    spec!("lrange", 4, R, 1, 1, 1, K(list::lrange, None), "list", "Returns a range of elements from a list."),
+    spec!("lindex", 3, R, 1, 1, 1, K(list::lindex, None), "list", "Returns an element from a list by its index."),
+    spec!("lset", 4, W | OOM, 1, 1, 1, K(list::lset, None), "list", "Sets the value of an element in a list by its index."),
+    spec!("linsert", 5, W | OOM, 1, 1, 1, K(list::linsert, None), "list", "Inserts an element before or after another element in a list."),
+    spec!("lrem", 4, W, 1, 1, 1, K(list::lrem, None), "list", "Removes elements from a list."),
+    spec!("ltrim", 4, W, 1, 1, 1, K(list::ltrim, None), "list", "Removes elements from both ends a list."),
+    spec!("lpos", -3, R, 1, 1, 1, K(list::lpos, None), "list", "Returns the index of matching elements in a list."),
+    // sets
+    spec!("sadd", -3, W | OOM | F, 1, 1, 1, K(set::sadd, None), "set", "Adds one or more members to a set."),
+    spec!("srem", -3, W | F, 1, 1, 1, K(set::srem, None), "set", "Removes one or more members from a set."),
+    spec!("smembers", 2, R, 1, 1, 1, K(set::smembers, None), "set", "Returns all members of a set."),
+    spec!("sismember", 3, R | F, 1, 1, 1, K(set::sismember, None), "set", "Determines whether a member belongs to a set."),
+    spec!("smismember", -3, R | F, 1, 1, 1, K(set::smismember, None), "set", "Determines whether multiple members belong to a set."),
+    spec!("scard", 2, R | F, 1, 1, 1, K(set::scard, None), "set", "Returns the number of members in a set."),
+    spec!("spop", -2, W | F | RW, 1, 1, 1, K(set::spop, None), "set", "Returns one or more random members from a set after removing them."),
+    spec!("srandmember", -2, R, 1, 1, 1, K(set::srandmember, None), "set", "Get one or multiple random members from a set."),
+    spec!("sscan", -3, R, 1, 1, 1, K(set::sscan, None), "set", "Iterates over members of a set."),
+    // sorted sets
+    spec!("zadd", -4, W | OOM | F, 1, 1, 1, K(zset::zadd, None), "sorted-set", "Adds one or more members to a sorted set, or updates their scores."),
+    spec!("zincrby", 4, W | OOM | F, 1, 1, 1, K(zset::zincrby, None), "sorted-set", "Increments the score of a member in a sorted set."),
+    spec!("zrem", -3, W | F, 1, 1, 1, K(zset::zrem, None), "sorted-set", "Removes one or more members from a sorted set."),
+    spec!("zscore", 3, R | F, 1, 1, 1, K(zset::zscore, None), "sorted-set", "Returns the score of a member in a sorted set."),
+    spec!("zmscore", -3, R | F, 1, 1, 1, K(zset::zmscore, None), "sorted-set", "Returns the score of one or more members in a sorted set."),
+    spec!("zcard", 2, R | F, 1, 1, 1, K(zset::zcard, None), "sorted-set", "Returns the number of members in a sorted set."),
+    spec!("zcount", 4, R | F, 1, 1, 1, K(zset::zcount, None), "sorted-set", "Returns the count of members in a sorted set that have scores within a range."),
+    spec!("zlexcount", 4, R | F, 1, 1, 1, K(zset::zlexcount, None), "sorted-set", "Returns the number of members in a sorted set within a lexicographical range."),
+    spec!("zrange", -4, R, 1, 1, 1, K(zset::zrange, None), "sorted-set", "Returns members in a sorted set within a range of indexes."),
+    spec!("zrevrange", -4, R, 1, 1, 1, K(zset::zrevrange, None), "sorted-set", "Returns members in a sorted set within a range of indexes in reverse order."),
+    spec!("zrangebyscore", -4, R, 1, 1, 1, K(zset::zrangebyscore, None), "sorted-set", "Returns members in a sorted set within a range of scores."),
+    spec!("zrevrangebyscore", -4, R, 1, 1, 1, K(zset::zrevrangebyscore, None), "sorted-set", "Returns members in a sorted set within a range of scores in reverse order."),
+    spec!("zrangebylex", -4, R, 1, 1, 1, K(zset::zrangebylex, None), "sorted-set", "Returns members in a sorted set within a lexicographical range."),
+    spec!("zrevrangebylex", -4, R, 1, 1, 1, K(zset::zrevrangebylex, None), "sorted-set", "Returns members in a sorted set within a lexicographical range in reverse order."),
+    spec!("zrank", -3, R | F, 1, 1, 1, K(zset::zrank, None), "sorted-set", "Returns the index of a member in a sorted set ordered by ascending scores."),
+    spec!("zrevrank", -3, R | F, 1, 1, 1, K(zset::zrevrank, None), "sorted-set", "Returns the index of a member in a sorted set ordered by descending scores."),
+    spec!("zpopmin", -2, W | F, 1, 1, 1, K(zset::zpopmin, None), "sorted-set", "Returns the lowest-scoring members from a sorted set after removing them."),
+    spec!("zpopmax", -2, W | F, 1, 1, 1, K(zset::zpopmax, None), "sorted-set", "Returns the highest-scoring members from a sorted set after removing them."),
+    spec!("zrandmember", -2, R, 1, 1, 1, K(zset::zrandmember, None), "sorted-set", "Returns one or more random members from a sorted set."),
+    spec!("zremrangebyrank", 4, W, 1, 1, 1, K(zset::zremrangebyrank, None), "sorted-set", "Removes members in a sorted set within a range of indexes."),
+    spec!("zremrangebyscore", 4, W, 1, 1, 1, K(zset::zremrangebyscore, None), "sorted-set", "Removes members in a sorted set within a range of scores."),
+    spec!("zremrangebylex", 4, W, 1, 1, 1, K(zset::zremrangebylex, None), "sorted-set", "Removes members in a sorted set within a lexicographical range."),
+    spec!("zscan", -3, R, 1, 1, 1, K(zset::zscan, None), "sorted-set", "Iterates over members and scores of a sorted set."),
 ];
 
 static INDEX: LazyLock<HashMap<&'static str, &'static Spec, foldhash::fast::RandomState>> =

@@ -6,4 +6,4 @@ mod reply;
 pub use parse::{
     parse_i64_strict, split_inline_args, ProtocolError, RequestParser, PROTO_INLINE_MAX_SIZE,
 };
-pub use reply::{Proto, Reply};
+pub use reply::{format_double, Proto, Reply};

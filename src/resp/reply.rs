@@ -89,6 +89,10 @@ impl Reply {
         }
     }
 
+    pub fn is_resp3(&self) -> bool {
+        self.proto == Proto::Resp3
+    }
+
     pub fn array(&mut self, n: usize) {
         self.header(b'*', n as i64);
     }

@@ -17,15 +17,24 @@ pub fn key_digest(db: usize, e: &Entry) -> [u8; 20] {
     h.update(&(db as u64).to_le_bytes());
     h.update(&(e.key().len() as u64).to_le_bytes());
     h.update(e.key());
-    h.update(e.value());
+    match e.coll() {
+        None => h.update(e.value()),
+        Some(c) => h.update(&c.digest()),
+    }
     h.update(&e.expire_at().unwrap_or(0).to_le_bytes());
     h.digest().bytes()
 }
 
-fn value_digest(v: &[u8]) -> [u8; 20] {
-    let mut h = sha1_smol::Sha1::new();
-    h.update(v);
-    h.digest().bytes()
+/// DEBUG DIGEST-VALUE: a string's SHA1, or a collection's order-independent digest (store::types).
+fn value_digest(e: &Entry) -> [u8; 20] {
+    match e.coll() {
+        Some(c) => c.digest(),
+        None => {
+            let mut h = sha1_smol::Sha1::new();
+            h.update(e.value());
+            h.digest().bytes()
+        }
+    }
 }
 
 fn hex(d: &[u8; 20]) -> String {
@@ -180,10 +189,10 @@ impl Conn {
                 r.simple(&hex(&acc));
             }
             "digest-value" => {
-                let vals = self.fetch_values(&a[2..]).await;
+                let vals = self.fetch_with(&a[2..], value_digest).await;
                 r.array(vals.len());
                 for v in vals {
-                    r.simple(&hex(&v.map_or([0u8; 20], |v| value_digest(&v))));
+                    r.simple(&hex(&v.unwrap_or([0u8; 20])));
                 }
             }
             _ => return Err(CmdError::UnknownSubcommand { sub: String::from_utf8_lossy(&a[1]).into(), cmd: "DEBUG".into() }),

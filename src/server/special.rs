@@ -291,7 +291,16 @@ impl Conn {
                 res
             }
             Special::Lcs => {
-                let vals = self.fetch_values(&[a[1].clone(), a[2].clone()]).await;
+                let vals = self
+                    .fetch_with(&[a[1].clone(), a[2].clone()], |e| {
+                        (e.kind(), e.value().to_vec())
+                    })
+                    .await;
+                if vals.iter().flatten().any(|(k, _)| *k != 0) {
+                    return Err(CmdError::WrongType);
+                }
+                let vals: Vec<Option<Vec<u8>>> =
+                    vals.into_iter().map(|v| v.map(|(_, b)| b)).collect();
                 let empty: &[u8] = &[];
                 let x = vals[0].as_deref().unwrap_or(empty);
                 let y = vals[1].as_deref().unwrap_or(empty);
@@ -301,19 +310,18 @@ impl Conn {
         }
     }
 
-    /// Reads several keys' values atomically (one transaction over their shards).
-    pub async fn fetch_values(&self, keys: &[Bytes]) -> Vec<Option<Vec<u8>>> {
+    /// Reads what `f` takes of several keys atomically (one transaction over their shards).
+    pub async fn fetch_with<T: Send + 'static>(
+        &self,
+        keys: &[Bytes],
+        f: fn(&Entry) -> T,
+    ) -> Vec<Option<T>> {
         let shards: Vec<usize> = keys.iter().map(|k| self.shard_of(k)).collect();
         let tx = self.local.begin_tx(shards.clone(), false).await;
         let mut out = Vec::with_capacity(keys.len());
         for (k, s) in keys.iter().zip(shards) {
             let (db, key, now) = (self.db, k.clone(), runtime::now_ms());
-            out.push(
-                tx.on(s, move |sh| {
-                    sh.ks.get(db, &key, now).map(|e| e.value().to_vec())
-                })
-                .await,
-            );
+            out.push(tx.on(s, move |sh| sh.ks.get(db, &key, now).map(f)).await);
         }
         out
     }
@@ -497,8 +505,7 @@ impl Conn {
             .await;
         tx.on(s2, move |sh| {
             sh.ks.remove(db, &dst, now);
-            sh.ks
-                .insert_entry(db, Entry::new(&dst, e.value(), e.expire_at()));
+            sh.ks.insert_entry(db, e.rekey(&dst));
         })
         .await;
         if nx {
@@ -531,11 +538,10 @@ impl Conn {
         let (s1, s2) = (self.shard_of(&src), self.shard_of(&dst));
         let (db, now) = (self.db, runtime::now_ms());
         let tx = self.local.begin_tx(vec![s1, s2], true).await;
+        let dst_key = dst.clone();
         let Some(e) = tx
             .on(s1, move |sh| {
-                sh.ks
-                    .get(db, &src, now)
-                    .map(|e| (e.value().to_vec(), e.expire_at()))
+                sh.ks.get(db, &src, now).map(|e| e.clone_as(&dst_key))
             })
             .await
         else {
@@ -548,7 +554,7 @@ impl Conn {
                     return false;
                 }
                 sh.ks.remove(dst_db, &dst, now);
-                sh.ks.insert_entry(dst_db, Entry::new(&dst, &e.0, e.1));
+                sh.ks.insert_entry(dst_db, e);
                 true
             })
             .await;
@@ -599,7 +605,9 @@ impl Conn {
                     let mut sl = slot;
                     while sl < end && out.len() < want {
                         for e in sh.ks.slot_entries(db, sl, now) {
-                            let type_ok = typ.as_deref().is_none_or(|t| t == "string");
+                            let type_ok = typ
+                                .as_deref()
+                                .is_none_or(|t| t == crate::store::types::type_name(e.kind()));
                             if type_ok && pat.as_ref().is_none_or(|p| glob_match(p, e.key(), false))
                             {
                                 out.push(Bytes::copy_from_slice(e.key()));

@@ -27,6 +27,8 @@ use tandem_sync::unit::TxTag;
 pub enum LogMode {
     Verbatim,
     State,
+    /// The handler leaves the record of what it did in `hooks.rewrite` (SPOP: an SREM of what it popped).
+    Rewrite,
 }
 
 /// Whether a command's options include a relative expiry (EX or PX), which only the state can log.
@@ -37,6 +39,9 @@ fn has_relative_expiry(args: &[Bytes]) -> bool {
 }
 
 pub fn mode_of(spec: &Spec, args: &[Bytes]) -> LogMode {
+    if spec.flags.has(Flags::LOG_REWRITE) {
+        return LogMode::Rewrite;
+    }
     if spec.flags.has(Flags::LOG_STATE)
         || (spec.flags.has(Flags::LOG_STATE_IF_RELATIVE) && has_relative_expiry(args))
     {
@@ -63,7 +68,7 @@ impl Shard {
         if self.ks.hooks.unit.is_empty() {
             self.ks.hooks.unit.set_time(now);
         }
-        if mode == LogMode::Verbatim {
+        if mode != LogMode::State {
             self.log_states();
             let h = &mut self.ks.hooks;
             h.track = false;
@@ -79,6 +84,14 @@ impl Shard {
                 h.track = true;
                 if h.wrote {
                     h.unit.record(db, args);
+                }
+            }
+            LogMode::Rewrite => {
+                let h = &mut self.ks.hooks;
+                h.track = true;
+                let rewrite = h.rewrite.take();
+                if let (true, Some(rw)) = (h.wrote, rewrite) {
+                    h.unit.record(db, &rw);
                 }
             }
             LogMode::State => self.log_states(),
@@ -127,6 +140,15 @@ impl Shard {
             last = Some(d);
             let (db, key) = (d.0, &d.1[..]);
             match self.ks.peek(db, key, now) {
+                // A collection's whole state: a RESTORE of its DUMP payload with an absolute expiry.
+                Some(e) if e.kind() != 0 => {
+                    let t = itoa::Buffer::new()
+                        .format(e.expire_at().unwrap_or(0))
+                        .as_bytes()
+                        .to_vec();
+                    let p = crate::cmd::dump::payload(e);
+                    unit.record(db, &[&b"RESTORE"[..], key, &t, &p, b"REPLACE", b"ABSTTL"])
+                }
                 Some(e) => match e.expire_at() {
                     None => unit.record(db, &[&b"SET"[..], key, e.value()]),
                     Some(t) => {
@@ -290,7 +312,7 @@ mod tests {
                 rec(&["SET", "a", "1", "PXAT", "1800000000000"]),
                 rec(&["INCR", "n"]),
                 rec(&["SET", "f", "1.5"]),
-                rec(&["SET", "k", "v", "PXAT", "1700000100000"]),
+                rec(&["PEXPIREAT", "k", "1700000100000"]),
                 rec(&["APPEND", "k", "w"]),
             ]
         );

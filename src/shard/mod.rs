@@ -110,6 +110,7 @@ impl Shard {
             group: None,
             wal: None,
         };
+        sh.ks.limits = sh.settings.limits;
         sh.durable_configure();
         sh
     }
@@ -138,6 +139,7 @@ impl Shard {
 
     pub fn set_config(&mut self, config: Arc<Config>) {
         self.settings = Arc::new(config.settings());
+        self.ks.limits = self.settings.limits;
         self.config = config;
         self.durable_configure();
     }

@@ -5,13 +5,24 @@
 //! memory for a 100-byte value (see docs/memory.md). Integers are stored as their decimal text: they are short
 //! and live inline in the block, so they need no allocation of their own either.
 //!
+//! A collection (hash, list, set, sorted set) keeps the same block with its type in flag bits 1-3 and, as
+//! its 8-byte value, the address of its `Coll` (boxed): the entry owns it and frees it when dropped (a big
+//! one on a background thread, so DEL of a million-element hash does not stall the shard).
+//!
 //! Invariant: `ptr` always points to a live block whose header describes its own length exactly; every
-//! constructor writes the header first and every accessor derives slices from it.
+//! constructor writes the header first and every accessor derives slices from it. A block whose type bits
+//! are not 0 holds exactly 8 value bytes: a pointer from `Box::into_raw`, owned by this entry alone.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
 
+use super::types::Coll;
+
 const HAS_EXPIRE: u8 = 1;
+const TYPE_SHIFT: u8 = 1;
+const TYPE_MASK: u8 = 0b1110;
+/// Collections with more elements than this are freed on a background thread.
+const LAZYFREE_MIN: usize = 1024;
 const HEADER: usize = 12;
 /// The LRU clock wraps every 2^24 seconds (194 days), as Valkey's does.
 pub const LRU_MASK: u32 = (1 << 24) - 1;
@@ -45,6 +56,17 @@ impl Entry {
 
     /// Builds an entry whose value is the concatenation of `parts` (APPEND, SETRANGE), in one allocation.
     pub fn build(key: &[u8], parts: &[&[u8]], expire_at: Option<u64>) -> Entry {
+        Self::build_kind(0, key, parts, expire_at)
+    }
+
+    /// A collection's entry: the entry owns `coll` from now on.
+    pub fn with_coll(key: &[u8], coll: Coll, expire_at: Option<u64>) -> Entry {
+        let kind = coll.kind();
+        let raw = Box::into_raw(Box::new(coll)) as usize;
+        Self::build_kind(kind, key, &[&raw.to_le_bytes()], expire_at)
+    }
+
+    fn build_kind(kind: u8, key: &[u8], parts: &[&[u8]], expire_at: Option<u64>) -> Entry {
         let val_len: usize = parts.iter().map(|p| p.len()).sum();
         let ext = if expire_at.is_some() { 8 } else { 0 };
         let size = HEADER + ext + key.len() + val_len;
@@ -59,7 +81,7 @@ impl Entry {
             let Some(ptr) = NonNull::new(p) else {
                 handle_alloc_error(layout)
             };
-            *p = if expire_at.is_some() { HAS_EXPIRE } else { 0 };
+            *p = (kind << TYPE_SHIFT) | if expire_at.is_some() { HAS_EXPIRE } else { 0 };
             p.add(1).cast::<[u8; 3]>().write([0; 3]);
             p.add(4)
                 .cast::<[u8; 4]>()
@@ -102,7 +124,39 @@ impl Entry {
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(Self::data_offset(flags)), k) }
     }
 
+    /// The type code (`store::types`): 0 for a string.
+    #[inline]
+    pub fn kind(&self) -> u8 {
+        (self.header().0 & TYPE_MASK) >> TYPE_SHIFT
+    }
+
+    fn coll_ptr(&self) -> Option<*mut Coll> {
+        (self.kind() != 0).then(|| {
+            let raw: [u8; 8] = self.raw_value().try_into().expect("8 value bytes");
+            usize::from_le_bytes(raw) as *mut Coll
+        })
+    }
+
+    pub fn coll(&self) -> Option<&Coll> {
+        // SAFETY: a collection's value bytes are the address of a live Box<Coll> this entry owns.
+        self.coll_ptr().map(|p| unsafe { &*p })
+    }
+
+    pub fn coll_mut(&mut self) -> Option<&mut Coll> {
+        // SAFETY: as for coll(); &mut self makes the access unique.
+        self.coll_ptr().map(|p| unsafe { &mut *p })
+    }
+
+    /// A string's bytes; empty for a collection (whose bytes are a pointer no caller may see). Commands
+    /// check `kind()` first and answer WRONGTYPE.
     pub fn value(&self) -> &[u8] {
+        if self.kind() != 0 {
+            return &[];
+        }
+        self.raw_value()
+    }
+
+    fn raw_value(&self) -> &[u8] {
         let (flags, k, v) = self.header();
         // SAFETY: as for key().
         unsafe {
@@ -112,6 +166,7 @@ impl Entry {
 
     /// The value's bytes for an in-place overwrite of the same length (SET of a same-size value, SETRANGE).
     pub fn value_mut(&mut self) -> &mut [u8] {
+        assert_eq!(self.kind(), 0, "value_mut of a collection");
         let (flags, k, v) = self.header();
         // SAFETY: as for key(); &mut self makes the access unique.
         unsafe {
@@ -147,15 +202,44 @@ impl Entry {
             (None, None) => {}
             _ => {
                 let lru = self.lru();
-                *self = Entry::new(self.key(), self.value(), expire_at);
-                self.touch(lru as u64);
+                let new = Self::build_kind(self.kind(), self.key(), &[self.raw_value()], expire_at);
+                new.touch(lru as u64);
+                // The new block took over the collection's pointer: the old block goes without it.
+                std::mem::replace(self, new).free_block_only();
             }
         }
     }
 
+    /// The same value under another key (RENAME): a collection moves, it is not copied.
+    pub fn rekey(self, key: &[u8]) -> Entry {
+        let new = Self::build_kind(self.kind(), key, &[self.raw_value()], self.expire_at());
+        new.touch(self.lru() as u64);
+        self.free_block_only();
+        new
+    }
+
+    /// A copy of the value under another key (COPY).
+    pub fn clone_as(&self, key: &[u8]) -> Entry {
+        match self.coll() {
+            Some(c) => Entry::with_coll(key, c.clone(), self.expire_at()),
+            None => Entry::new(key, self.value(), self.expire_at()),
+        }
+    }
+
+    /// Frees the block and not what a collection's pointer owns (it moved to another block).
+    fn free_block_only(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        let layout = Layout::from_size_align(this.block_size(), 1).expect("layout");
+        // SAFETY: the block was allocated with exactly this layout; `this` is never used again.
+        unsafe { dealloc(this.ptr.as_ptr(), layout) }
+    }
+
     /// Replaces the value, keeping the expiry unless `expire_at` says otherwise.
     pub fn set_value(&mut self, value: &[u8], expire_at: Option<u64>) {
-        if value.len() == self.value().len() && expire_at.is_some() == self.expire_at().is_some() {
+        if self.kind() == 0
+            && value.len() == self.value().len()
+            && expire_at.is_some() == self.expire_at().is_some()
+        {
             self.value_mut().copy_from_slice(value);
             self.set_expire(expire_at);
         } else {
@@ -163,6 +247,32 @@ impl Entry {
             *self = Entry::new(self.key(), value, expire_at);
             self.touch(lru as u64);
         }
+    }
+
+    /// The value as snapshots and DUMP carry it: its type and its bytes (a collection's byte form).
+    pub fn image(&self) -> (u8, std::borrow::Cow<'_, [u8]>) {
+        match self.coll() {
+            None => (0, std::borrow::Cow::Borrowed(self.value())),
+            Some(c) => {
+                let mut b = Vec::new();
+                c.encode(&mut b);
+                (c.kind(), std::borrow::Cow::Owned(b))
+            }
+        }
+    }
+
+    /// Rebuilds an entry from its image; None if the bytes are not a well-formed value of that type.
+    pub fn from_image(
+        key: &[u8],
+        kind: u8,
+        bytes: &[u8],
+        expire_at: Option<u64>,
+        lim: &super::types::Limits,
+    ) -> Option<Entry> {
+        if kind == 0 {
+            return Some(Entry::new(key, bytes, expire_at));
+        }
+        Coll::decode(kind, bytes, lim).map(|c| Entry::with_coll(key, c, expire_at))
     }
 
     /// Last access time in seconds, modulo 2^24 (OBJECT IDLETIME).
@@ -196,7 +306,10 @@ impl Entry {
 
 impl Clone for Entry {
     fn clone(&self) -> Self {
-        let e = Entry::new(self.key(), self.value(), self.expire_at());
+        let e = match self.coll() {
+            Some(c) => Entry::with_coll(self.key(), c.clone(), self.expire_at()),
+            None => Entry::new(self.key(), self.value(), self.expire_at()),
+        };
         e.touch(self.lru() as u64);
         e
     }
@@ -204,6 +317,13 @@ impl Clone for Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
+        if let Some(p) = self.coll_ptr() {
+            // SAFETY: the pointer came from Box::into_raw and this entry owns it (type invariant).
+            let coll = unsafe { Box::from_raw(p) };
+            if coll.len() > LAZYFREE_MIN {
+                rayon::spawn(move || drop(coll));
+            }
+        }
         let layout = Layout::from_size_align(self.block_size(), 1).expect("layout");
         // SAFETY: the block was allocated with exactly this layout (size derives from the header).
         unsafe { dealloc(self.ptr.as_ptr(), layout) }
@@ -214,6 +334,7 @@ impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Entry")
             .field("key", &String::from_utf8_lossy(self.key()))
+            .field("kind", &self.kind())
             .field("value_len", &self.value().len())
             .field("expire_at", &self.expire_at())
             .finish()

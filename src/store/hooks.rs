@@ -30,8 +30,10 @@ use tandem_sync::unit::UnitWriter;
 /// Records are grouped in pieces of about this size (each a frame payload).
 pub const PIECE_BYTES: usize = 256 << 10;
 
-/// A key's state at the snapshot point: its value and expiry, or None if it did not exist.
-pub type Old = Option<(Vec<u8>, Option<u64>)>;
+/// A key's state at the snapshot point: its type, its value's bytes (a collection's byte form), and its
+/// expiry; or None if it did not exist. A collection is copied whole, once per snapshot at most: the
+/// first write to a big collection of an unsent slot costs one serialization of it, later writes nothing.
+pub type Old = Option<(u8, Vec<u8>, Option<u64>)>;
 
 /// The kept states of one slot, per database.
 pub type Kept = Vec<HashMap<Vec<u8>, Old>>;
@@ -47,6 +49,9 @@ pub struct Hooks {
     pub dirty: Vec<(usize, Vec<u8>)>,
     /// The open log unit: records made since the shard last sealed one.
     pub unit: UnitWriter,
+    /// A non-deterministic command's record of what it did (SPOP: the SREM of the members it popped),
+    /// logged in place of the command itself.
+    pub rewrite: Option<Vec<Vec<u8>>>,
     pub snapshots: Vec<SlotSnapshot>,
     /// Durability mode: every key the open unit writes (and whether it flushes or swaps wholesale), made
     /// dirty until the unit commits (repl/durable.rs).
@@ -64,6 +69,7 @@ impl Default for Hooks {
             wrote: false,
             dirty: Vec::new(),
             unit: UnitWriter::default(),
+            rewrite: None,
             snapshots: Vec::new(),
             touch: false,
             touched: Vec::new(),
@@ -177,7 +183,7 @@ impl SlotSnapshot {
             return;
         }
         let old = now();
-        let size = key.len() + old.as_ref().map_or(0, |(v, _)| v.len()) + 48;
+        let size = key.len() + old.as_ref().map_or(0, |(_, v, _)| v.len()) + 48;
         self.kept_bytes += size;
         self.copied_bytes += size as u64;
         self.peak_kept_bytes = self.peak_kept_bytes.max(self.kept_bytes);
@@ -246,7 +252,7 @@ impl SlotSnapshot {
                 let freed: usize = k
                     .iter()
                     .flat_map(|m| m.iter())
-                    .map(|(key, old)| key.len() + old.as_ref().map_or(0, |(v, _)| v.len()) + 48)
+                    .map(|(key, old)| key.len() + old.as_ref().map_or(0, |(_, v, _)| v.len()) + 48)
                     .sum();
                 self.kept_bytes -= freed;
             }
@@ -274,7 +280,7 @@ mod tests {
                 out.push(format!("{k}={v}").into_bytes());
             }
             for (k, old) in kept.map(|m| m[0].iter()).into_iter().flatten() {
-                if let Some((v, _)) = old {
+                if let Some((_, v, _)) = old {
                     out.push([&k[..], b"=", &v[..]].concat());
                 }
             }
@@ -287,10 +293,10 @@ mod tests {
     fn kept_states_replace_current_ones_once() {
         let mut s = SlotSnapshot::new(1, 2, 1);
         // Slot 1 at the snapshot point: a=1, b=2. Then: a changes twice, c is created, b is deleted.
-        s.before_write(1, 0, 1, b"a", || Some((b"1".to_vec(), None)));
+        s.before_write(1, 0, 1, b"a", || Some((0, b"1".to_vec(), None)));
         s.before_write(1, 0, 1, b"a", || panic!("a kept twice"));
         s.before_write(1, 0, 1, b"c", || None);
-        s.before_write(1, 0, 1, b"b", || Some((b"2".to_vec(), None)));
+        s.before_write(1, 0, 1, b"b", || Some((0, b"2".to_vec(), None)));
         assert!(s.kept_bytes > 0);
         let now = vec![vec![("x", "0")], vec![("a", "3"), ("c", "new")]];
         let mut got = Vec::new();

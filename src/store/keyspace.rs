@@ -10,8 +10,13 @@
 use super::entry::Entry;
 use super::hooks::{Hooks, SlotSnapshot, PIECE_BYTES};
 use super::segtable::SegTable;
+use super::types::Limits;
 use crate::slot::key_slot;
 use std::ops::Range;
+
+/// A key holds a value of another type than the command works on (WRONGTYPE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
 
 pub struct SlotData {
     pub table: SegTable,
@@ -43,6 +48,8 @@ pub struct Keyspace {
     pub passive_expiry: bool,
     pub stats: ExpireStats,
     pub hooks: Hooks,
+    /// When collections leave their compact encodings (from the configuration).
+    pub limits: Limits,
 }
 
 /// A mutable handle on an entry that keeps the expiry counters right whatever the caller changes.
@@ -97,6 +104,7 @@ impl Keyspace {
             passive_expiry: false,
             stats: ExpireStats::default(),
             hooks: Hooks::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -162,7 +170,10 @@ impl Keyspace {
                     .slots
                     .get(idx)
                     .and_then(|s| s.table.get(key))
-                    .map(|e| (e.value().to_vec(), e.expire_at()))
+                    .map(|e| {
+                        let (kind, bytes) = e.image();
+                        (kind, bytes.into_owned(), e.expire_at())
+                    })
             });
         }
         if hooks.capture {
@@ -220,6 +231,20 @@ impl Keyspace {
         let e = slot.table.get_hashed(h, key)?;
         e.touch(now / 1000);
         Some(e)
+    }
+
+    /// `get` for a command that works on values of type `kind` only: another type is an error.
+    pub fn get_kind(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: u64,
+        kind: u8,
+    ) -> Result<Option<&Entry>, WrongType> {
+        match self.get(db, key, now) {
+            Some(e) if e.kind() != kind => Err(WrongType),
+            x => Ok(x),
+        }
     }
 
     /// Touches the memory a lookup of `key` will need, with no other effect. Called for every command of a
@@ -654,20 +679,23 @@ fn serialize_slot(
                 if kept_here.is_some_and(|m| m.contains_key(e.key())) {
                     continue;
                 }
+                let (kind, value) = e.image();
                 emit(Record {
                     db: db as u16,
                     key: e.key(),
-                    value: e.value(),
+                    value: &value,
+                    kind,
                     expire_at: e.expire_at(),
                 });
             }
         }
         for (key, old) in kept_here.into_iter().flatten() {
-            if let Some((value, expire_at)) = old {
+            if let Some((kind, value, expire_at)) = old {
                 emit(Record {
                     db: db as u16,
                     key,
                     value,
+                    kind: *kind,
                     expire_at: *expire_at,
                 });
             }

@@ -6,7 +6,9 @@ pub mod hooks;
 #[cfg(test)]
 mod hooks_tests;
 pub mod keyspace;
+pub mod pack;
 pub mod segtable;
+pub mod types;
 
 pub use entry::Entry;
 pub use keyspace::{EntryMut, Keyspace};

@@ -8,6 +8,19 @@
 //! the directory doubles first (a copy of at most a few thousand u32s).
 
 use super::entry::Entry;
+
+/// What a segmented table holds: anything that knows its own key (keyspace entries, and the elements of big
+/// hashes and sets).
+pub trait Keyed {
+    fn key(&self) -> &[u8];
+}
+
+impl Keyed for Entry {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        Entry::key(self)
+    }
+}
 use hashbrown::hash_table::{Entry as HEntry, HashTable};
 use std::hash::BuildHasher;
 
@@ -15,26 +28,34 @@ use std::hash::BuildHasher;
 pub const SEG_MAX_ITEMS: usize = 7168;
 const DIR_SHIFT: u32 = 24;
 
-#[derive(Default)]
-pub struct Segment {
+pub struct Segment<T = Entry> {
     depth: u32,
-    table: HashTable<Entry>,
+    table: HashTable<T>,
 }
 
 /// Segment 0 lives inline and the directory stays empty until the first split, so a small table (most
 /// slots hold a few thousand keys at most) costs one hashbrown probe with no extra indirection.
-pub struct SegTable {
+pub struct SegTable<T = Entry> {
     hasher: foldhash::fast::FixedState,
     depth: u32,
     /// Empty while depth == 0.
     dir: Vec<u32>,
-    head: Segment,
+    head: Segment<T>,
     /// Segments 1.. (index i is at more[i - 1]).
-    more: Vec<Segment>,
+    more: Vec<Segment<T>>,
     len: usize,
 }
 
-impl SegTable {
+impl<T: Keyed> Default for Segment<T> {
+    fn default() -> Self {
+        Segment {
+            depth: 0,
+            table: HashTable::new(),
+        }
+    }
+}
+
+impl<T: Keyed> SegTable<T> {
     pub fn new(seed: u64) -> Self {
         SegTable {
             hasher: foldhash::fast::FixedState::with_seed(seed),
@@ -69,7 +90,7 @@ impl SegTable {
     }
 
     #[inline]
-    fn seg(&self, i: usize) -> &Segment {
+    fn seg(&self, i: usize) -> &Segment<T> {
         if i == 0 {
             &self.head
         } else {
@@ -78,36 +99,36 @@ impl SegTable {
     }
 
     #[inline]
-    fn seg_mut(&mut self, i: usize) -> &mut Segment {
+    fn seg_mut(&mut self, i: usize) -> &mut Segment<T> {
         pick(&mut self.head, &mut self.more, i)
     }
 
-    fn segments(&self) -> impl Iterator<Item = &Segment> {
+    fn segments(&self) -> impl Iterator<Item = &Segment<T>> {
         std::iter::once(&self.head).chain(self.more.iter())
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
+    pub fn get(&self, key: &[u8]) -> Option<&T> {
         self.get_hashed(self.hash(key), key)
     }
 
     /// Lookup with a hash from `hash()`, so a caller that probes twice hashes once.
     #[inline]
-    pub fn get_hashed(&self, h: u64, key: &[u8]) -> Option<&Entry> {
+    pub fn get_hashed(&self, h: u64, key: &[u8]) -> Option<&T> {
         self.seg(self.seg_of(h)).table.find(h, |e| e.key() == key)
     }
 
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
         self.get_mut_hashed(self.hash(key), key)
     }
 
     #[inline]
-    pub fn get_mut_hashed(&mut self, h: u64, key: &[u8]) -> Option<&mut Entry> {
+    pub fn get_mut_hashed(&mut self, h: u64, key: &[u8]) -> Option<&mut T> {
         let s = self.seg_of(h);
         self.seg_mut(s).table.find_mut(h, |e| e.key() == key)
     }
 
     /// Inserts or replaces; returns the replaced entry.
-    pub fn insert(&mut self, entry: Entry) -> Option<Entry> {
+    pub fn insert(&mut self, entry: T) -> Option<T> {
         let h = self.hash(entry.key());
         let mut s = self.seg_of(h);
         if let Some(old) = self
@@ -130,7 +151,7 @@ impl SegTable {
         None
     }
 
-    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+    pub fn remove(&mut self, key: &[u8]) -> Option<T> {
         let h = self.hash(key);
         let s = self.seg_of(h);
         match pick(&mut self.head, &mut self.more, s)
@@ -185,8 +206,31 @@ impl SegTable {
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.segments().flat_map(|s| s.table.iter())
+    }
+
+    /// An element chosen with `r`: a directory entry (segments in proportion to their share of the hash
+    /// space, which tracks their share of the elements), then an element of that segment. Costs at most one
+    /// segment's walk, never the whole table's.
+    pub fn random(&self, r: u64) -> Option<&T> {
+        if self.len == 0 {
+            return None;
+        }
+        let n = self.segment_count();
+        let mut s = if self.depth == 0 {
+            0
+        } else {
+            self.dir[(r as usize) % self.dir.len()] as usize
+        };
+        for _ in 0..n {
+            let t = &self.seg(s).table;
+            if !t.is_empty() {
+                return t.iter().nth((r >> 32) as usize % t.len());
+            }
+            s = (s + 1) % n;
+        }
+        None
     }
 
     pub fn segment_count(&self) -> usize {
@@ -195,7 +239,7 @@ impl SegTable {
 
     /// Keeps the entries of segment `seg` for which `keep` is true; returns how many were removed. Lets the
     /// active expiry cycle work one bounded segment at a time.
-    pub fn retain_in_segment(&mut self, seg: usize, mut keep: impl FnMut(&Entry) -> bool) -> usize {
+    pub fn retain_in_segment(&mut self, seg: usize, mut keep: impl FnMut(&T) -> bool) -> usize {
         if seg >= self.segment_count() {
             return 0;
         }
@@ -207,7 +251,7 @@ impl SegTable {
         removed
     }
 
-    pub fn segment_iter(&self, seg: usize) -> impl Iterator<Item = &Entry> {
+    pub fn segment_iter(&self, seg: usize) -> impl Iterator<Item = &T> {
         (seg < self.segment_count())
             .then(|| self.seg(seg))
             .into_iter()
@@ -220,15 +264,11 @@ impl SegTable {
             .map(|s| s.table.allocation_size())
             .sum::<usize>()
             + self.dir.capacity() * 4
-            + self.more.capacity() * std::mem::size_of::<Segment>()
+            + self.more.capacity() * std::mem::size_of::<Segment<T>>()
     }
 
     /// Uses the hashbrown entry API so a lookup-then-insert hashes and probes once.
-    pub fn entry_or_insert_with(
-        &mut self,
-        key: &[u8],
-        make: impl FnOnce() -> Entry,
-    ) -> (&mut Entry, bool) {
+    pub fn entry_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> T) -> (&mut T, bool) {
         let h = self.hash(key);
         let s = self.seg_of(h);
         let seg = self.seg(s);
@@ -254,7 +294,11 @@ impl SegTable {
 
 /// Segment `i` by disjoint field borrows, so callers can update `len` while holding it.
 #[inline]
-fn pick<'a>(head: &'a mut Segment, more: &'a mut [Segment], i: usize) -> &'a mut Segment {
+fn pick<'a, T>(
+    head: &'a mut Segment<T>,
+    more: &'a mut [Segment<T>],
+    i: usize,
+) -> &'a mut Segment<T> {
     if i == 0 {
         head
     } else {

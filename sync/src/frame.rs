@@ -23,7 +23,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 pub const MAGIC: [u8; 4] = *b"TNDM";
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 pub const HEADER_LEN: usize = 28;
 /// Larger payloads are refused before buffering them: a corrupt length cannot make a receiver allocate.
 pub const MAX_PAYLOAD: usize = 16 << 20;
@@ -241,7 +241,7 @@ mod tests {
     /// The exact bytes of a known frame, its CRC-32C computed independently (a bitwise Python
     /// implementation checked against the standard "123456789" vector). If this changes, the format
     /// changed: bump VERSION and update docs/replication-format.md.
-    const GOLDEN: &str = "544e444d0103000003000000050000000807060504030201f3c4f79068656c6c6f";
+    const GOLDEN: &str = "544e444d02030000030000000500000008070605040302015498aae268656c6c6f";
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
@@ -292,7 +292,7 @@ mod tests {
         assert!(out.len() < HEADER_LEN + 64);
         assert_eq!(
             hex(&out),
-            "544e444d0103010001000000100000000700000000000000a87c559740000000\
+            "544e444d02030100010000001000000007000000000000006cb000c340000000\
              1f6101002660616161616161"
         );
         let mut buf = out.clone();
@@ -376,9 +376,9 @@ mod tests {
             Frame::decode(&mut big),
             Err(FrameError::TooLarge(MAX_PAYLOAD + 1))
         );
-        let mut v2 = good.clone();
-        v2[4] = 2;
-        assert_eq!(Frame::decode(&mut v2), Err(FrameError::Version(2)));
+        let mut v1 = good.clone();
+        v1[4] = 1;
+        assert_eq!(Frame::decode(&mut v1), Err(FrameError::Version(1)));
     }
 
     proptest! {

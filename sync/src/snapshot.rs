@@ -7,7 +7,9 @@
 //!  2  key_len   4
 //!  6  val_len   4
 //! 10  expire_at 8   absolute expiry in ms since the epoch, 0 = none
-//! 18  key       key_len
+//! 18  type      1   0 string (value: its bytes), 1 list, 2 set, 3 sorted set, 4 hash (value: the
+//!                   collection's byte form, docs/replication-format.md "Collections")
+//! 19  key       key_len
 //!  .  value     val_len
 //! ```
 //!
@@ -16,13 +18,15 @@
 
 use bytes::BufMut;
 
-pub const RECORD_HEADER: usize = 18;
+pub const RECORD_HEADER: usize = 19;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
     pub db: u16,
     pub key: &'a [u8],
     pub value: &'a [u8],
+    /// The value's type code (0: a string).
+    pub kind: u8,
     /// Absolute ms since the epoch; `None` for keys without a TTL.
     pub expire_at: Option<u64>,
 }
@@ -58,6 +62,7 @@ pub fn encode(out: &mut impl BufMut, r: &Record<'_>) {
     out.put_u32_le(r.key.len() as u32);
     out.put_u32_le(r.value.len() as u32);
     out.put_u64_le(r.expire_at.unwrap_or(0));
+    out.put_u8(r.kind);
     out.put_slice(r.key);
     out.put_slice(r.value);
 }
@@ -89,6 +94,7 @@ impl<'a> Iterator for Records<'a> {
         let kl = u32::from_le_bytes(rest[2..6].try_into().expect("4")) as usize;
         let vl = u32::from_le_bytes(rest[6..10].try_into().expect("4")) as usize;
         let exp = u64::from_le_bytes(rest[10..18].try_into().expect("8"));
+        let kind = rest[18];
         let total = RECORD_HEADER
             .checked_add(kl)
             .and_then(|t| t.checked_add(vl));
@@ -101,6 +107,7 @@ impl<'a> Iterator for Records<'a> {
                     db,
                     key,
                     value,
+                    kind,
                     expire_at: (exp != 0).then_some(exp),
                 }))
             }
@@ -132,6 +139,7 @@ mod tests {
                 db: 2,
                 key: b"k",
                 value: b"vv",
+                kind: 4,
                 expire_at: Some(0x0102_0304_0506_0708),
             },
         );
@@ -141,17 +149,19 @@ mod tests {
                 db: 0,
                 key: b"a",
                 value: b"",
+                kind: 0,
                 expire_at: None,
             },
         );
         assert_eq!(
             hex(&out),
-            "0200010000000200000008070605040302016b7676\
-             00000100000000000000000000000000000061"
+            "020001000000020000000807060504030201046b7676\
+             0000010000000000000000000000000000000061"
         );
         let got: Vec<_> = records(&out).collect::<Result<_, _>>().unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].expire_at, Some(0x0102_0304_0506_0708));
+        assert_eq!((got[0].kind, got[1].kind), (4, 0));
         assert_eq!(
             (got[1].key, got[1].value, got[1].expire_at),
             (&b"a"[..], &b""[..], None)
@@ -165,6 +175,7 @@ mod tests {
             db: 0,
             key: b"key",
             value: b"value",
+            kind: 0,
             expire_at: None,
         };
         encode(&mut out, &r);
@@ -187,6 +198,7 @@ mod tests {
                 db: 1,
                 key: b"k",
                 value: b"v",
+                kind: 2,
                 expire_at: None,
             },
         );
@@ -202,7 +214,7 @@ mod tests {
         fn round_trip(recs in prop::collection::vec((any::<u16>(), prop::collection::vec(any::<u8>(), 0..40), prop::collection::vec(any::<u8>(), 0..100), prop::option::of(1u64..)), 0..20)) {
             let mut out = Vec::new();
             for (db, k, v, e) in &recs {
-                encode(&mut out, &Record { db: *db, key: k, value: v, expire_at: *e });
+                encode(&mut out, &Record { db: *db, key: k, value: v, kind: (*db % 5) as u8, expire_at: *e });
             }
             let got: Vec<_> = records(&out).collect::<Result<_, _>>().unwrap();
             prop_assert_eq!(got.len(), recs.len());

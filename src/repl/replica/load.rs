@@ -60,8 +60,9 @@ pub(crate) fn load_into(sh: &mut Shard, payload: &[u8]) -> Result<u64, String> {
         if cfg!(debug_assertions) && key_slot(r.key) as usize != slot {
             return Err("key in the wrong slot's chunk".into());
         }
-        sh.ks
-            .insert_entry_in_slot(db, slot, Entry::new(r.key, r.value, r.expire_at));
+        let e = Entry::from_image(r.key, r.kind, r.value, r.expire_at, &sh.ks.limits)
+            .ok_or_else(|| format!("malformed value of type {} in a snapshot chunk", r.kind))?;
+        sh.ks.insert_entry_in_slot(db, slot, e);
         keys += 1;
     }
     Ok(keys)

@@ -1,0 +1,189 @@
+//! What every collection command needs: its key's value read or written as the right type (WRONGTYPE
+//! otherwise), created on first write, deleted when emptied (no key holds an empty collection), and the
+//! shared argument forms (COUNT, SCAN cursors, random picks).
+
+use super::args::{eq, int};
+use super::exec::Exec;
+use super::CmdError;
+use crate::resp::Reply;
+use crate::shard::Shard;
+use crate::store::glob::glob_match;
+use crate::store::types::{Coll, Limits};
+use crate::store::{Entry, EntryMut};
+
+/// The collection at `key` if it has type `kind`; None if the key is missing; WRONGTYPE otherwise.
+pub fn read<'a>(
+    sh: &'a mut Shard,
+    ex: &Exec,
+    key: &[u8],
+    kind: u8,
+) -> Result<Option<&'a Coll>, CmdError> {
+    Ok(sh
+        .ks
+        .get_kind(ex.db, key, ex.now, kind)?
+        .and_then(|e| e.coll()))
+}
+
+/// The entry at `key` for a write, made with `make` if missing (None then, without `make`).
+pub fn write<'a>(
+    sh: &'a mut Shard,
+    ex: &Exec,
+    key: &[u8],
+    kind: u8,
+    make: Option<&dyn Fn(&Limits) -> Coll>,
+) -> Result<Option<EntryMut<'a>>, CmdError> {
+    let exists = sh.ks.get_kind(ex.db, key, ex.now, kind)?.is_some();
+    if !exists {
+        let Some(make) = make else { return Ok(None) };
+        let c = make(&sh.ks.limits);
+        sh.ks.insert_entry(ex.db, Entry::with_coll(key, c, None));
+    }
+    Ok(sh.ks.get_mut(ex.db, key, ex.now))
+}
+
+/// Deletes `key` if its collection is empty (after a removal).
+pub fn drop_if_empty(sh: &mut Shard, ex: &Exec, key: &[u8]) {
+    if sh
+        .ks
+        .peek(ex.db, key, ex.now)
+        .and_then(|e| e.coll())
+        .is_some_and(|c| c.is_empty())
+    {
+        sh.ks.remove(ex.db, key, ex.now);
+    }
+}
+
+/// A positive COUNT argument (LPOP/SPOP style): Valkey's wording when it is negative.
+pub fn count_arg(a: &[u8]) -> Result<usize, CmdError> {
+    let n = int(a)?;
+    if n < 0 {
+        return Err(CmdError::other(
+            "ERR value is out of range, must be positive",
+        ));
+    }
+    Ok(n as usize)
+}
+
+/// Resolves a Valkey index range (negative from the end) over `len` elements: the half-open range, or
+/// None when empty.
+pub fn index_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let s = if start < 0 {
+        (start + len).max(0)
+    } else {
+        start
+    };
+    let e = if end < 0 { end + len } else { end.min(len - 1) };
+    (s <= e && s < len).then(|| (s as usize, e as usize + 1))
+}
+
+/// The options of HSCAN, SSCAN, ZSCAN: `cursor [MATCH pattern] [COUNT n] [NOVALUES]`.
+pub struct ScanArgs {
+    pub cursor: usize,
+    pub pattern: Option<Vec<u8>>,
+    pub count: usize,
+    pub novalues: bool,
+}
+
+pub fn scan_args(a: &[bytes::Bytes], novalues_ok: bool) -> Result<ScanArgs, CmdError> {
+    let cursor = std::str::from_utf8(&a[2])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or(CmdError::other("ERR invalid cursor"))? as usize;
+    let mut s = ScanArgs {
+        cursor,
+        pattern: None,
+        count: 10,
+        novalues: false,
+    };
+    let mut i = 3;
+    while i < a.len() {
+        if eq(&a[i], "match") && i + 1 < a.len() {
+            s.pattern = Some(a[i + 1].to_vec());
+            i += 2;
+        } else if eq(&a[i], "count") && i + 1 < a.len() {
+            let c = int(&a[i + 1])?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            s.count = c as usize;
+            i += 2;
+        } else if novalues_ok && eq(&a[i], "novalues") {
+            s.novalues = true;
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(s)
+}
+
+/// Replies to a collection SCAN over `items` (pairs when `pairs`): the cursor is a position in the
+/// collection's iteration order, which stays put while the collection is not written. A compact
+/// collection is returned whole in one call, as Valkey does.
+pub fn scan_reply(
+    r: &mut Reply,
+    s: &ScanArgs,
+    compact: bool,
+    items: &mut dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+) {
+    let mut out = Vec::new();
+    let mut pos = s.cursor;
+    let mut it = items.skip(s.cursor);
+    let mut visited = 0;
+    let mut next = 0;
+    for (k, v) in it.by_ref() {
+        pos += 1;
+        visited += 1;
+        if s.pattern.as_ref().is_none_or(|p| glob_match(p, &k, false)) {
+            out.push((k, v));
+        }
+        if !compact && visited >= s.count {
+            next = pos;
+            break;
+        }
+    }
+    if next != 0 && it.next().is_none() {
+        next = 0;
+    }
+    r.array(2);
+    r.bulk(itoa::Buffer::new().format(next).as_bytes());
+    let n: usize = out
+        .iter()
+        .map(|(_, v)| 1 + (v.is_some() && !s.novalues) as usize)
+        .sum();
+    r.array(n);
+    for (k, v) in out {
+        r.bulk(&k);
+        if let (Some(v), false) = (v, s.novalues) {
+            r.bulk(&v);
+        }
+    }
+}
+
+/// Positions (in iteration order) for a random pick of `count` among `len` elements, Valkey's rules: a
+/// positive count gives distinct elements (all of them if it is at least `len`), a negative one |count|
+/// elements that may repeat.
+pub fn pick(len: usize, count: i64, seed: u64) -> Vec<usize> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    if len == 0 || count == 0 {
+        return Vec::new();
+    }
+    if count < 0 {
+        return (0..count.unsigned_abs())
+            .map(|_| rng.random_range(0..len))
+            .collect();
+    }
+    let n = count as usize;
+    if n >= len {
+        return (0..len).collect();
+    }
+    let mut all: Vec<usize> = (0..len).collect();
+    for i in 0..n {
+        let j = rng.random_range(i..len);
+        all.swap(i, j);
+    }
+    all.truncate(n);
+    all
+}

@@ -1,0 +1,237 @@
+//! The list type: a deque of packs (Valkey's quicklist of listpacks). One node while it fits
+//! list-max-listpack-size (`listpack`), more beyond (`quicklist`). Pushes and pops at either end touch one
+//! node of bounded size; an index walks node counts, then one node.
+//!
+//! Invariants: `len` is the sum of the nodes' lengths; no node is empty.
+
+use super::limits::Limits;
+use crate::store::pack::Pack;
+use std::collections::VecDeque;
+
+#[derive(Clone, Default)]
+pub struct List {
+    nodes: VecDeque<Pack>,
+    len: usize,
+}
+
+impl List {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        if self.nodes.len() <= 1 {
+            "listpack"
+        } else {
+            "quicklist"
+        }
+    }
+
+    pub fn push_back(&mut self, v: &[u8], lim: &Limits) {
+        match self.nodes.back_mut() {
+            Some(n) if lim.list_node_fits(n.len(), n.bytes(), v.len()) => n.push_back(v),
+            _ => {
+                let mut n = Pack::new();
+                n.push_back(v);
+                self.nodes.push_back(n);
+            }
+        }
+        self.len += 1;
+    }
+
+    pub fn push_front(&mut self, v: &[u8], lim: &Limits) {
+        match self.nodes.front_mut() {
+            Some(n) if lim.list_node_fits(n.len(), n.bytes(), v.len()) => n.push_front(v),
+            _ => {
+                let mut n = Pack::new();
+                n.push_back(v);
+                self.nodes.push_front(n);
+            }
+        }
+        self.len += 1;
+    }
+
+    pub fn pop_front(&mut self) -> Option<Vec<u8>> {
+        let n = self.nodes.front_mut()?;
+        let v = n.get_at(0).to_vec();
+        n.remove_at(0, 1);
+        if n.is_empty() {
+            self.nodes.pop_front();
+        }
+        self.len -= 1;
+        Some(v)
+    }
+
+    pub fn pop_back(&mut self) -> Option<Vec<u8>> {
+        let n = self.nodes.back_mut()?;
+        let (pos, v) = n.positions().last().map(|(p, v)| (p, v.to_vec()))?;
+        n.remove_at(pos, 1);
+        if n.is_empty() {
+            self.nodes.pop_back();
+        }
+        self.len -= 1;
+        Some(v)
+    }
+
+    /// (node, position in it) of element `i` (< len).
+    fn locate(&self, mut i: usize) -> (usize, usize) {
+        for (k, n) in self.nodes.iter().enumerate() {
+            if i < n.len() {
+                let pos = n.positions().nth(i).map(|x| x.0).expect("i < node length");
+                return (k, pos);
+            }
+            i -= n.len();
+        }
+        unreachable!("index past the list's length")
+    }
+
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        (i < self.len).then(|| {
+            let (k, pos) = self.locate(i);
+            self.nodes[k].get_at(pos)
+        })
+    }
+
+    pub fn set(&mut self, i: usize, v: &[u8]) -> bool {
+        if i >= self.len {
+            return false;
+        }
+        let (k, pos) = self.locate(i);
+        self.nodes[k].replace_at(pos, v);
+        true
+    }
+
+    /// Inserts `v` so that it becomes element `i` (0..=len).
+    pub fn insert(&mut self, i: usize, v: &[u8], lim: &Limits) {
+        if i == 0 {
+            return self.push_front(v, lim);
+        }
+        if i >= self.len {
+            return self.push_back(v, lim);
+        }
+        let (k, pos) = self.locate(i);
+        let n = &mut self.nodes[k];
+        n.insert_at(pos, v);
+        self.len += 1;
+        if !lim.list_node_fits(n.len() - 1, n.bytes(), 0) && n.len() > 1 {
+            // Split the grown node in two halves (bounded by the node size).
+            let half = n.len() / 2;
+            let at = n.positions().nth(half).map(|x| x.0).expect("half < len");
+            let mut tail = Pack::new();
+            let mut p = at;
+            while p < n.end() {
+                tail.push_back(n.get_at(p));
+                p = n.next_pos(p);
+            }
+            n.remove_at(at, n.len() - half);
+            self.nodes.insert(k + 1, tail);
+        }
+    }
+
+    /// Removes element `i`.
+    pub fn remove(&mut self, i: usize) {
+        let (k, pos) = self.locate(i);
+        self.nodes[k].remove_at(pos, 1);
+        if self.nodes[k].is_empty() {
+            self.nodes.remove(k);
+        }
+        self.len -= 1;
+    }
+
+    /// Keeps elements `start..end` only (LTRIM), dropping whole nodes where it can.
+    pub fn keep(&mut self, start: usize, end: usize) {
+        let end = end.min(self.len);
+        if start >= end {
+            *self = List::default();
+            return;
+        }
+        for _ in 0..(self.len - end) {
+            self.pop_back();
+        }
+        let mut drop = start;
+        while drop > 0 {
+            let n = self.nodes.front_mut().expect("start < len");
+            if n.len() <= drop {
+                drop -= n.len();
+                self.len -= n.len();
+                self.nodes.pop_front();
+            } else {
+                n.remove_at(0, drop);
+                self.len -= drop;
+                drop = 0;
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + '_ {
+        self.nodes.iter().flat_map(|n| n.iter().collect::<Vec<_>>())
+    }
+
+    /// Elements `start..end` in order, walking to `start` by node counts.
+    pub fn range(&self, start: usize, end: usize) -> Vec<&[u8]> {
+        let end = end.min(self.len);
+        let mut out = Vec::with_capacity(end.saturating_sub(start));
+        let mut skip = start;
+        for n in &self.nodes {
+            if out.len() >= end.saturating_sub(start) {
+                break;
+            }
+            if skip >= n.len() {
+                skip -= n.len();
+                continue;
+            }
+            for v in n.iter().skip(skip) {
+                if out.len() >= end - start {
+                    break;
+                }
+                out.push(v);
+            }
+            skip = 0;
+        }
+        out
+    }
+
+    pub fn allocated(&self) -> usize {
+        self.nodes.iter().map(|n| n.allocated()).sum::<usize>()
+            + self.nodes.capacity() * std::mem::size_of::<Pack>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Against a VecDeque model, with nodes small enough that every operation crosses nodes.
+        #[test]
+        fn behaves_like_a_deque(ops in prop::collection::vec((0u8..9, any::<u16>()), 1..500)) {
+            let lim = Limits { list_size: 5, ..Limits::default() };
+            let mut l = List::default();
+            let mut m: VecDeque<Vec<u8>> = VecDeque::new();
+            for (op, x) in ops {
+                let v = x.to_string().into_bytes();
+                let i = if m.is_empty() { 0 } else { x as usize % m.len() };
+                match op {
+                    0 => { l.push_back(&v, &lim); m.push_back(v); }
+                    1 => { l.push_front(&v, &lim); m.push_front(v); }
+                    2 => { prop_assert_eq!(l.pop_front(), m.pop_front()); }
+                    3 => { prop_assert_eq!(l.pop_back(), m.pop_back()); }
+                    4 => { l.insert(i, &v, &lim); m.insert(i, v); }
+                    5 if !m.is_empty() => { l.remove(i); m.remove(i); }
+                    6 if !m.is_empty() => { prop_assert!(l.set(i, &v)); m[i] = v; }
+                    7 if m.len() > 2 => { l.keep(1, m.len() - 1); m.pop_front(); m.pop_back(); }
+                    _ => { prop_assert_eq!(l.get(i).map(|x| x.to_vec()), m.get(i).cloned()); }
+                }
+                prop_assert_eq!(l.len(), m.len());
+            }
+            prop_assert_eq!(l.iter().map(|x| x.to_vec()).collect::<Vec<_>>(), m.iter().cloned().collect::<Vec<_>>());
+            let (a, b) = (m.len() / 3, m.len() / 2 + 1);
+            prop_assert_eq!(l.range(a, b).into_iter().map(|x| x.to_vec()).collect::<Vec<_>>(), m.iter().skip(a).take(b.saturating_sub(a)).cloned().collect::<Vec<_>>());
+        }
+    }
+}

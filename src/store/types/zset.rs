@@ -1,0 +1,316 @@
+//! The sorted set type. While small (`listpack`): a pack of alternating member and score (8 bytes, f64
+//! little-endian), kept in (score, member) order. Beyond zset-max-listpack-entries or -value (`skiplist`,
+//! Valkey's name for it): a segmented table member → score, and the order in a list of sorted chunks of
+//! at most `CHUNK` elements, so an insert moves at most a chunk and a rank costs a walk over chunk
+//! lengths (a chunk holds hundreds of elements) rather than a skiplist's pointer chase per level.
+//!
+//! Invariants: the table and the chunks hold the same (member, score) pairs; chunks are non-empty and in
+//! order; scores are never NaN.
+
+use super::elem::{table, Elem};
+use super::limits::Limits;
+use crate::store::pack::Pack;
+use crate::store::segtable::SegTable;
+use std::cmp::Ordering;
+
+const CHUNK: usize = 512;
+
+pub fn cmp(a: (f64, &[u8]), b: (f64, &[u8])) -> Ordering {
+    a.0.partial_cmp(&b.0)
+        .unwrap_or(Ordering::Equal)
+        .then_with(|| a.1.cmp(b.1))
+}
+
+/// The big encoding's order: sorted chunks.
+#[derive(Clone, Default)]
+pub struct Ranked {
+    chunks: Vec<Vec<(f64, Box<[u8]>)>>,
+}
+
+impl Ranked {
+    /// The chunk where (score, member) belongs.
+    fn chunk_for(&self, s: f64, m: &[u8]) -> usize {
+        let c = self.chunks.partition_point(|c| {
+            cmp((c[c.len() - 1].0, &c[c.len() - 1].1), (s, m)) == Ordering::Less
+        });
+        c.min(self.chunks.len().saturating_sub(1))
+    }
+
+    fn insert(&mut self, s: f64, m: &[u8]) {
+        if self.chunks.is_empty() {
+            self.chunks.push(vec![(s, m.into())]);
+            return;
+        }
+        let c = self.chunk_for(s, m);
+        let ch = &mut self.chunks[c];
+        let at = ch.partition_point(|x| cmp((x.0, &x.1), (s, m)) == Ordering::Less);
+        ch.insert(at, (s, m.into()));
+        if ch.len() > CHUNK * 2 {
+            let tail = ch.split_off(CHUNK);
+            self.chunks.insert(c + 1, tail);
+        }
+    }
+
+    fn remove(&mut self, s: f64, m: &[u8]) {
+        let c = self.chunk_for(s, m);
+        let ch = &mut self.chunks[c];
+        let at = ch.partition_point(|x| cmp((x.0, &x.1), (s, m)) == Ordering::Less);
+        debug_assert!(at < ch.len() && &*ch[at].1 == m);
+        ch.remove(at);
+        if ch.is_empty() {
+            self.chunks.remove(c);
+        }
+    }
+
+    /// Elements before the first one for which `at_or_after` holds (they are ordered so it is monotone).
+    fn count_before(&self, at_or_after: impl Fn(f64, &[u8]) -> bool) -> usize {
+        let c = self.chunks.partition_point(|c| {
+            let l = &c[c.len() - 1];
+            !at_or_after(l.0, &l.1)
+        });
+        let before: usize = self.chunks[..c].iter().map(|c| c.len()).sum();
+        before
+            + self
+                .chunks
+                .get(c)
+                .map_or(0, |ch| ch.partition_point(|x| !at_or_after(x.0, &x.1)))
+    }
+
+    fn iter_from(&self, mut i: usize) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+        let mut c = 0;
+        while c < self.chunks.len() && i >= self.chunks[c].len() {
+            i -= self.chunks[c].len();
+            c += 1;
+        }
+        self.chunks[c.min(self.chunks.len())..]
+            .iter()
+            .flatten()
+            .skip(i)
+            .map(|x| (&x.1[..], x.0))
+    }
+}
+
+pub enum ZSet {
+    Pack(Pack),
+    Big(SegTable<Elem>, Ranked),
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet::Pack(Pack::new())
+    }
+}
+
+impl Clone for ZSet {
+    fn clone(&self) -> Self {
+        match self {
+            ZSet::Pack(p) => ZSet::Pack(p.clone()),
+            ZSet::Big(t, r) => {
+                let mut n = table();
+                for e in t.iter() {
+                    n.insert(Elem::new(e.field(), e.value()));
+                }
+                ZSet::Big(n, r.clone())
+            }
+        }
+    }
+}
+
+fn score_of(b: &[u8]) -> f64 {
+    f64::from_le_bytes(b.try_into().expect("8-byte score"))
+}
+
+impl ZSet {
+    /// An empty sorted set suited to `hint` elements of which the first is `first` (Valkey's
+    /// zsetTypeCreate).
+    pub fn for_first(first: &[u8], hint: usize, lim: &Limits) -> ZSet {
+        if hint <= lim.zset_entries && first.len() <= lim.zset_value && lim.zset_entries > 0 {
+            ZSet::Pack(Pack::new())
+        } else {
+            ZSet::Big(table(), Ranked::default())
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ZSet::Pack(p) => p.len() / 2,
+            ZSet::Big(t, _) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ZSet::Pack(_) => "listpack",
+            ZSet::Big(..) => "skiplist",
+        }
+    }
+
+    fn pack_pairs(p: &Pack) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+        let mut it = p.iter();
+        std::iter::from_fn(move || Some((it.next()?, score_of(it.next()?))))
+    }
+
+    pub fn score(&self, m: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Pack(p) => p.find(m, 2).map(|pos| score_of(p.get_at(p.next_pos(pos)))),
+            ZSet::Big(t, _) => t.get(m).map(|e| score_of(e.value())),
+        }
+    }
+
+    /// Sets a member's score; returns whether the member is new.
+    pub fn insert(&mut self, m: &[u8], s: f64, lim: &Limits) -> bool {
+        let existed = self.remove(m);
+        if let ZSet::Pack(p) = self {
+            if p.len() / 2 >= lim.zset_entries || m.len() > lim.zset_value {
+                self.convert();
+            } else {
+                let mut pos = 0;
+                while pos < p.end() {
+                    let mm = p.get_at(pos);
+                    let sp = p.next_pos(pos);
+                    if cmp((score_of(p.get_at(sp)), mm), (s, m)) == Ordering::Greater {
+                        break;
+                    }
+                    pos = p.next_pos(sp);
+                }
+                p.insert_at(pos, &s.to_le_bytes());
+                p.insert_at(pos, m);
+                return !existed;
+            }
+        }
+        let ZSet::Big(t, r) = self else {
+            unreachable!("converted above")
+        };
+        t.insert(Elem::new(m, &s.to_le_bytes()));
+        r.insert(s, m);
+        !existed
+    }
+
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match self {
+            ZSet::Pack(p) => match p.find(m, 2) {
+                Some(pos) => {
+                    p.remove_at(pos, 2);
+                    true
+                }
+                None => false,
+            },
+            ZSet::Big(t, r) => match t.remove(m) {
+                Some(e) => {
+                    r.remove(score_of(e.value()), m);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    fn convert(&mut self) {
+        if let ZSet::Pack(p) = self {
+            let mut t = table();
+            let mut r = Ranked::default();
+            for (m, s) in Self::pack_pairs(p) {
+                t.insert(Elem::new(m, &s.to_le_bytes()));
+                r.insert(s, m);
+            }
+            *self = ZSet::Big(t, r);
+        }
+    }
+
+    /// Elements before the first for which `at_or_after(score, member)` holds (monotone in the order).
+    pub fn count_before(&self, at_or_after: impl Fn(f64, &[u8]) -> bool) -> usize {
+        match self {
+            ZSet::Pack(p) => Self::pack_pairs(p)
+                .take_while(|(m, s)| !at_or_after(*s, m))
+                .count(),
+            ZSet::Big(_, r) => r.count_before(at_or_after),
+        }
+    }
+
+    /// 0-based ascending rank of a member.
+    pub fn rank(&self, m: &[u8]) -> Option<usize> {
+        let s = self.score(m)?;
+        Some(self.count_before(|xs, xm| cmp((xs, xm), (s, m)) != Ordering::Less))
+    }
+
+    /// Elements in ascending order from rank `start`.
+    pub fn iter_from(&self, start: usize) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
+        match self {
+            ZSet::Pack(p) => Box::new(Self::pack_pairs(p).skip(start)),
+            ZSet::Big(_, r) => Box::new(r.iter_from(start)),
+        }
+    }
+
+    /// Ranks `start..end`, ascending.
+    pub fn range(&self, start: usize, end: usize) -> Vec<(&[u8], f64)> {
+        self.iter_from(start)
+            .take(end.saturating_sub(start))
+            .collect()
+    }
+
+    /// A member chosen with `r` (ZRANDMEMBER).
+    pub fn random(&self, r: u64) -> Option<(&[u8], f64)> {
+        match self {
+            ZSet::Pack(p) if !p.is_empty() => Self::pack_pairs(p).nth(r as usize % (p.len() / 2)),
+            ZSet::Pack(_) => None,
+            ZSet::Big(t, _) => t.random(r).map(|e| (e.field(), score_of(e.value()))),
+        }
+    }
+
+    pub fn allocated(&self) -> usize {
+        match self {
+            ZSet::Pack(p) => p.allocated(),
+            ZSet::Big(t, r) => {
+                t.table_bytes()
+                    + t.iter().map(|e| e.allocated()).sum::<usize>()
+                    + r.chunks
+                        .iter()
+                        .map(|c| c.capacity() * 24 + c.iter().map(|x| x.1.len()).sum::<usize>())
+                        .sum::<usize>()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        /// Against a model (a map and a sorted Vec), through the conversion to the big encoding and across
+        /// chunk splits.
+        #[test]
+        fn behaves_like_a_sorted_model(ops in prop::collection::vec((0u8..3, 0u16..3000, -50i32..50), 1..1500)) {
+            let lim = Limits { zset_entries: 20, ..Limits::default() };
+            let mut z = ZSet::default();
+            let mut m: HashMap<Vec<u8>, f64> = HashMap::new();
+            for (op, k, sc) in ops {
+                let mem = format!("m{k}").into_bytes();
+                let s = sc as f64 / 2.0;
+                if op == 2 {
+                    prop_assert_eq!(z.remove(&mem), m.remove(&mem).is_some());
+                } else {
+                    prop_assert_eq!(z.insert(&mem, s, &lim), m.insert(mem.clone(), s).is_none());
+                }
+                prop_assert_eq!(z.len(), m.len());
+            }
+            let mut want: Vec<(Vec<u8>, f64)> = m.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            want.sort_by(|a, b| cmp((a.1, &a.0), (b.1, &b.0)));
+            let got: Vec<(Vec<u8>, f64)> = z.iter_from(0).map(|(k, v)| (k.to_vec(), v)).collect();
+            prop_assert_eq!(&got, &want);
+            for (i, (k, v)) in want.iter().enumerate().step_by(7) {
+                prop_assert_eq!(z.rank(k), Some(i));
+                prop_assert_eq!(z.score(k), Some(*v));
+                prop_assert_eq!(z.range(i, i + 3), want[i..(i + 3).min(want.len())].iter().map(|(k, v)| (&k[..], *v)).collect::<Vec<_>>());
+            }
+            let below = want.iter().filter(|x| x.1 < 3.0).count();
+            prop_assert_eq!(z.count_before(|s, _| s >= 3.0), below);
+        }
+    }
+}

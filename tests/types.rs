@@ -1,0 +1,395 @@
+//! Hashes, lists, sets and sorted sets against a real 2-shard server: Valkey's replies and errors, and
+//! the generic commands (TYPE, OBJECT ENCODING, RENAME, COPY, DUMP/RESTORE, expiry) on every type.
+
+mod common;
+use common::{err, q, Server};
+
+const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+#[test]
+fn hashes() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    assert_eq!(q::<i64>(c, &["HSET", "h", "a", "1", "b", "2"]).unwrap(), 2);
+    assert_eq!(q::<i64>(c, &["HSET", "h", "a", "3", "c", "4"]).unwrap(), 1);
+    assert_eq!(q::<String>(c, &["HMSET", "h", "d", "5"]).unwrap(), "OK");
+    assert_eq!(
+        q::<Option<String>>(c, &["HGET", "h", "a"]).unwrap(),
+        Some("3".into())
+    );
+    assert_eq!(
+        q::<Vec<Option<String>>>(c, &["HMGET", "h", "a", "zz", "d"]).unwrap(),
+        vec![Some("3".into()), None, Some("5".into())]
+    );
+    assert_eq!(q::<i64>(c, &["HLEN", "h"]).unwrap(), 4);
+    assert_eq!(q::<i64>(c, &["HSETNX", "h", "a", "x"]).unwrap(), 0);
+    assert_eq!(q::<i64>(c, &["HINCRBY", "h", "a", "10"]).unwrap(), 13);
+    assert_eq!(
+        q::<String>(c, &["HINCRBYFLOAT", "h", "f", "1.5"]).unwrap(),
+        "1.5"
+    );
+    assert_eq!(
+        err(c, &["HINCRBY", "h", "f", "1"]),
+        "ERR hash value is not an integer"
+    );
+    assert_eq!(q::<i64>(c, &["HSTRLEN", "h", "a"]).unwrap(), 2);
+    let mut all: Vec<String> = q(c, &["HKEYS", "h"]).unwrap();
+    all.sort();
+    assert_eq!(all, vec!["a", "b", "c", "d", "f"]);
+    assert_eq!(
+        q::<i64>(c, &["HDEL", "h", "a", "b", "c", "d", "nope"]).unwrap(),
+        4
+    );
+    assert_eq!(q::<i64>(c, &["HDEL", "h", "f"]).unwrap(), 1);
+    assert_eq!(
+        q::<i64>(c, &["EXISTS", "h"]).unwrap(),
+        0,
+        "an emptied hash is deleted"
+    );
+    assert_eq!(
+        err(c, &["HSET", "h", "a"]),
+        "ERR wrong number of arguments for 'hset' command"
+    );
+    q::<()>(c, &["SET", "str", "v"]).unwrap();
+    assert_eq!(err(c, &["HGET", "str", "a"]), WRONGTYPE);
+    q::<()>(c, &["HSET", "h", "a", "1"]).unwrap();
+    assert_eq!(err(c, &["GET", "h"]), WRONGTYPE);
+    assert_eq!(err(c, &["INCR", "h"]), WRONGTYPE);
+    // Encodings follow hash-max-listpack-entries.
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "h"]).unwrap(),
+        "listpack"
+    );
+    for i in 0..200 {
+        q::<()>(c, &["HSET", "h", &format!("f{i}"), "v"]).unwrap();
+    }
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "h"]).unwrap(),
+        "hashtable"
+    );
+    assert_eq!(q::<i64>(c, &["HLEN", "h"]).unwrap(), 201);
+    let picked: Vec<String> = q(c, &["HRANDFIELD", "h", "5"]).unwrap();
+    let mut uniq = picked.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!((picked.len(), uniq.len()), (5, 5), "distinct fields");
+    // HSCAN returns every field once over a full iteration.
+    let mut cursor = "0".to_string();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let (next, items): (String, Vec<String>) =
+            q(c, &["HSCAN", "h", &cursor, "COUNT", "50"]).unwrap();
+        for kv in items.chunks(2) {
+            seen.insert(kv[0].clone());
+        }
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(seen.len(), 201);
+}
+
+#[test]
+fn lists() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    assert_eq!(q::<i64>(c, &["RPUSH", "l", "a", "b", "c"]).unwrap(), 3);
+    assert_eq!(q::<i64>(c, &["LPUSH", "l", "z"]).unwrap(), 4);
+    assert_eq!(
+        q::<Vec<String>>(c, &["LRANGE", "l", "0", "-1"]).unwrap(),
+        vec!["z", "a", "b", "c"]
+    );
+    assert_eq!(
+        q::<Vec<String>>(c, &["LRANGE", "l", "-2", "100"]).unwrap(),
+        vec!["b", "c"]
+    );
+    assert_eq!(
+        q::<Option<String>>(c, &["LINDEX", "l", "-1"]).unwrap(),
+        Some("c".into())
+    );
+    assert_eq!(q::<String>(c, &["LSET", "l", "1", "A"]).unwrap(), "OK");
+    assert_eq!(err(c, &["LSET", "l", "9", "x"]), "ERR index out of range");
+    assert_eq!(err(c, &["LSET", "nolist", "0", "x"]), "ERR no such key");
+    assert_eq!(
+        q::<i64>(c, &["LINSERT", "l", "BEFORE", "b", "x"]).unwrap(),
+        5
+    );
+    assert_eq!(
+        q::<i64>(c, &["LINSERT", "l", "AFTER", "nope", "x"]).unwrap(),
+        -1
+    );
+    assert_eq!(q::<i64>(c, &["LPOS", "l", "x"]).unwrap(), 2);
+    assert_eq!(q::<i64>(c, &["LREM", "l", "0", "x"]).unwrap(), 1);
+    assert_eq!(
+        q::<Vec<String>>(c, &["LPOP", "l", "2"]).unwrap(),
+        vec!["z", "A"]
+    );
+    assert_eq!(
+        q::<Option<String>>(c, &["RPOP", "l"]).unwrap(),
+        Some("c".into())
+    );
+    assert_eq!(q::<i64>(c, &["LPUSHX", "nolist", "a"]).unwrap(), 0);
+    assert_eq!(
+        err(c, &["LPOP", "l", "-1"]),
+        "ERR value is out of range, must be positive"
+    );
+    assert_eq!(
+        q::<Option<String>>(c, &["RPOP", "l"]).unwrap(),
+        Some("b".into())
+    );
+    assert_eq!(
+        q::<i64>(c, &["EXISTS", "l"]).unwrap(),
+        0,
+        "an emptied list is deleted"
+    );
+    // A list bigger than one node: quicklist, and indexes across nodes.
+    let vals: Vec<String> = (0..3000).map(|i| format!("value-{i}")).collect();
+    let mut args = vec!["RPUSH", "big"];
+    args.extend(vals.iter().map(|s| s.as_str()));
+    assert_eq!(q::<i64>(c, &args).unwrap(), 3000);
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "big"]).unwrap(),
+        "quicklist"
+    );
+    assert_eq!(
+        q::<String>(c, &["LINDEX", "big", "2500"]).unwrap(),
+        "value-2500"
+    );
+    assert_eq!(
+        q::<String>(c, &["LTRIM", "big", "1000", "-1001"]).unwrap(),
+        "OK"
+    );
+    assert_eq!(q::<i64>(c, &["LLEN", "big"]).unwrap(), 1000);
+    assert_eq!(
+        q::<Vec<String>>(c, &["LRANGE", "big", "0", "1"]).unwrap(),
+        vec!["value-1000", "value-1001"]
+    );
+}
+
+#[test]
+fn sets() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    assert_eq!(q::<i64>(c, &["SADD", "s", "1", "2", "3", "2"]).unwrap(), 3);
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "s"]).unwrap(),
+        "intset"
+    );
+    assert_eq!(q::<i64>(c, &["SADD", "s", "x"]).unwrap(), 1);
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "s"]).unwrap(),
+        "listpack"
+    );
+    assert_eq!(q::<i64>(c, &["SISMEMBER", "s", "x"]).unwrap(), 1);
+    assert_eq!(
+        q::<Vec<i64>>(c, &["SMISMEMBER", "s", "1", "9"]).unwrap(),
+        vec![1, 0]
+    );
+    assert_eq!(q::<i64>(c, &["SCARD", "s"]).unwrap(), 4);
+    assert_eq!(q::<i64>(c, &["SREM", "s", "1", "9"]).unwrap(), 1);
+    let mut m: Vec<String> = q(c, &["SMEMBERS", "s"]).unwrap();
+    m.sort();
+    assert_eq!(m, vec!["2", "3", "x"]);
+    let popped: Vec<String> = q(c, &["SPOP", "s", "2"]).unwrap();
+    assert_eq!(popped.len(), 2);
+    assert_eq!(q::<i64>(c, &["SCARD", "s"]).unwrap(), 1);
+    assert_eq!(
+        q::<Vec<String>>(c, &["SRANDMEMBER", "s", "-3"])
+            .unwrap()
+            .len(),
+        3
+    );
+    q::<String>(c, &["SPOP", "s"]).unwrap();
+    assert_eq!(q::<i64>(c, &["EXISTS", "s"]).unwrap(), 0);
+    for i in 0..600 {
+        q::<()>(c, &["SADD", "ints", &i.to_string()]).unwrap();
+    }
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "ints"]).unwrap(),
+        "hashtable"
+    );
+    assert_eq!(q::<i64>(c, &["SCARD", "ints"]).unwrap(), 600);
+    assert_eq!(
+        err(c, &["SPOP", "ints", "-1"]),
+        "ERR value is out of range, must be positive"
+    );
+}
+
+#[test]
+fn sorted_sets() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    assert_eq!(
+        q::<i64>(c, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]).unwrap(),
+        3
+    );
+    assert_eq!(
+        q::<i64>(c, &["ZADD", "z", "CH", "5", "a", "2", "b"]).unwrap(),
+        1
+    );
+    assert_eq!(
+        q::<i64>(c, &["ZADD", "z", "NX", "9", "a", "4", "d"]).unwrap(),
+        1
+    );
+    assert_eq!(
+        q::<Option<String>>(c, &["ZADD", "z", "XX", "INCR", "1", "nope"]).unwrap(),
+        None
+    );
+    assert_eq!(
+        q::<String>(c, &["ZADD", "z", "INCR", "0.5", "a"]).unwrap(),
+        "5.5"
+    );
+    assert_eq!(
+        q::<i64>(c, &["ZADD", "z", "GT", "CH", "1", "a"]).unwrap(),
+        0
+    );
+    assert_eq!(
+        err(c, &["ZADD", "z", "NX", "XX", "1", "a"]),
+        "ERR XX and NX options at the same time are not compatible"
+    );
+    assert_eq!(
+        err(c, &["ZADD", "z", "GT", "LT", "1", "a"]),
+        "ERR GT, LT, and/or NX options at the same time are not compatible"
+    );
+    assert_eq!(
+        err(c, &["ZADD", "z", "x", "a"]),
+        "ERR value is not a valid float"
+    );
+    // b=2 c=3 d=4 a=5.5
+    assert_eq!(
+        q::<Vec<String>>(c, &["ZRANGE", "z", "0", "-1"]).unwrap(),
+        vec!["b", "c", "d", "a"]
+    );
+    assert_eq!(
+        q::<Vec<String>>(c, &["ZRANGE", "z", "0", "1", "REV", "WITHSCORES"]).unwrap(),
+        vec!["a", "5.5", "d", "4"]
+    );
+    assert_eq!(
+        q::<Vec<String>>(
+            c,
+            &["ZRANGE", "z", "(2", "+inf", "BYSCORE", "LIMIT", "1", "2"]
+        )
+        .unwrap(),
+        vec!["d", "a"]
+    );
+    assert_eq!(
+        q::<Vec<String>>(c, &["ZREVRANGEBYSCORE", "z", "4", "2"]).unwrap(),
+        vec!["d", "c", "b"]
+    );
+    assert_eq!(q::<i64>(c, &["ZCOUNT", "z", "-inf", "(4"]).unwrap(), 2);
+    assert_eq!(
+        err(c, &["ZCOUNT", "z", "x", "1"]),
+        "ERR min or max is not a float"
+    );
+    assert_eq!(q::<Option<i64>>(c, &["ZRANK", "z", "d"]).unwrap(), Some(2));
+    assert_eq!(
+        q::<Option<i64>>(c, &["ZREVRANK", "z", "d"]).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        q::<Option<String>>(c, &["ZSCORE", "z", "c"]).unwrap(),
+        Some("3".into())
+    );
+    assert_eq!(q::<String>(c, &["ZINCRBY", "z", "-10", "c"]).unwrap(), "-7");
+    assert_eq!(
+        q::<Vec<String>>(c, &["ZPOPMIN", "z"]).unwrap(),
+        vec!["c", "-7"]
+    );
+    assert_eq!(
+        q::<Vec<String>>(c, &["ZPOPMAX", "z", "2"]).unwrap(),
+        vec!["a", "5.5", "d", "4"]
+    );
+    assert_eq!(q::<i64>(c, &["ZCARD", "z"]).unwrap(), 1);
+    q::<()>(c, &["ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d"]).unwrap();
+    assert_eq!(
+        q::<Vec<String>>(c, &["ZRANGEBYLEX", "lex", "(a", "[c"]).unwrap(),
+        vec!["b", "c"]
+    );
+    assert_eq!(q::<i64>(c, &["ZLEXCOUNT", "lex", "-", "+"]).unwrap(), 4);
+    assert_eq!(
+        err(c, &["ZLEXCOUNT", "lex", "a", "+"]),
+        "ERR min or max not valid string range item"
+    );
+    assert_eq!(
+        q::<i64>(c, &["ZREMRANGEBYLEX", "lex", "[b", "[c"]).unwrap(),
+        2
+    );
+    // Past zset-max-listpack-entries: the big encoding, same answers.
+    for i in 0..300 {
+        q::<()>(c, &["ZADD", "big", &(i % 17).to_string(), &format!("m{i}")]).unwrap();
+    }
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "big"]).unwrap(),
+        "skiplist"
+    );
+    let all: Vec<String> = q(c, &["ZRANGE", "big", "0", "-1", "WITHSCORES"]).unwrap();
+    let scores: Vec<f64> = all.chunks(2).map(|p| p[1].parse().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] <= w[1]), "ascending");
+    assert_eq!(q::<i64>(c, &["ZCOUNT", "big", "3", "3"]).unwrap(), 18);
+    assert_eq!(
+        q::<i64>(c, &["ZREMRANGEBYRANK", "big", "0", "99"]).unwrap(),
+        100
+    );
+    assert_eq!(q::<i64>(c, &["ZCARD", "big"]).unwrap(), 200);
+}
+
+#[test]
+fn generic_commands_handle_every_type() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    q::<()>(c, &["HSET", "h", "f", "v"]).unwrap();
+    q::<()>(c, &["RPUSH", "l", "a"]).unwrap();
+    q::<()>(c, &["SADD", "s", "m"]).unwrap();
+    q::<()>(c, &["ZADD", "z", "1", "m"]).unwrap();
+    for (k, t) in [("h", "hash"), ("l", "list"), ("s", "set"), ("z", "zset")] {
+        assert_eq!(q::<String>(c, &["TYPE", k]).unwrap(), t);
+        let (_, keys): (String, Vec<String>) =
+            q(c, &["SCAN", "0", "TYPE", t, "COUNT", "1000"]).unwrap();
+        assert_eq!(keys, vec![k.to_string()], "SCAN TYPE {t}");
+        let dv = |c: &mut redis::Connection, k: &str| {
+            q::<Vec<String>>(c, &["DEBUG", "DIGEST-VALUE", k]).unwrap()[0].clone()
+        };
+        let before = dv(c, k);
+        assert_ne!(before, "0".repeat(40));
+        // RENAME moves across shards (keys {k}x hash elsewhere), COPY copies, DUMP/RESTORE round-trips.
+        let moved = format!("{k}-moved-elsewhere");
+        q::<()>(c, &["RENAME", k, &moved]).unwrap();
+        assert_eq!(dv(c, &moved), before);
+        assert_eq!(q::<i64>(c, &["COPY", &moved, k]).unwrap(), 1);
+        let payload: Vec<u8> = q(c, &["DUMP", k]).unwrap();
+        let restored = format!("{k}-restored");
+        let mut cmd = redis::cmd("RESTORE");
+        cmd.arg(&restored)
+            .arg(100000)
+            .arg(payload.clone())
+            .arg("REPLACE");
+        let _: () = cmd.query(c).unwrap();
+        assert_eq!(dv(c, &restored), before);
+        assert!(q::<i64>(c, &["PTTL", &restored]).unwrap() > 90_000);
+        let mut bad = payload.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let mut cmd = redis::cmd("RESTORE");
+        cmd.arg("x").arg(0).arg(bad).arg("REPLACE");
+        let e: redis::RedisError = cmd.query::<()>(c).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("DUMP payload version or checksum are wrong"),
+            "{e}"
+        );
+        // Expiry works on every type.
+        q::<()>(c, &["PEXPIRE", &moved, "1"]).unwrap();
+        assert!(common::eventually(5, || q::<i64>(c, &["EXISTS", &moved])
+            .unwrap()
+            == 0));
+    }
+    assert_eq!(
+        err(c, &["RESTORE", "h", "0", "x"]),
+        "BUSYKEY Target key name already exists."
+    );
+    // SET replaces any type; DEL removes any type.
+    q::<()>(c, &["SET", "h", "now a string"]).unwrap();
+    assert_eq!(q::<String>(c, &["TYPE", "h"]).unwrap(), "string");
+    assert_eq!(q::<i64>(c, &["DEL", "l", "s", "z"]).unwrap(), 3);
+}
