@@ -51,7 +51,7 @@ fn writer(server: &Server) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::Joi
         while !s2.load(Ordering::Relaxed) {
             let k = i % 300;
             let mut p = redis::pipe();
-            match i % 8 {
+            match i % 10 {
                 0 => p
                     .cmd("HSET")
                     .arg(format!("h:{k}"))
@@ -67,6 +67,18 @@ fn writer(server: &Server) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::Joi
                     .arg(1)
                     .arg(format!("m{}", i % 5000)),
                 6 => p.cmd("ZPOPMIN").arg(format!("z:{k}")),
+                // Multi-key writes across slots (logged as the states they made).
+                8 => p
+                    .cmd("SUNIONSTORE")
+                    .arg(format!("u:{k}"))
+                    .arg(format!("s:{k}"))
+                    .arg(format!("s:{}", k + 1)),
+                9 => p
+                    .cmd("LMOVE")
+                    .arg(format!("l:{k}"))
+                    .arg(format!("l:{}", k + 1))
+                    .arg("LEFT")
+                    .arg("RIGHT"),
                 _ => p
                     .cmd("HINCRBYFLOAT")
                     .arg("bighash")

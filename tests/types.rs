@@ -393,3 +393,104 @@ fn generic_commands_handle_every_type() {
     assert_eq!(q::<String>(c, &["TYPE", "h"]).unwrap(), "string");
     assert_eq!(q::<i64>(c, &["DEL", "l", "s", "z"]).unwrap(), 3);
 }
+
+/// Multi-key commands give the same answers whether their keys share a shard ({tag}) or not.
+#[test]
+fn multi_key_commands_across_shards_and_within_one() {
+    let s = Server::start(&["--shards", "3"]);
+    let c = &mut s.conn();
+    for (p, q_) in [("", ""), ("{t}", "{t}")] {
+        let k = |n: &str| format!("{p}{n}{q_}");
+        q::<()>(c, &["SADD", &k("a"), "1", "2", "3"]).unwrap();
+        q::<()>(c, &["SADD", &k("b"), "2", "3", "4"]).unwrap();
+        let mut inter: Vec<String> = q(c, &["SINTER", &k("a"), &k("b")]).unwrap();
+        inter.sort();
+        assert_eq!(inter, vec!["2", "3"]);
+        assert_eq!(
+            q::<i64>(c, &["SUNIONSTORE", &k("u"), &k("a"), &k("b")]).unwrap(),
+            4
+        );
+        assert_eq!(
+            q::<i64>(c, &["SDIFFSTORE", &k("d"), &k("a"), &k("b")]).unwrap(),
+            1
+        );
+        assert_eq!(
+            q::<i64>(c, &["SINTERCARD", "2", &k("a"), &k("b"), "LIMIT", "1"]).unwrap(),
+            1
+        );
+        assert_eq!(q::<i64>(c, &["SMOVE", &k("a"), &k("b"), "1"]).unwrap(), 1);
+        assert_eq!(q::<i64>(c, &["SCARD", &k("b")]).unwrap(), 4);
+        q::<()>(c, &["RPUSH", &k("l"), "x", "y"]).unwrap();
+        assert_eq!(
+            q::<String>(c, &["LMOVE", &k("l"), &k("m"), "LEFT", "RIGHT"]).unwrap(),
+            "x"
+        );
+        assert_eq!(
+            q::<String>(c, &["RPOPLPUSH", &k("l"), &k("m")]).unwrap(),
+            "y"
+        );
+        assert_eq!(q::<i64>(c, &["EXISTS", &k("l")]).unwrap(), 0);
+        assert_eq!(
+            q::<Vec<String>>(c, &["LRANGE", &k("m"), "0", "-1"]).unwrap(),
+            vec!["y", "x"]
+        );
+        let popped: (String, Vec<String>) = q(
+            c,
+            &["LMPOP", "2", &k("none"), &k("m"), "LEFT", "COUNT", "5"],
+        )
+        .unwrap();
+        assert_eq!(popped, (k("m"), vec!["y".to_string(), "x".to_string()]));
+        q::<()>(c, &["ZADD", &k("z1"), "1", "a", "2", "b"]).unwrap();
+        q::<()>(c, &["ZADD", &k("z2"), "3", "b", "4", "c"]).unwrap();
+        assert_eq!(
+            q::<Vec<String>>(c, &["ZUNION", "2", &k("z1"), &k("z2"), "WITHSCORES"]).unwrap(),
+            vec!["a", "1", "c", "4", "b", "5"]
+        );
+        assert_eq!(
+            q::<i64>(
+                c,
+                &[
+                    "ZINTERSTORE",
+                    &k("zi"),
+                    "2",
+                    &k("z1"),
+                    &k("z2"),
+                    "WEIGHTS",
+                    "2",
+                    "3",
+                    "AGGREGATE",
+                    "MAX"
+                ]
+            )
+            .unwrap(),
+            1
+        );
+        assert_eq!(
+            q::<Vec<String>>(c, &["ZRANGE", &k("zi"), "0", "-1", "WITHSCORES"]).unwrap(),
+            vec!["b", "9"]
+        );
+        assert_eq!(
+            q::<i64>(c, &["ZRANGESTORE", &k("zr"), &k("z2"), "0", "0"]).unwrap(),
+            1
+        );
+        assert_eq!(
+            q::<Vec<String>>(c, &["ZDIFF", "2", &k("z2"), &k("zr")]).unwrap(),
+            vec!["c"]
+        );
+        assert_eq!(
+            q::<i64>(c, &["ZINTERCARD", "2", &k("z1"), &k("z2")]).unwrap(),
+            1
+        );
+        assert_eq!(
+            common::err(c, &["ZUNIONSTORE", &k("x"), "0", &k("z1")]),
+            "ERR at least 1 input key is needed for 'zunionstore' command"
+        );
+        q::<()>(c, &["SET", &k("str"), "v"]).unwrap();
+        assert_eq!(err(c, &["SINTER", &k("a"), &k("str")]), WRONGTYPE);
+        assert_eq!(
+            err(c, &["LMOVE", &k("str"), &k("m"), "LEFT", "LEFT"]),
+            WRONGTYPE
+        );
+        q::<()>(c, &["FLUSHALL"]).unwrap();
+    }
+}

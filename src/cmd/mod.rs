@@ -18,6 +18,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod set;
+pub mod setops;
 pub mod strings;
 pub mod table;
 pub mod zset;

@@ -2,7 +2,7 @@
 //! least that many. Keys are at `first_key..=last_key` by `step` (last_key -1 = the last argument).
 
 use super::exec::Exec;
-use super::{dump, hash, keys, list, set, strings, zset, CmdResult};
+use super::{dump, hash, keys, list, set, setops as so, strings, zset, CmdResult};
 use crate::resp::Reply;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -56,6 +56,9 @@ impl Flags {
             .collect()
     }
 }
+
+/// Finds a command's key positions in its arguments.
+pub type KeysFn = fn(&[Bytes]) -> Vec<usize>;
 
 pub type KeyFn = fn(&mut Shard, &Exec, &[Bytes], &mut Reply) -> CmdResult;
 
@@ -131,6 +134,31 @@ pub struct Spec {
     pub handler: Handler,
     pub group: &'static str,
     pub summary: &'static str,
+    /// Keys found by reading the arguments (a `numkeys` argument), instead of first/last/step.
+    pub keys: Option<KeysFn>,
+}
+
+/// `numkeys` at `at`, the keys right after it (clamped to the arguments: a bad count is the handler's
+/// error to report).
+fn numkeys_at(args: &[Bytes], at: usize) -> Vec<usize> {
+    let n = args
+        .get(at)
+        .and_then(|a| crate::resp::parse_i64_strict(a))
+        .filter(|n| *n > 0)
+        .unwrap_or(0) as usize;
+    (at + 1..(at + 1).saturating_add(n).min(args.len())).collect()
+}
+
+/// SINTERCARD, ZUNION, LMPOP...: `numkeys key [key ...]` from position 1.
+fn nk1(args: &[Bytes]) -> Vec<usize> {
+    numkeys_at(args, 1)
+}
+
+/// ZUNIONSTORE...: `destination numkeys key [key ...]`.
+fn dest_nk2(args: &[Bytes]) -> Vec<usize> {
+    let mut v = vec![1];
+    v.extend(numkeys_at(args, 2));
+    v
 }
 
 impl Spec {
@@ -154,6 +182,14 @@ impl Spec {
             (last + 1).max(0) as usize
         };
         (first..end.min(argc)).step_by(step)
+    }
+
+    /// Positions of the keys in `args`, for every command (numkeys ones included).
+    pub fn keys_of(&self, args: &[Bytes]) -> Vec<usize> {
+        match self.keys {
+            Some(f) => f(args),
+            None => self.key_positions(args.len()).collect(),
+        }
     }
 
     /// Position in `TABLE`, for per-command arrays (statistics).
@@ -190,6 +226,21 @@ macro_rules! spec {
             handler: $h,
             group: $group,
             summary: $sum,
+            keys: None,
+        }
+    };
+    ($name:literal, $arity:expr, $flags:expr, keys $kf:expr, $h:expr, $group:literal, $sum:literal) => {
+        Spec {
+            name: $name,
+            arity: $arity,
+            flags: Flags($flags),
+            first_key: 1,
+            last_key: 1,
+            step: 1,
+            handler: $h,
+            group: $group,
+            summary: $sum,
+            keys: Some($kf),
         }
     };
 }
@@ -346,6 +397,27 @@ pub static TABLE: &[Spec] = &[
     spec!("zremrangebyscore", 4, W, 1, 1, 1, K(zset::zremrangebyscore, None), "sorted-set", "Removes members in a sorted set within a range of scores."),
     spec!("zremrangebylex", 4, W, 1, 1, 1, K(zset::zremrangebylex, None), "sorted-set", "Removes members in a sorted set within a lexicographical range."),
     spec!("zscan", -3, R, 1, 1, 1, K(zset::zscan, None), "sorted-set", "Iterates over members and scores of a sorted set."),
+    // several collections (setops.rs; across shards through server::special's gathered run)
+    spec!("sinter", -2, R, 1, -1, 1, K(so::sinter, None), "set", "Returns the intersect of multiple sets."),
+    spec!("sunion", -2, R, 1, -1, 1, K(so::sunion, None), "set", "Returns the union of multiple sets."),
+    spec!("sdiff", -2, R, 1, -1, 1, K(so::sdiff, None), "set", "Returns the difference of multiple sets."),
+    spec!("sinterstore", -3, W | OOM, 1, -1, 1, K(so::sinterstore, None), "set", "Stores the intersect of multiple sets in a key."),
+    spec!("sunionstore", -3, W | OOM, 1, -1, 1, K(so::sunionstore, None), "set", "Stores the union of multiple sets in a key."),
+    spec!("sdiffstore", -3, W | OOM, 1, -1, 1, K(so::sdiffstore, None), "set", "Stores the difference of multiple sets in a key."),
+    spec!("sintercard", -3, R, keys nk1, K(so::sintercard, None), "set", "Returns the number of members of the intersect of multiple sets."),
+    spec!("smove", 4, W | F, 1, 2, 1, K(so::smove, None), "set", "Moves a member from one set to another."),
+    spec!("lmove", 5, W | OOM, 1, 2, 1, K(so::lmove, None), "list", "Returns an element after popping it from one list and pushing it to another."),
+    spec!("rpoplpush", 3, W | OOM, 1, 2, 1, K(so::rpoplpush, None), "list", "Returns the last element of a list after removing and pushing it to another list."),
+    spec!("lmpop", -4, W, keys nk1, K(so::lmpop, None), "list", "Returns multiple elements from a list after removing them."),
+    spec!("zunion", -3, R, keys nk1, K(so::zunion, None), "sorted-set", "Returns the union of multiple sorted sets."),
+    spec!("zinter", -3, R, keys nk1, K(so::zinter, None), "sorted-set", "Returns the intersect of multiple sorted sets."),
+    spec!("zdiff", -3, R, keys nk1, K(so::zdiff, None), "sorted-set", "Returns the difference between multiple sorted sets."),
+    spec!("zunionstore", -4, W | OOM, keys dest_nk2, K(so::zunionstore, None), "sorted-set", "Stores the union of multiple sorted sets in a key."),
+    spec!("zinterstore", -4, W | OOM, keys dest_nk2, K(so::zinterstore, None), "sorted-set", "Stores the intersect of multiple sorted sets in a key."),
+    spec!("zdiffstore", -4, W | OOM, keys dest_nk2, K(so::zdiffstore, None), "sorted-set", "Stores the difference of multiple sorted sets in a key."),
+    spec!("zintercard", -3, R, keys nk1, K(so::zintercard, None), "sorted-set", "Returns the number of members of the intersect of multiple sorted sets."),
+    spec!("zrangestore", -5, W | OOM, 1, 2, 1, K(so::zrangestore, None), "sorted-set", "Stores a range of members from sorted set in a key."),
+    spec!("zmpop", -4, W, keys nk1, K(so::zmpop, None), "sorted-set", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them."),
 ];
 
 static INDEX: LazyLock<HashMap<&'static str, &'static Spec, foldhash::fast::RandomState>> =

@@ -91,7 +91,7 @@ fn route(
     if !spec.arity_ok(args.len()) {
         return Err(format!("wrong arity for '{}' in the log", spec.name));
     }
-    let positions: Vec<usize> = spec.key_positions(args.len()).collect();
+    let positions: Vec<usize> = spec.keys_of(&args);
     let owner = |p: usize| slot_owner(key_slot(&args[p]), m);
     let Some(&first) = positions.first() else {
         return Err(format!("'{}' in the log names no key", spec.name));

@@ -160,7 +160,8 @@ impl Shard {
         if !d.pending(commit) {
             return 0;
         }
-        spec.key_positions(args.len())
+        spec.keys_of(args)
+            .into_iter()
             .filter_map(|p| d.hold(db, &args[p], commit))
             .max()
             .unwrap_or(0)

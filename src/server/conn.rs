@@ -300,7 +300,7 @@ impl Conn {
     fn target_shard(&self, spec: &Spec, args: &[Bytes]) -> Option<usize> {
         let n = self.local.nshards();
         let mut target = None;
-        for p in spec.key_positions(args.len()) {
+        for p in spec.keys_of(args) {
             let s = slot_owner(key_slot(&args[p]), n);
             match target {
                 None => target = Some(s),

@@ -108,7 +108,7 @@ impl Conn {
                         "ERR Invalid number of arguments specified for command",
                     ));
                 }
-                let keys: Vec<usize> = s.key_positions(args.len()).collect();
+                let keys: Vec<usize> = s.keys_of(args);
                 if keys.is_empty() {
                     return Err(CmdError::other("ERR The command has no key arguments"));
                 }

@@ -4,6 +4,7 @@
 pub mod client_cmd;
 pub mod conn;
 pub mod debug;
+pub mod gathered;
 pub mod info;
 pub mod introspect;
 pub mod special;

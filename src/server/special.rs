@@ -335,16 +335,14 @@ impl Conn {
         r: &mut Reply,
     ) -> CmdResult {
         let Some(merge) = merge else {
-            // Every key command either names one key or has a merge rule (table test); be defensive.
-            return Err(CmdError::other(
-                "ERR this command cannot operate on keys of different shards",
-            ));
+            // No merge rule: the handler runs over copies of the keys (server/gathered.rs).
+            return self.run_gathered(spec, a, r).await;
         };
         if merge == Merge::AllOk && a.len().is_multiple_of(2) {
             return Err(CmdError::WrongArity(spec.name.into()));
         }
         let step = spec.step.max(1) as usize;
-        let positions: Vec<usize> = spec.key_positions(a.len()).collect();
+        let positions: Vec<usize> = spec.keys_of(&a);
         let mut parts: Vec<(usize, Vec<Bytes>, Vec<usize>)> = Vec::new();
         for (i, &p) in positions.iter().enumerate() {
             let s = self.shard_of(&a[p]);

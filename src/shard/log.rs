@@ -38,7 +38,27 @@ fn has_relative_expiry(args: &[Bytes]) -> bool {
         .any(|a| a.eq_ignore_ascii_case(b"ex") || a.eq_ignore_ascii_case(b"px"))
 }
 
+/// Whether a command's keys are in more than one hash slot: a replica with another shard count may hold
+/// them on different shards, where one record of the command cannot be applied.
+fn spans_slots(spec: &Spec, args: &[Bytes]) -> bool {
+    let keys = spec.keys_of(args);
+    let mut slots = keys.iter().map(|&p| crate::slot::key_slot(&args[p]));
+    match slots.next() {
+        Some(first) => slots.any(|s| s != first),
+        None => false,
+    }
+}
+
 pub fn mode_of(spec: &Spec, args: &[Bytes]) -> LogMode {
+    // A multi-key write other than the splittable ones (MSET, DEL...) is logged as the states of the keys
+    // it wrote when its keys are in several slots.
+    if matches!(spec.handler, crate::cmd::Handler::Key(_, None))
+        && spec.first_key > 0
+        && (spec.last_key != spec.first_key || spec.keys.is_some())
+        && spans_slots(spec, args)
+    {
+        return LogMode::State;
+    }
     if spec.flags.has(Flags::LOG_REWRITE) {
         return LogMode::Rewrite;
     }

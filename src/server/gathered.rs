@@ -1,0 +1,78 @@
+//! A key command whose keys span shards and that has no merge rule (SINTERSTORE, LMOVE, ZUNION...): under
+//! one transaction over the keys' shards, copies of its keys are gathered into a scratch shard, the
+//! command's own handler runs there, and the keys it changed are written back to their shards. So every
+//! multi-key command has one implementation, and is atomic for every other client.
+//!
+//! Cost: each key is copied once to the coordinator and, if changed, once back; the shard log records the
+//! changed keys' resulting states (a collection as its whole value), as for any multi-key write across
+//! slots (shard/log.rs).
+
+use super::conn::Conn;
+use crate::cmd::exec::{execute_part, Exec};
+use crate::cmd::{CmdResult, Spec};
+use crate::resp::Reply;
+use crate::runtime;
+use crate::server::debug::key_digest;
+use crate::shard::Shard;
+use bytes::Bytes;
+
+impl Conn {
+    pub async fn run_gathered(
+        &mut self,
+        spec: &'static Spec,
+        a: Vec<Bytes>,
+        r: &mut Reply,
+    ) -> CmdResult {
+        let mut keys: Vec<Bytes> = spec.keys_of(&a).into_iter().map(|p| a[p].clone()).collect();
+        keys.sort();
+        keys.dedup();
+        let owners: Vec<usize> = keys.iter().map(|k| self.shard_of(k)).collect();
+        let mut shards = owners.clone();
+        shards.sort_unstable();
+        shards.dedup();
+        let tx = self.local.begin_tx(shards, spec.is_write()).await;
+        let (db, now) = (self.db, runtime::now_ms());
+        let (config, seed) = {
+            let sh = self.local.shard.borrow();
+            (sh.config.clone(), now)
+        };
+        let mut scratch = Shard::new(
+            0,
+            1,
+            config,
+            seed,
+            tandem_sync::replid::ReplId::from_random([0; 20]),
+        );
+        let mut before = Vec::with_capacity(keys.len());
+        for (k, &s) in keys.iter().zip(&owners) {
+            let key = k.clone();
+            let e = tx.on(s, move |sh| sh.ks.get(db, &key, now).cloned()).await;
+            before.push(e.as_ref().map(|e| key_digest(0, e)));
+            if let Some(e) = e {
+                scratch.ks.insert_entry(0, e);
+            }
+        }
+        let ex = Exec { db: 0, now };
+        let mut out = Reply::new(self.proto);
+        execute_part(&mut scratch, spec, &a, &ex, &mut out);
+        if spec.is_write() {
+            for ((k, &s), old) in keys.iter().zip(&owners).zip(before) {
+                let after = scratch.ks.remove(0, k, now);
+                if after.as_ref().map(|e| key_digest(0, e)) == old {
+                    continue;
+                }
+                let key = k.clone();
+                tx.on(s, move |sh| {
+                    sh.ks.remove(db, &key, now);
+                    if let Some(e) = after {
+                        sh.ks.insert_entry(db, e);
+                    }
+                })
+                .await;
+            }
+        }
+        drop(tx);
+        r.raw(&out.buf);
+        Ok(())
+    }
+}
