@@ -115,6 +115,11 @@ pub enum Special {
     Save,
     Bgsave,
     Lastsave,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
 }
 
 #[derive(Clone, Copy)]
@@ -283,6 +288,12 @@ pub static TABLE: &[Spec] = &[
     spec!("bgsave", -1, A | Flags::NOSCRIPT, 0, 0, 0, S(X::Bgsave), "server", "Asynchronously saves the database(s) to disk."),
     spec!("lastsave", 1, F | LS, 0, 0, 0, S(X::Lastsave), "server", "Returns the Unix timestamp of the last successful save to disk."),
     spec!("durability", -2, A | LS | Flags::STALE | Flags::NOSCRIPT, 0, 0, 0, S(X::Durability), "server", "Tandem: durability mode's status, and FORGET to take a replica out of the write quorum (docs/durability.md)."),
+    // transactions (server/multi.rs)
+    spec!("multi", 1, F | LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Multi), "transactions", "Starts a transaction."),
+    spec!("exec", 1, LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Exec), "transactions", "Executes all commands in a transaction."),
+    spec!("discard", 1, F | LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Discard), "transactions", "Discards a transaction."),
+    spec!("watch", -2, F | LS | Flags::NOSCRIPT, 1, -1, 1, S(X::Watch), "transactions", "Monitors changes to keys to determine the execution of a transaction."),
+    spec!("unwatch", 1, F | LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Unwatch), "transactions", "Forgets about watched keys of a transaction."),
     // strings
     spec!("get", 2, R | F, 1, 1, 1, K(strings::get, None), "string", "Returns the string value of a key."),
     spec!("set", -3, W | OOM | STR, 1, 1, 1, K(strings::set, None), "string", "Sets the string value of a key."),

@@ -140,8 +140,11 @@ pub async fn serve(local: Rc<Local>, mut stream: TcpStream, peer: SocketAddr) {
             id,
             ..Default::default()
         },
+        multi: None,
+        watched: Vec::new(),
     };
     conn.run(&mut stream).await;
+    conn.unwatch_all().await;
     local.shard.borrow_mut().clients.remove(&id);
     local.shared.connected.fetch_sub(1, Ordering::AcqRel);
     if let Some(t) = conn.repl.takeover.take() {
@@ -166,6 +169,9 @@ pub struct Conn {
     pub closing: bool,
     /// What the replication commands keep of this connection (REPLCONF, WAIT, PSYNC's takeover).
     pub repl: crate::repl::commands::ReplClient,
+    /// Between MULTI and EXEC: the queued commands (server/multi.rs).
+    pub multi: Option<super::multi::MultiState>,
+    pub watched: Vec<super::multi::Watch>,
 }
 
 /// A key command ready to run on one shard.
@@ -352,6 +358,17 @@ impl Conn {
         for args in cmds {
             if self.closing {
                 break;
+            }
+            if self.multi.is_some() {
+                if !group.is_empty() {
+                    self.run_group(std::mem::take(&mut group), out).await;
+                }
+                let mut r = Reply::new(self.proto);
+                if !self.queue_in_multi(&args, &mut r) {
+                    self.run_one(args, &mut r).await;
+                }
+                out.extend_from_slice(&r.buf);
+                continue;
             }
             if let Some((spec, shard)) = self.classify(&args) {
                 self.repl.wrote |= spec.is_write();

@@ -19,6 +19,7 @@ use bytes::Bytes;
 impl Conn {
     pub async fn run_gathered(
         &mut self,
+        held: Option<&crate::runtime::Tx>,
         spec: &'static Spec,
         a: Vec<Bytes>,
         r: &mut Reply,
@@ -30,7 +31,14 @@ impl Conn {
         let mut shards = owners.clone();
         shards.sort_unstable();
         shards.dedup();
-        let tx = self.local.begin_tx(shards, spec.is_write()).await;
+        let own;
+        let tx = match held {
+            Some(t) => t,
+            None => {
+                own = self.local.begin_tx(shards, spec.is_write()).await;
+                &own
+            }
+        };
         let (db, now) = (self.db, runtime::now_ms());
         let (config, seed) = {
             let sh = self.local.shard.borrow();
@@ -71,7 +79,6 @@ impl Conn {
                 .await;
             }
         }
-        drop(tx);
         r.raw(&out.buf);
         Ok(())
     }

@@ -7,6 +7,7 @@ pub mod debug;
 pub mod gathered;
 pub mod info;
 pub mod introspect;
+pub mod multi;
 pub mod special;
 
 use crate::config::Config;

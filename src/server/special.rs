@@ -34,6 +34,11 @@ impl Conn {
                 r.bulk(&a[1]);
                 Ok(())
             }
+            Special::Multi => self.multi_cmd(r),
+            Special::Exec => Box::pin(self.exec_cmd(r)).await,
+            Special::Discard => self.discard_cmd(r).await,
+            Special::Watch => self.watch_cmd(a, r).await,
+            Special::Unwatch => self.unwatch_cmd(r).await,
             Special::Hello => self.hello(a, r),
             Special::Auth => self.auth(a, r),
             Special::Select => {
@@ -52,6 +57,8 @@ impl Conn {
                 Ok(())
             }
             Special::Reset => {
+                self.multi = None;
+                self.unwatch_all().await;
                 self.db = 0;
                 self.proto = Proto::Resp2;
                 r.proto = Proto::Resp2;
@@ -334,9 +341,21 @@ impl Conn {
         merge: Option<Merge>,
         r: &mut Reply,
     ) -> CmdResult {
+        self.run_split_in(None, spec, a, merge, r).await
+    }
+
+    /// `run_split` inside a transaction that already holds the keys' shards (EXEC), or in its own.
+    pub async fn run_split_in(
+        &mut self,
+        held: Option<&crate::runtime::Tx>,
+        spec: &'static Spec,
+        a: Vec<Bytes>,
+        merge: Option<Merge>,
+        r: &mut Reply,
+    ) -> CmdResult {
         let Some(merge) = merge else {
             // No merge rule: the handler runs over copies of the keys (server/gathered.rs).
-            return self.run_gathered(spec, a, r).await;
+            return self.run_gathered(held, spec, a, r).await;
         };
         if merge == Merge::AllOk && a.len().is_multiple_of(2) {
             return Err(CmdError::WrongArity(spec.name.into()));
@@ -356,10 +375,17 @@ impl Conn {
             parts[idx].1.extend_from_slice(&a[p..p + step]);
             parts[idx].2.push(i);
         }
-        let tx = self
-            .local
-            .begin_tx(parts.iter().map(|p| p.0).collect(), spec.is_write())
-            .await;
+        let own;
+        let tx = match held {
+            Some(t) => t,
+            None => {
+                own = self
+                    .local
+                    .begin_tx(parts.iter().map(|p| p.0).collect(), spec.is_write())
+                    .await;
+                &own
+            }
+        };
         let ex = self.exec();
         let proto = self.proto;
         let mut replies: Vec<(Vec<u8>, Vec<usize>)> = Vec::new();
@@ -391,7 +417,6 @@ impl Conn {
                 .await;
             replies.push(out);
         }
-        drop(tx);
         match merge {
             Merge::Gather => {
                 let mut per_key: Vec<&[u8]> = vec![&[]; positions.len()];

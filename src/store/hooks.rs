@@ -59,6 +59,9 @@ pub struct Hooks {
     /// Dirty-key buckets (tandem_sync::dirty) of the keys the open unit wrote.
     pub touched: Vec<u32>,
     pub touched_all: bool,
+    /// WATCHed keys: (db, key) → (sequence number of its last write since watched, watchers).
+    pub watched: HashMap<(usize, Vec<u8>), (u64, u32)>,
+    pub watch_seq: u64,
 }
 
 impl Default for Hooks {
@@ -74,6 +77,8 @@ impl Default for Hooks {
             touch: false,
             touched: Vec::new(),
             touched_all: false,
+            watched: HashMap::new(),
+            watch_seq: 0,
         }
     }
 }
@@ -81,7 +86,28 @@ impl Default for Hooks {
 impl Hooks {
     #[inline]
     pub fn active(&self) -> bool {
-        self.capture || !self.snapshots.is_empty()
+        self.capture || !self.snapshots.is_empty() || !self.watched.is_empty()
+    }
+
+    /// A write to `key`: a WATCH of it sees the change.
+    pub fn touch_watched(&mut self, db: usize, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(w) = self.watched.get_mut(&(db, key.to_vec())) {
+            self.watch_seq += 1;
+            w.0 = self.watch_seq;
+        }
+    }
+
+    /// FLUSHDB, FLUSHALL, SWAPDB: every watched key of `db` (all databases if None) counts as written.
+    pub fn touch_watched_db(&mut self, db: Option<usize>) {
+        for ((d, _), w) in self.watched.iter_mut() {
+            if db.is_none_or(|x| x == *d) {
+                self.watch_seq += 1;
+                w.0 = self.watch_seq;
+            }
+        }
     }
 
     /// A write of `key` by a command or operation.

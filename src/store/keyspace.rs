@@ -162,6 +162,7 @@ impl Keyspace {
 
     #[cold]
     fn before_write_slow(&mut self, db: usize, idx: usize, key: &[u8], expiry: bool) {
+        self.hooks.touch_watched(db, key);
         let Keyspace { dbs, hooks, .. } = self;
         let ndbs = dbs.len();
         for snap in &mut hooks.snapshots {
@@ -181,6 +182,40 @@ impl Keyspace {
                 hooks.expired(db, key);
             } else {
                 hooks.written(db, key);
+            }
+        }
+    }
+
+    /// WATCH: registers a watcher of `key`; returns what EXEC compares (its write sequence, and whether it
+    /// existed).
+    pub fn watch(&mut self, db: usize, key: &[u8], now: u64) -> (u64, bool) {
+        let exists = self.peek(db, key, now).is_some();
+        let w = self
+            .hooks
+            .watched
+            .entry((db, key.to_vec()))
+            .or_insert((0, 0));
+        w.1 += 1;
+        (w.0, exists)
+    }
+
+    /// Whether `key` changed since a WATCH that saw (seq, existed): written, deleted, or expired since.
+    pub fn watch_changed(&self, db: usize, key: &[u8], seq: u64, existed: bool, now: u64) -> bool {
+        let cur = self
+            .hooks
+            .watched
+            .get(&(db, key.to_vec()))
+            .map_or(u64::MAX, |w| w.0);
+        cur != seq || (existed && self.peek(db, key, now).is_none())
+    }
+
+    /// Drops one watcher of `key`.
+    pub fn unwatch(&mut self, db: usize, key: &[u8]) {
+        let k = (db, key.to_vec());
+        if let Some(w) = self.hooks.watched.get_mut(&k) {
+            w.1 -= 1;
+            if w.1 == 0 {
+                self.hooks.watched.remove(&k);
             }
         }
     }
@@ -427,6 +462,7 @@ impl Keyspace {
     /// Empties database `db`. A snapshot in progress takes the tables of its unsent slots (hooks.rs), so
     /// the flush does not interrupt it.
     pub fn flush_db(&mut self, db: usize) {
+        self.hooks.touch_watched_db(Some(db));
         let old = std::mem::take(&mut self.dbs[db]);
         if self.hooks.snapshots.is_empty() || old.slots.is_empty() {
             return;
@@ -439,6 +475,8 @@ impl Keyspace {
     }
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
+        self.hooks.touch_watched_db(Some(a));
+        self.hooks.touch_watched_db(Some(b));
         self.dbs.swap(a, b);
         for snap in &mut self.hooks.snapshots {
             snap.swapped(a, b);
@@ -448,6 +486,7 @@ impl Keyspace {
     /// Empties the given slots (absolute numbers, clipped to this shard's) of `db`, or of every database:
     /// a replica applying one primary shard's FLUSHDB/FLUSHALL, which covers only that shard's slots.
     pub fn flush_slots(&mut self, db: Option<usize>, slots: Range<usize>) {
+        self.hooks.touch_watched_db(db);
         let (lo, hi) = (
             slots.start.max(self.slots.start),
             slots.end.min(self.slots.end),
@@ -479,6 +518,8 @@ impl Keyspace {
 
     /// Swaps databases `a` and `b` in the given slots only (a replica applying one primary shard's SWAPDB).
     pub fn swap_slots(&mut self, a: usize, b: usize, slots: Range<usize>) {
+        self.hooks.touch_watched_db(Some(a));
+        self.hooks.touch_watched_db(Some(b));
         let (lo, hi) = (
             slots.start.max(self.slots.start),
             slots.end.min(self.slots.end),

@@ -1,0 +1,175 @@
+//! MULTI/EXEC/WATCH against real processes: queued replies and EXECABORT as in Valkey, atomicity across
+//! shards under concurrent writers, WATCH, and transactions replicated whole.
+
+mod common;
+use common::repl::{digest, follow, wait_caught_up};
+use common::{err, q, Server};
+
+#[test]
+fn queued_commands_errors_and_execabort() {
+    let s = Server::start(&["--shards", "2"]);
+    // Raw replies: a client library turns an EXEC array holding an error into an error.
+    let mut raw = s.raw();
+    let mut say = |cmd: &[&str]| {
+        raw.send(cmd);
+        raw.read_reply()
+    };
+    assert_eq!(say(&["MULTI"]), vec!["+OK"]);
+    assert_eq!(say(&["MULTI"]), vec!["-ERR MULTI calls can not be nested"]);
+    assert_eq!(say(&["SET", "a", "1"]), vec!["+QUEUED"]);
+    assert_eq!(say(&["HSET", "a", "f", "v"]), vec!["+QUEUED"]);
+    assert_eq!(say(&["INCR", "a"]), vec!["+QUEUED"]);
+    assert_eq!(
+        say(&["WATCH", "x"]),
+        vec!["-ERR WATCH inside MULTI is not allowed"]
+    );
+    assert_eq!(
+        say(&["EXEC"]),
+        vec![
+            "*3",
+            "+OK",
+            "-WRONGTYPE Operation against a key holding the wrong kind of value",
+            ":2"
+        ],
+        "a command error does not stop the rest"
+    );
+    let c = &mut s.conn();
+    assert_eq!(q::<String>(c, &["MULTI"]).unwrap(), "OK");
+    assert!(err(c, &["NOSUCHCMD"]).starts_with("ERR unknown command 'NOSUCHCMD'"));
+    assert_eq!(
+        err(c, &["GET"]),
+        "ERR wrong number of arguments for 'get' command"
+    );
+    assert_eq!(
+        err(c, &["EXEC"]),
+        "EXECABORT Transaction discarded because of previous errors."
+    );
+    assert_eq!(err(c, &["EXEC"]), "ERR EXEC without MULTI");
+    assert_eq!(err(c, &["DISCARD"]), "ERR DISCARD without MULTI");
+    q::<()>(c, &["MULTI"]).unwrap();
+    q::<()>(c, &["SET", "a", "discarded"]).unwrap();
+    assert_eq!(q::<String>(c, &["DISCARD"]).unwrap(), "OK");
+    assert_eq!(q::<String>(c, &["GET", "a"]).unwrap(), "2");
+}
+
+#[test]
+fn watch_aborts_exec_when_the_key_changed() {
+    let s = Server::start(&["--shards", "2"]);
+    let (c, other) = (&mut s.conn(), &mut s.conn());
+    q::<()>(c, &["SET", "w", "1"]).unwrap();
+    q::<()>(c, &["WATCH", "w", "unrelated"]).unwrap();
+    q::<()>(other, &["SET", "w", "2"]).unwrap();
+    q::<()>(c, &["MULTI"]).unwrap();
+    q::<()>(c, &["SET", "w", "3"]).unwrap();
+    assert_eq!(q::<Option<Vec<String>>>(c, &["EXEC"]).unwrap(), None);
+    assert_eq!(q::<String>(c, &["GET", "w"]).unwrap(), "2");
+    // Not changed: EXEC runs; the watch is gone after EXEC.
+    q::<()>(c, &["WATCH", "w"]).unwrap();
+    q::<()>(other, &["SET", "elsewhere", "x"]).unwrap();
+    q::<()>(c, &["MULTI"]).unwrap();
+    q::<()>(c, &["SET", "w", "4"]).unwrap();
+    assert_eq!(q::<Vec<String>>(c, &["EXEC"]).unwrap(), vec!["OK"]);
+    // Expiry of a watched key counts as a change.
+    q::<()>(c, &["SET", "t", "1", "PX", "50"]).unwrap();
+    q::<()>(c, &["WATCH", "t"]).unwrap();
+    assert!(common::eventually(5, || q::<Option<String>>(
+        other,
+        &["GET", "t"]
+    )
+    .unwrap()
+    .is_none()));
+    q::<()>(c, &["MULTI"]).unwrap();
+    q::<()>(c, &["SET", "t", "2"]).unwrap();
+    assert_eq!(q::<Option<Vec<String>>>(c, &["EXEC"]).unwrap(), None);
+    // UNWATCH forgets.
+    q::<()>(c, &["WATCH", "w"]).unwrap();
+    q::<()>(other, &["SET", "w", "5"]).unwrap();
+    q::<()>(c, &["UNWATCH"]).unwrap();
+    q::<()>(c, &["MULTI"]).unwrap();
+    q::<()>(c, &["GET", "w"]).unwrap();
+    assert_eq!(q::<Vec<String>>(c, &["EXEC"]).unwrap(), vec!["5"]);
+}
+
+/// Writers move units between keys on different shards in transactions; a reader never sees a total
+/// other than the constant one.
+#[test]
+fn exec_is_atomic_across_shards_under_concurrent_writers() {
+    let s = Server::start(&["--shards", "3"]);
+    let c = &mut s.conn();
+    let keys = ["acct:1", "acct:2", "acct:3", "acct:4"];
+    for k in keys {
+        q::<()>(c, &["SET", k, "1000"]).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..3 {
+        let mut wc = s.conn();
+        let stop = stop.clone();
+        writers.push(std::thread::spawn(move || {
+            let mut i = w;
+            let mut done = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (from, to) = (keys[i % 4], keys[(i + 1 + w) % 4]);
+                let mut p = redis::pipe();
+                p.atomic()
+                    .cmd("DECRBY")
+                    .arg(from)
+                    .arg(7)
+                    .cmd("INCRBY")
+                    .arg(to)
+                    .arg(7)
+                    .cmd("HINCRBY")
+                    .arg("log")
+                    .arg(w)
+                    .arg(1);
+                let _: redis::Value = p.query(&mut wc).unwrap();
+                i += 1;
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut reads = 0;
+    while reads < 2000 {
+        let v: Vec<i64> = q(c, &["MGET", keys[0], keys[1], keys[2], keys[3]]).unwrap();
+        assert_eq!(
+            v.iter().sum::<i64>(),
+            4000,
+            "a transaction was seen half done: {v:?}"
+        );
+        reads += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let total: i64 = writers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(total > 10, "writers ran: {total}");
+    let logged: Vec<i64> = q(c, &["HVALS", "log"]).unwrap();
+    assert_eq!(logged.iter().sum::<i64>(), total);
+}
+
+#[test]
+fn a_transaction_is_replicated_whole_to_other_shard_counts() {
+    let primary = Server::start(&["--shards", "2"]);
+    let replica = Server::start(&["--shards", "3"]);
+    follow(&replica, &primary);
+    let c = &mut primary.conn();
+    for i in 0..200 {
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("SADD")
+            .arg(format!("s{i}"))
+            .arg(i)
+            .cmd("RPUSH")
+            .arg(format!("l{}", i % 7))
+            .arg(i)
+            .cmd("SUNIONSTORE")
+            .arg(format!("u{i}"))
+            .arg(format!("s{i}"))
+            .arg("s0")
+            .cmd("INCR")
+            .arg("n");
+        let _: redis::Value = p.query(c).unwrap();
+    }
+    wait_caught_up(&primary, &replica, 60);
+    assert_eq!(digest(&mut replica.conn()), digest(c));
+    assert_eq!(q::<i64>(&mut replica.conn(), &["GET", "n"]).unwrap(), 200);
+}
