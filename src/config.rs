@@ -105,6 +105,14 @@ static DIRECTIVES: &[Directive] = &[
     d("logfile", Kind::Text, "", false),
     d("hz", Kind::Int { min: 1, max: 500 }, "10", true),
     d("proto-max-bulk-len", Kind::Memory, "512mb", true),
+    // Only the pubsub class has an effect (shard/pubsub.rs): a subscriber past the hard limit, or past the
+    // soft one for its seconds, is closed.
+    d(
+        "client-output-buffer-limit",
+        Kind::Text,
+        "normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60",
+        true,
+    ),
     d("client-query-buffer-limit", Kind::Memory, "1gb", true),
     d("enable-debug-command", Kind::Enum(DEBUG_GATE), "no", false),
     d("server-cpulist", Kind::CpuList, "", false),
@@ -281,6 +289,26 @@ fn directive(name: &str) -> Option<&'static Directive> {
 }
 
 /// Valkey's `memtoull`: an integer with an optional unit (b, k, kb, m, mb, g, gb; k = 1000, kb = 1024).
+/// The pubsub class of client-output-buffer-limit (`class hard soft seconds`, repeated).
+fn pubsub_limit(v: &str) -> crate::shard::pubsub::PushLimit {
+    let w: Vec<&str> = v.split_whitespace().collect();
+    let mut lim = crate::shard::pubsub::PushLimit {
+        hard: 32 << 20,
+        soft: 8 << 20,
+        soft_secs: 60,
+    };
+    for c in w.chunks(4) {
+        if let [class, hard, soft, secs] = c {
+            if class.eq_ignore_ascii_case("pubsub") {
+                lim.hard = parse_memory(hard).unwrap_or(0) as usize;
+                lim.soft = parse_memory(soft).unwrap_or(0) as usize;
+                lim.soft_secs = secs.parse().unwrap_or(0);
+            }
+        }
+    }
+    lim
+}
+
 pub fn parse_memory(s: &str) -> Option<u64> {
     let lower = s.to_ascii_lowercase();
     let split = lower
@@ -552,6 +580,7 @@ impl Config {
             failover_lease_ms: self.int("failover-lease") as u64,
             debug_repl_corrupt_chunk: self.int("debug-repl-corrupt-chunk") as u64,
             key_load_delay_us: self.int("key-load-delay") as u64,
+            pubsub_limit: pubsub_limit(self.get("client-output-buffer-limit")),
             limits: crate::store::types::Limits {
                 hash_entries: self.int("hash-max-listpack-entries") as usize,
                 hash_value: self.int("hash-max-listpack-value") as usize,
@@ -634,6 +663,7 @@ pub struct Settings {
     pub failover_lease_ms: u64,
     pub debug_repl_corrupt_chunk: u64,
     pub key_load_delay_us: u64,
+    pub pubsub_limit: crate::shard::pubsub::PushLimit,
     pub limits: crate::store::types::Limits,
     pub appendonly: bool,
     pub rdbcompression: bool,

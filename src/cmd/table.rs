@@ -120,6 +120,15 @@ pub enum Special {
     Discard,
     Watch,
     Unwatch,
+    Subscribe,
+    Unsubscribe,
+    Psubscribe,
+    Punsubscribe,
+    Ssubscribe,
+    Sunsubscribe,
+    Publish,
+    Spublish,
+    Pubsub,
 }
 
 #[derive(Clone, Copy)]
@@ -294,6 +303,16 @@ pub static TABLE: &[Spec] = &[
     spec!("discard", 1, F | LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Discard), "transactions", "Discards a transaction."),
     spec!("watch", -2, F | LS | Flags::NOSCRIPT, 1, -1, 1, S(X::Watch), "transactions", "Monitors changes to keys to determine the execution of a transaction."),
     spec!("unwatch", 1, F | LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Unwatch), "transactions", "Forgets about watched keys of a transaction."),
+    // pub/sub (server/pubsub.rs)
+    spec!("subscribe", -2, LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Subscribe), "pubsub", "Listens for messages published to channels."),
+    spec!("unsubscribe", -1, LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Unsubscribe), "pubsub", "Stops listening to messages posted to channels."),
+    spec!("psubscribe", -2, LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Psubscribe), "pubsub", "Listens for messages published to channels that match one or more patterns."),
+    spec!("punsubscribe", -1, LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Punsubscribe), "pubsub", "Stops listening to messages published to channels that match one or more patterns."),
+    spec!("ssubscribe", -2, LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Ssubscribe), "pubsub", "Listens for messages published to shard channels."),
+    spec!("sunsubscribe", -1, LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Sunsubscribe), "pubsub", "Stops listening to messages posted to shard channels."),
+    spec!("publish", 3, F | LS, 0, 0, 0, S(X::Publish), "pubsub", "Posts a message to a channel."),
+    spec!("spublish", 3, F | LS, 0, 0, 0, S(X::Spublish), "pubsub", "Post a message to a shard channel"),
+    spec!("pubsub", -2, LS, 0, 0, 0, S(X::Pubsub), "pubsub", "A container for Pub/Sub commands."),
     // strings
     spec!("get", 2, R | F, 1, 1, 1, K(strings::get, None), "string", "Returns the string value of a key."),
     spec!("set", -3, W | OOM | STR, 1, 1, 1, K(strings::set, None), "string", "Sets the string value of a key."),

@@ -135,6 +135,24 @@ pub async fn apply_group(local: &Rc<Local>, group: &[Received], n: usize) -> Res
                 control(local, &r.args);
                 continue;
             }
+            if let Some(sharded) = publish_record(&r.args) {
+                // A message published on the primary: this node's subscribers get it too (Valkey's).
+                let (ch, msg) = (
+                    Bytes::copy_from_slice(r.args[1]),
+                    Bytes::copy_from_slice(r.args[2]),
+                );
+                for s in 0..m {
+                    let (ch, msg) = (ch.clone(), msg.clone());
+                    local.shared.mesh.send(
+                        s,
+                        Kind::Normal,
+                        Box::new(move |sh| {
+                            sh.publish_here(sharded, &ch, &msg);
+                        }),
+                    );
+                }
+                continue;
+            }
             let args: Vec<Bytes> = r.args.iter().map(|a| part.bytes.slice_ref(a)).collect();
             for (t, args) in route(args, part.from, n, m)? {
                 work[t].ops.push(Op {
@@ -183,8 +201,10 @@ pub fn replay(sh: &mut Shard, unit: &Bytes) -> Result<(), String> {
         if r.args
             .first()
             .is_some_and(|a| a.eq_ignore_ascii_case(b"durability"))
+            || publish_record(&r.args).is_some()
         {
-            // Grants and revokes belong to the sessions of the process that logged them.
+            // Grants and revokes belong to the sessions of the process that logged them; messages were
+            // for the subscribers of that time.
             continue;
         }
         let args: Vec<Bytes> = r.args.iter().map(|a| unit.slice_ref(a)).collect();
@@ -238,6 +258,15 @@ fn apply_work(sh: &mut Shard, w: &Work, n: usize) -> Result<(), String> {
         sh.log_verbatim(*start, unit);
     }
     Ok(())
+}
+
+/// `PUBLISH channel message` (Some(false)) or `SPUBLISH ...` (Some(true)): a record of no key.
+fn publish_record(args: &[&[u8]]) -> Option<bool> {
+    match args {
+        [name, _, _] if name.eq_ignore_ascii_case(b"publish") => Some(false),
+        [name, _, _] if name.eq_ignore_ascii_case(b"spublish") => Some(true),
+        _ => None,
+    }
 }
 
 /// A durability-mode control record (repl/eligibility.rs): `DURABILITY GRANTED|REVOKED <node> <session>`.

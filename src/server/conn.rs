@@ -142,9 +142,11 @@ pub async fn serve(local: Rc<Local>, mut stream: TcpStream, peer: SocketAddr) {
         },
         multi: None,
         watched: Vec::new(),
+        subs: Default::default(),
     };
     conn.run(&mut stream).await;
     conn.unwatch_all().await;
+    conn.unsubscribe_all();
     local.shard.borrow_mut().clients.remove(&id);
     local.shared.connected.fetch_sub(1, Ordering::AcqRel);
     if let Some(t) = conn.repl.takeover.take() {
@@ -172,6 +174,8 @@ pub struct Conn {
     /// Between MULTI and EXEC: the queued commands (server/multi.rs).
     pub multi: Option<super::multi::MultiState>,
     pub watched: Vec<super::multi::Watch>,
+    /// Pub/sub subscriptions (server/pubsub.rs).
+    pub subs: std::collections::BTreeSet<(crate::shard::pubsub::Space, Bytes)>,
 }
 
 /// A key command ready to run on one shard.
@@ -197,6 +201,31 @@ impl Conn {
         .await
     }
 
+    /// Whether pub/sub messages wait to be written.
+    fn has_push(&self) -> bool {
+        !self.info.borrow().push.is_empty()
+    }
+
+    /// Writes the pending pub/sub messages; false if the connection failed.
+    async fn flush_pushes(&self, w: &mut TcpStream) -> bool {
+        let bytes = std::mem::take(&mut self.info.borrow_mut().push);
+        if bytes.is_empty() {
+            return true;
+        }
+        let len = bytes.len();
+        // A subscriber that stops reading is closed at its limit (shard/pubsub.rs) even while this write
+        // waits for it.
+        let write = pin!(w.write_all(bytes));
+        let stop = pin!(self.until(|c| c.should_stop()));
+        match select(write, stop).await {
+            Either::Left((BufResult(res, _), _)) => {
+                self.local.shard.borrow_mut().stats.net_output_bytes += len as u64;
+                res.is_ok()
+            }
+            Either::Right(_) => false,
+        }
+    }
+
     fn should_stop(&self) -> bool {
         self.info.borrow().killed || self.local.shared.shutdown.load(Ordering::Acquire)
     }
@@ -204,6 +233,7 @@ impl Conn {
     async fn run(&mut self, stream: &mut TcpStream) {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let mut writer = stream.clone();
         let mut parser = RequestParser::new();
         loop {
             if self.should_stop() {
@@ -218,26 +248,35 @@ impl Conn {
             // The read stays alive across wake-ups: it is abandoned (cancelled with whatever it read) only
             // when the connection closes anyway (killed, shutdown, idle timeout), so no byte is ever lost.
             let BufResult(res, buf) = {
-                let read = pin!(stream.append(rbuf));
-                let stop = pin!(self.until(|c| c.should_stop()));
-                let outcome = match deadline {
-                    None => match select(read, stop).await {
-                        Either::Left((r, _)) => Some(r),
-                        Either::Right(_) => None,
-                    },
-                    Some(d) => {
-                        let idle = pin!(runtime::sleep(
-                            d.saturating_duration_since(std::time::Instant::now())
-                        ));
-                        match select(read, select(stop, idle)).await {
+                let mut read = pin!(stream.append(rbuf));
+                // Pub/sub messages are written while the read waits (on a second handle of the socket).
+                loop {
+                    let stop = pin!(self.until(|c| c.should_stop() || c.has_push()));
+                    let outcome = match deadline.filter(|_| !self.subscribed()) {
+                        None => match select(read.as_mut(), stop).await {
                             Either::Left((r, _)) => Some(r),
                             Either::Right(_) => None,
+                        },
+                        Some(d) => {
+                            let idle = pin!(runtime::sleep(
+                                d.saturating_duration_since(std::time::Instant::now())
+                            ));
+                            match select(read.as_mut(), select(stop, idle)).await {
+                                Either::Left((r, _)) => Some(r),
+                                Either::Right((Either::Right(_), _)) => return,
+                                Either::Right(_) => None,
+                            }
+                        }
+                    };
+                    match outcome {
+                        Some(r) => break r,
+                        None if self.should_stop() => return,
+                        None => {
+                            if !self.flush_pushes(&mut writer).await {
+                                return;
+                            }
                         }
                     }
-                };
-                match outcome {
-                    Some(r) => r,
-                    None => return,
                 }
             };
             rbuf = buf;
@@ -359,7 +398,7 @@ impl Conn {
             if self.closing {
                 break;
             }
-            if self.multi.is_some() {
+            if self.multi.is_some() || (self.subscribed() && self.proto == Proto::Resp2) {
                 if !group.is_empty() {
                     self.run_group(std::mem::take(&mut group), out).await;
                 }
@@ -538,6 +577,19 @@ impl Conn {
         };
         if !self.authed && !spec.flags.has(Flags::NO_AUTH) {
             self.fail(r, CmdError::NoAuth);
+            return;
+        }
+        if self.subscribed()
+            && self.proto == Proto::Resp2
+            && !super::pubsub::allowed_when_subscribed(spec.name)
+        {
+            self.fail(
+                r,
+                CmdError::other(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    spec.name
+                )),
+            );
             return;
         }
         if !spec.arity_ok(args.len()) {

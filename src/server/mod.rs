@@ -8,6 +8,7 @@ pub mod gathered;
 pub mod info;
 pub mod introspect;
 pub mod multi;
+pub mod pubsub;
 pub mod special;
 
 use crate::config::Config;

@@ -9,6 +9,7 @@ use crate::repl::commands as repl;
 use crate::resp::{Proto, Reply};
 use crate::runtime;
 use crate::shard::mesh::Kind;
+use crate::shard::pubsub::Space;
 use crate::slot::{key_slot, shard_slots, slot_owner, SLOTS};
 use crate::store::glob::glob_match;
 use crate::store::Entry;
@@ -22,6 +23,16 @@ impl Conn {
 
     pub async fn special(&mut self, which: Special, a: &[Bytes], r: &mut Reply) -> CmdResult {
         match which {
+            Special::Ping if self.subscribed() && self.proto == Proto::Resp2 => {
+                // Subscribed RESP2 connections get PING's answer as a message-like array.
+                if a.len() > 2 {
+                    return Err(CmdError::WrongArity("ping".into()));
+                }
+                r.array(2);
+                r.bulk(b"pong");
+                r.bulk(a.get(1).map_or(&b""[..], |b| &b[..]));
+                Ok(())
+            }
             Special::Ping => {
                 match a.len() {
                     1 => r.simple("PONG"),
@@ -35,6 +46,15 @@ impl Conn {
                 Ok(())
             }
             Special::Multi => self.multi_cmd(r),
+            Special::Subscribe => self.subscribe(Space::Channel, a, r),
+            Special::Psubscribe => self.subscribe(Space::Pattern, a, r),
+            Special::Ssubscribe => self.subscribe(Space::Shard, a, r),
+            Special::Unsubscribe => self.unsubscribe(Space::Channel, a, r),
+            Special::Punsubscribe => self.unsubscribe(Space::Pattern, a, r),
+            Special::Sunsubscribe => self.unsubscribe(Space::Shard, a, r),
+            Special::Publish => self.publish(false, a, r).await,
+            Special::Spublish => self.publish(true, a, r).await,
+            Special::Pubsub => self.pubsub_cmd(a, r).await,
             Special::Exec => Box::pin(self.exec_cmd(r)).await,
             Special::Discard => self.discard_cmd(r).await,
             Special::Watch => self.watch_cmd(a, r).await,
@@ -57,6 +77,7 @@ impl Conn {
                 Ok(())
             }
             Special::Reset => {
+                self.unsubscribe_all();
                 self.multi = None;
                 self.unwatch_all().await;
                 self.db = 0;

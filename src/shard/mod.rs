@@ -4,6 +4,7 @@
 pub mod log;
 pub mod mesh;
 pub mod notify;
+pub mod pubsub;
 pub mod stats;
 pub mod tx;
 pub mod wal;
@@ -39,6 +40,9 @@ pub struct ClientInfo {
     /// The connection's task while it waits (read, pause): woken on kill, unpause and shutdown. One slot
     /// per client, replaced on each wait, so it never grows.
     pub waker: Option<std::task::Waker>,
+    /// Pub/sub messages not yet written (shard/pubsub.rs), and since when they exceed the soft limit.
+    pub push: Vec<u8>,
+    pub push_soft_since: Option<u64>,
 }
 
 /// CLIENT PAUSE state, one copy per shard (set by broadcast).
@@ -60,6 +64,8 @@ pub struct Shard {
     pub rng: SmallRng,
     pub lock: LockState,
     pub clients: BTreeMap<u64, std::rc::Rc<std::cell::RefCell<ClientInfo>>>,
+    /// Subscriptions of this shard's connections.
+    pub pubsub: pubsub::PubSub,
     pub pause: Option<(PauseKind, u64)>,
     /// This shard's journal and replication identity.
     pub repl: ShardRepl,
@@ -101,6 +107,7 @@ impl Shard {
             rng: SmallRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15),
             lock: LockState::default(),
             clients: BTreeMap::new(),
+            pubsub: Default::default(),
             pause: None,
             repl: ShardRepl::new(tandem_sync::replid::Identity::new(replid)),
             registry: Registry::default(),

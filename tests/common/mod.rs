@@ -277,7 +277,7 @@ impl Raw {
         let count = |l: &str| l[1..].parse::<i64>().unwrap_or(-1);
         match line.as_bytes().first() {
             Some(b'$') | Some(b'=') if count(&line) >= 0 => out.push(self.read_line()),
-            Some(b'*') | Some(b'~') => {
+            Some(b'*') | Some(b'~') | Some(b'>') => {
                 for _ in 0..count(&line).max(0) {
                     out.extend(self.read_reply());
                 }
