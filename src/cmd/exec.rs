@@ -25,6 +25,12 @@ pub fn execute(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Exec, r
         return;
     }
     let res = run_logged(sh, f, spec, args, ex, r);
+    if !sh.blocked.is_empty() && spec.is_write() {
+        // Blocked pops waiting on a key this command wrote (shard/blocking.rs).
+        for p in spec.keys_of(args) {
+            sh.signal_ready(ex.db, &args[p]);
+        }
+    }
     sh.stats.call(spec, res.is_err());
     if let Err(e) = res {
         r.error(&e.message());

@@ -10,6 +10,7 @@
 //!   implemented by the server layer, which may send messages to shards.
 
 pub mod args;
+pub mod block;
 pub mod coll;
 pub mod dump;
 pub mod error;

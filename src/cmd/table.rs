@@ -2,7 +2,7 @@
 //! least that many. Keys are at `first_key..=last_key` by `step` (last_key -1 = the last argument).
 
 use super::exec::Exec;
-use super::{dump, hash, keys, list, set, setops as so, strings, zset, CmdResult};
+use super::{block, dump, hash, keys, list, set, setops as so, strings, zset, CmdResult};
 use crate::resp::Reply;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -32,6 +32,8 @@ impl Flags {
     /// Non-deterministic, logged as the deterministic command its handler says it amounted to (SPOP as
     /// the SREM of the members it popped; shard/log.rs).
     pub const LOG_REWRITE: u32 = 1 << 12;
+    /// Blocks until a key is ready (server/blocking.rs); runs once, without blocking, inside MULTI.
+    pub const BLOCKING: u32 = 1 << 13;
 
     pub fn has(self, f: u32) -> bool {
         self.0 & f != 0
@@ -49,6 +51,7 @@ impl Flags {
             (Self::STALE, "stale"),
             (Self::FAST, "fast"),
             (Self::NO_AUTH, "no_auth"),
+            (Self::BLOCKING, "blocking"),
         ];
         all.iter()
             .filter(|(f, _)| self.has(*f))
@@ -168,6 +171,11 @@ fn nk1(args: &[Bytes]) -> Vec<usize> {
     numkeys_at(args, 1)
 }
 
+/// BLMPOP, BZMPOP: `timeout numkeys key [key ...]`.
+fn nk2(args: &[Bytes]) -> Vec<usize> {
+    numkeys_at(args, 2)
+}
+
 /// ZUNIONSTORE...: `destination numkeys key [key ...]`.
 fn dest_nk2(args: &[Bytes]) -> Vec<usize> {
     let mut v = vec![1];
@@ -227,6 +235,7 @@ const NP: u32 = Flags::NO_PROPAGATE;
 const ST: u32 = Flags::LOG_STATE;
 const STR: u32 = Flags::LOG_STATE_IF_RELATIVE;
 const RW: u32 = Flags::LOG_REWRITE;
+const BL: u32 = Flags::BLOCKING;
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $h:expr, $group:literal, $sum:literal) => {
@@ -448,6 +457,15 @@ pub static TABLE: &[Spec] = &[
     spec!("zintercard", -3, R, keys nk1, K(so::zintercard, None), "sorted-set", "Returns the number of members of the intersect of multiple sorted sets."),
     spec!("zrangestore", -5, W | OOM, 1, 2, 1, K(so::zrangestore, None), "sorted-set", "Stores a range of members from sorted set in a key."),
     spec!("zmpop", -4, W, keys nk1, K(so::zmpop, None), "sorted-set", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them."),
+    // blocking pops (block.rs; the waiting is server/blocking.rs)
+    spec!("blpop", -3, W | BL, 1, -2, 1, K(block::blpop, None), "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise."),
+    spec!("brpop", -3, W | BL, 1, -2, 1, K(block::brpop, None), "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise."),
+    spec!("blmove", 6, W | OOM | BL, 1, 2, 1, K(block::blmove, None), "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise."),
+    spec!("brpoplpush", 4, W | OOM | BL, 1, 2, 1, K(block::brpoplpush, None), "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise."),
+    spec!("blmpop", -5, W | BL, keys nk2, K(block::blmpop, None), "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise."),
+    spec!("bzpopmin", -3, W | F | BL, 1, -2, 1, K(block::bzpopmin, None), "sorted-set", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise."),
+    spec!("bzpopmax", -3, W | F | BL, 1, -2, 1, K(block::bzpopmax, None), "sorted-set", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise."),
+    spec!("bzmpop", -5, W | BL, keys nk2, K(block::bzmpop, None), "sorted-set", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise."),
 ];
 
 static INDEX: LazyLock<HashMap<&'static str, &'static Spec, foldhash::fast::RandomState>> =

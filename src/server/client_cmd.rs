@@ -70,6 +70,22 @@ impl Conn {
         let sub = lower(&a[1]);
         match (sub.as_str(), a.len()) {
             ("id", 2) => r.int(self.id as i64),
+            ("unblock", 3 | 4) => {
+                let id = int(&a[2]).map_err(|_| CmdError::other("ERR value is not an integer or out of range"))?;
+                let error = match a.get(3).map(|m| lower(m)) {
+                    None => false,
+                    Some(m) if m == "timeout" => false,
+                    Some(m) if m == "error" => true,
+                    Some(_) => return Err(super::blocking::bad_unblock_mode()),
+                };
+                let hit = self
+                    .local
+                    .broadcast(move |sh| super::blocking::unblock_client(sh, id as u64, error))
+                    .await
+                    .into_iter()
+                    .any(|x| x);
+                r.int(hit as i64);
+            }
             ("getname", 2) => {
                 let n = self.info.borrow().name.clone();
                 if n.is_empty() {

@@ -187,7 +187,7 @@ struct Ready {
 impl Conn {
     /// Resolves once `cond` holds, re-checked whenever the shard wakes this client (kill, unpause,
     /// shutdown). The client's single waker slot is replaced, never appended to.
-    async fn until(&self, cond: impl Fn(&Self) -> bool) {
+    pub(super) async fn until(&self, cond: impl Fn(&Self) -> bool) {
         std::future::poll_fn(|cx| {
             if cond(self) {
                 return std::task::Poll::Ready(());
@@ -226,7 +226,7 @@ impl Conn {
         }
     }
 
-    fn should_stop(&self) -> bool {
+    pub(super) fn should_stop(&self) -> bool {
         self.info.borrow().killed || self.local.shared.shutdown.load(Ordering::Acquire)
     }
 
@@ -342,7 +342,7 @@ impl Conn {
     }
 
     /// Where a key command runs: its shard, or None if its keys span shards.
-    fn target_shard(&self, spec: &Spec, args: &[Bytes]) -> Option<usize> {
+    pub(super) fn target_shard(&self, spec: &Spec, args: &[Bytes]) -> Option<usize> {
         let n = self.local.nshards();
         let mut target = None;
         for p in spec.keys_of(args) {
@@ -371,7 +371,10 @@ impl Conn {
     /// A key command that can join the current group, with its target shard.
     fn classify(&self, args: &[Bytes]) -> Option<(&'static Spec, usize)> {
         let spec = lookup(&args[0])?;
-        if !matches!(spec.handler, Handler::Key(..)) || !spec.arity_ok(args.len()) {
+        if !matches!(spec.handler, Handler::Key(..))
+            || !spec.arity_ok(args.len())
+            || spec.flags.has(Flags::BLOCKING)
+        {
             return None;
         }
         if !self.authed || self.paused_for(spec) {
@@ -617,24 +620,14 @@ impl Conn {
         }
         let start = std::time::Instant::now();
         let res = match spec.handler {
+            Handler::Key(..) if spec.flags.has(Flags::BLOCKING) && self.multi.is_none() => {
+                // Statistics are recorded where its attempts run.
+                return self.run_blocking(spec, args, r).await;
+            }
             Handler::Key(_, merge) => match self.target_shard(spec, &args) {
                 Some(shard) => {
-                    let (ex, proto) = (self.exec(), self.proto);
-                    let ran = self
-                        .local
-                        .call(shard, Kind::Normal, move |sh| {
-                            run_remote(sh, vec![Ready { spec, args }], ex, proto)
-                        })
-                        .await;
-                    let failed = match ran.held {
-                        Some(h) => self.settle(vec![h]).await[0].1[0],
-                        None => false,
-                    };
-                    if failed {
-                        r.raw(&timeout_reply(spec, proto));
-                    } else {
-                        r.raw(&ran.buf);
-                    }
+                    let out = self.run_key_on(shard, spec, args).await;
+                    r.raw(&out);
                     // Statistics were recorded where it ran.
                     return;
                 }
@@ -663,6 +656,32 @@ impl Conn {
         if durability && self.settle_all(spec).await {
             r.buf.clear();
             r.raw(&timeout_reply(spec, self.proto));
+        }
+    }
+
+    /// Runs a key command on the shard holding its keys; its reply (a timeout error in its place if
+    /// durability mode could not confirm it).
+    pub(super) async fn run_key_on(
+        &mut self,
+        shard: usize,
+        spec: &'static Spec,
+        args: Vec<Bytes>,
+    ) -> Vec<u8> {
+        let (ex, proto) = (self.exec(), self.proto);
+        let ran = self
+            .local
+            .call(shard, Kind::Normal, move |sh| {
+                run_remote(sh, vec![Ready { spec, args }], ex, proto)
+            })
+            .await;
+        let failed = match ran.held {
+            Some(h) => self.settle(vec![h]).await[0].1[0],
+            None => false,
+        };
+        if failed {
+            timeout_reply(spec, proto)
+        } else {
+            ran.buf
         }
     }
 

@@ -74,6 +74,7 @@ impl Conn {
                     sh.ks.remove(db, &key, now);
                     if let Some(e) = after {
                         sh.ks.insert_entry(db, e);
+                        sh.signal_ready(db, &key);
                     }
                 })
                 .await;

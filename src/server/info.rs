@@ -44,6 +44,10 @@ struct ShardReport {
     keys: Vec<(usize, usize)>,
     expired: u64,
     clients: usize,
+    /// Blocked, subscribed, watching connections; watched keys.
+    blocked: usize,
+    pubsub: usize,
+    watched_keys: usize,
     table_bytes: usize,
     wal: Option<crate::shard::wal::WalStats>,
 }
@@ -87,6 +91,9 @@ impl Conn {
                     .collect(),
                 expired: sh.ks.stats.expired,
                 clients: sh.clients.len(),
+                blocked: sh.clients.values().filter(|c| c.borrow().blocked).count(),
+                pubsub: sh.pubsub_clients(),
+                watched_keys: sh.ks.hooks.watched.len(),
                 table_bytes: sh.ks.table_bytes(),
                 wal: sh.wal.as_ref().map(|w| w.stats.clone()),
             })
@@ -147,11 +154,14 @@ impl Conn {
                 }
                 "clients" => {
                     let n: usize = reports.iter().map(|r| r.clients).sum();
+                    let blocked: usize = reports.iter().map(|r| r.blocked).sum();
+                    let pubsub: usize = reports.iter().map(|r| r.pubsub).sum();
+                    let watched: usize = reports.iter().map(|r| r.watched_keys).sum();
                     let _ = write!(
                         w,
                         "connected_clients:{n}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\n\
-                         client_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\npubsub_clients:0\r\n\
-                         watching_clients:0\r\nclients_in_timeout_table:0\r\ntotal_watched_keys:0\r\ntotal_blocking_keys:0\r\n",
+                         client_recent_max_output_buffer:0\r\nblocked_clients:{blocked}\r\ntracking_clients:0\r\npubsub_clients:{pubsub}\r\n\
+                         watching_clients:0\r\nclients_in_timeout_table:{blocked}\r\ntotal_watched_keys:{watched}\r\ntotal_blocking_keys:0\r\n",
                         settings.maxclients
                     );
                 }

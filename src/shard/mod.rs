@@ -1,6 +1,7 @@
 //! A shard: one thread, one compio runtime, the data of one range of hash slots, and the connections it
 //! accepted. Other shards reach its data only through its inbox (`mesh`).
 
+pub mod blocking;
 pub mod log;
 pub mod mesh;
 pub mod notify;
@@ -43,6 +44,11 @@ pub struct ClientInfo {
     /// Pub/sub messages not yet written (shard/pubsub.rs), and since when they exceed the soft limit.
     pub push: Vec<u8>,
     pub push_soft_since: Option<u64>,
+    /// Blocked on keys (server/blocking.rs): a shard says one of them may be ready; CLIENT UNBLOCK's
+    /// request (Some(true): with an error).
+    pub blocked: bool,
+    pub ready: bool,
+    pub unblock: Option<bool>,
 }
 
 /// CLIENT PAUSE state, one copy per shard (set by broadcast).
@@ -66,6 +72,8 @@ pub struct Shard {
     pub clients: BTreeMap<u64, std::rc::Rc<std::cell::RefCell<ClientInfo>>>,
     /// Subscriptions of this shard's connections.
     pub pubsub: pubsub::PubSub,
+    /// Connections blocked on this shard's keys.
+    pub blocked: blocking::Blocked,
     pub pause: Option<(PauseKind, u64)>,
     /// This shard's journal and replication identity.
     pub repl: ShardRepl,
@@ -108,6 +116,7 @@ impl Shard {
             lock: LockState::default(),
             clients: BTreeMap::new(),
             pubsub: Default::default(),
+            blocked: Default::default(),
             pause: None,
             repl: ShardRepl::new(tandem_sync::replid::Identity::new(replid)),
             registry: Registry::default(),

@@ -136,6 +136,22 @@ pub fn push_to(c: &mut ClientInfo, parts: &[&[u8]], lim: PushLimit, now_ms: u64)
 }
 
 impl Shard {
+    /// Connections of this shard with at least one subscription.
+    pub fn pubsub_clients(&self) -> usize {
+        let p = &self.pubsub;
+        let mut ids: Vec<u64> = p
+            .channels
+            .values()
+            .chain(p.patterns.values())
+            .chain(p.shard_channels.values())
+            .flatten()
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+
     /// Delivers a published message to this shard's subscribers; returns how many received it.
     pub fn publish_here(&mut self, sharded: bool, channel: &[u8], msg: &[u8]) -> usize {
         let lim = self.settings.pubsub_limit;

@@ -1,0 +1,130 @@
+//! The blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP) as key
+//! commands: one non-blocking attempt. This is what runs inside MULTI (Valkey's rule: a blocking command
+//! in a transaction does not block) and each time a blocked connection is woken (server/blocking.rs,
+//! which does the waiting); an attempt that finds nothing replies with a null.
+
+use super::args::float;
+use super::coll::read;
+use super::exec::Exec;
+use super::setops::{lmpop_from, mpop_args, zmpop_from};
+use super::{CmdError, CmdResult};
+use crate::resp::Reply;
+use crate::shard::Shard;
+use crate::store::types::{LIST, ZSET};
+use bytes::Bytes;
+
+/// A timeout argument in seconds: None blocks forever (0); Valkey's errors otherwise.
+pub fn timeout_ms(a: &[u8]) -> Result<Option<u64>, CmdError> {
+    let t = float(a).map_err(|_| CmdError::other("ERR timeout is not a float or out of range"))?;
+    if t < 0.0 {
+        return Err(CmdError::other("ERR timeout is negative"));
+    }
+    let ms = t * 1000.0;
+    if !ms.is_finite() || ms > i64::MAX as f64 / 2.0 {
+        return Err(CmdError::other("ERR timeout is out of range"));
+    }
+    Ok((ms >= 1.0 || t > 0.0)
+        .then_some(ms.ceil() as u64)
+        .filter(|m| *m > 0))
+}
+
+fn bpop(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply, left: bool) -> CmdResult {
+    timeout_ms(&a[a.len() - 1])?;
+    for k in &a[1..a.len() - 1] {
+        if read(sh, ex, k, LIST)?.is_some() {
+            let v = super::list::pop_n(sh, ex, k, left, 1)?;
+            r.array(2);
+            r.bulk(k);
+            r.bulk(&v[0]);
+            return Ok(());
+        }
+    }
+    r.null_array();
+    Ok(())
+}
+
+pub fn blpop(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    bpop(sh, ex, a, r, true)
+}
+
+pub fn brpop(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    bpop(sh, ex, a, r, false)
+}
+
+fn bzpop(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply, max: bool) -> CmdResult {
+    timeout_ms(&a[a.len() - 1])?;
+    for k in &a[1..a.len() - 1] {
+        if read(sh, ex, k, ZSET)?.is_some() {
+            let v = super::zset::pop_n(sh, ex, k, max, 1)?;
+            r.array(3);
+            r.bulk(k);
+            r.bulk(&v[0].0);
+            r.double(v[0].1);
+            return Ok(());
+        }
+    }
+    r.null_array();
+    Ok(())
+}
+
+pub fn bzpopmin(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    bzpop(sh, ex, a, r, false)
+}
+
+pub fn bzpopmax(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    bzpop(sh, ex, a, r, true)
+}
+
+pub fn blmove(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    timeout_ms(&a[5])?;
+    if read(sh, ex, &a[1], LIST)?.is_none() {
+        read(sh, ex, &a[2], LIST)?;
+        r.null();
+        return Ok(());
+    }
+    super::setops::lmove(sh, ex, &a[..5], r)
+}
+
+pub fn brpoplpush(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    timeout_ms(&a[3])?;
+    if read(sh, ex, &a[1], LIST)?.is_none() {
+        read(sh, ex, &a[2], LIST)?;
+        r.null();
+        return Ok(());
+    }
+    super::setops::rpoplpush(sh, ex, &a[..3], r)
+}
+
+pub fn blmpop(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    timeout_ms(&a[1])?;
+    let (keys, left, count) = mpop_args(a, 2, ["left", "right"])?;
+    if !lmpop_from(sh, ex, keys, left, count, r)? {
+        r.null_array();
+    }
+    Ok(())
+}
+
+pub fn bzmpop(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    timeout_ms(&a[1])?;
+    let (keys, min, count) = mpop_args(a, 2, ["min", "max"])?;
+    if !zmpop_from(sh, ex, keys, min, count, r)? {
+        r.null_array();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_follow_valkey() {
+        assert_eq!(timeout_ms(b"0").unwrap(), None);
+        assert_eq!(timeout_ms(b"0.5").unwrap(), Some(500));
+        assert_eq!(timeout_ms(b"2").unwrap(), Some(2000));
+        assert_eq!(timeout_ms(b"0.0001").unwrap(), Some(1));
+        assert!(timeout_ms(b"-1").is_err());
+        assert!(timeout_ms(b"abc").is_err());
+        assert!(timeout_ms(b"inf").is_err());
+    }
+}

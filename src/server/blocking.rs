@@ -1,0 +1,175 @@
+//! Blocking pops: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP.
+//!
+//! The connection registers as a waiter on the shard of each key it waits for (shard/blocking.rs), then
+//! attempts the command (cmd/block.rs, one non-blocking try); while the attempt finds nothing it waits to
+//! be woken by a write to one of the keys, CLIENT UNBLOCK, its timeout, or its close, and attempts again.
+//! Registering before the first attempt means no push between the attempt and the wait is missed; each
+//! key's waiters are woken one at a time in arrival order, so they are served first come, first served.
+
+use super::conn::Conn;
+use crate::cmd::block::timeout_ms;
+use crate::cmd::{CmdError, Spec};
+use crate::resp::Reply;
+use crate::runtime;
+use crate::shard::mesh::Kind;
+use bytes::Bytes;
+use futures_util::future::{select, Either};
+use std::pin::pin;
+use std::time::Duration;
+
+/// Whether a reply is a null (the attempt found nothing).
+fn is_null(buf: &[u8]) -> bool {
+    buf == b"*-1\r\n" || buf == b"$-1\r\n" || buf == b"_\r\n"
+}
+
+impl Conn {
+    pub async fn run_blocking(&mut self, spec: &'static Spec, args: Vec<Bytes>, r: &mut Reply) {
+        let mpop = matches!(spec.name, "blmpop" | "bzmpop");
+        let tpos = if mpop { 1 } else { args.len() - 1 };
+        let timeout = match timeout_ms(&args[tpos]) {
+            Ok(t) => t,
+            Err(e) => {
+                r.error(&e.message());
+                return;
+            }
+        };
+        let deadline = timeout.map(|t| runtime::now_ms() + t);
+        let positions = spec.keys_of(&args);
+        if mpop && positions.is_empty() {
+            // A bad numkeys: the attempt reports it.
+            let out = self.attempt(spec, &args).await;
+            r.raw(&out);
+            return;
+        }
+        let moves = matches!(spec.name, "blmove" | "brpoplpush");
+        let mut keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
+        if moves {
+            keys.truncate(1);
+        }
+        keys.dedup();
+        {
+            let mut i = self.info.borrow_mut();
+            i.blocked = true;
+            i.unblock = None;
+        }
+        let (db, id, me) = (self.db, self.id, self.local.id);
+        for k in &keys {
+            let k = k.clone();
+            let s = self.shard_of(&k);
+            self.local
+                .call(s, Kind::Normal, move |sh| sh.block_on(db, k, id, me))
+                .await;
+        }
+        let outcome = loop {
+            self.info.borrow_mut().ready = false;
+            let out = self.attempt(spec, &args).await;
+            if !is_null(&out) {
+                break Some(out);
+            }
+            let woken = pin!(self.until(|c| {
+                let i = c.info.borrow();
+                i.ready || i.unblock.is_some() || c.should_stop()
+            }));
+            match deadline {
+                None => woken.await,
+                Some(d) => {
+                    let left = Duration::from_millis(d.saturating_sub(runtime::now_ms()));
+                    if let Either::Right(_) = select(woken, pin!(runtime::sleep(left))).await {
+                        break None;
+                    }
+                }
+            }
+            if self.should_stop() {
+                break None;
+            }
+            match self.info.borrow_mut().unblock.take() {
+                Some(true) => {
+                    let mut e = Reply::new(self.proto);
+                    e.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+                    break Some(e.buf);
+                }
+                Some(false) => break None,
+                None => {}
+            }
+        };
+        for k in keys {
+            let s = self.shard_of(&k);
+            self.local
+                .call(s, Kind::Normal, move |sh| sh.unblock_from(db, &k, id))
+                .await;
+        }
+        self.info.borrow_mut().blocked = false;
+        match outcome {
+            Some(out) => r.raw(&out),
+            None => r.null_array(),
+        }
+    }
+
+    /// One non-blocking attempt. Keys on one shard: the command itself there. Otherwise each key in
+    /// order as a command of its own (a pop from the first that has something), and moves through the
+    /// multi-shard path.
+    async fn attempt(&mut self, spec: &'static Spec, args: &[Bytes]) -> Vec<u8> {
+        if let Some(s) = self.target_shard(spec, args) {
+            return self.run_key_on(s, spec, args.to_vec()).await;
+        }
+        if matches!(spec.name, "blmove" | "brpoplpush") {
+            let mut r = Reply::new(self.proto);
+            if let Err(e) = self.run_split(spec, args.to_vec(), None, &mut r).await {
+                r.error(&e.message());
+            }
+            return r.buf;
+        }
+        let mpop = matches!(spec.name, "blmpop" | "bzmpop");
+        for p in spec.keys_of(args) {
+            let one: Vec<Bytes> = if mpop {
+                let n: usize = std::str::from_utf8(&args[2])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let mut v = vec![
+                    args[0].clone(),
+                    args[1].clone(),
+                    Bytes::from_static(b"1"),
+                    args[p].clone(),
+                ];
+                v.extend_from_slice(&args[3 + n..]);
+                v
+            } else {
+                vec![
+                    args[0].clone(),
+                    args[p].clone(),
+                    args[args.len() - 1].clone(),
+                ]
+            };
+            let s = self.shard_of(&args[p]);
+            let out = self.run_key_on(s, spec, one).await;
+            if !is_null(&out) {
+                return out;
+            }
+        }
+        let mut r = Reply::new(self.proto);
+        r.null_array();
+        r.buf
+    }
+}
+
+/// CLIENT UNBLOCK's work on one shard: whether the client was blocked here (and is now told to stop).
+pub fn unblock_client(sh: &mut crate::shard::Shard, id: u64, error: bool) -> bool {
+    let Some(c) = sh.clients.get(&id) else {
+        return false;
+    };
+    let mut c = c.borrow_mut();
+    if !c.blocked {
+        return false;
+    }
+    c.unblock = Some(error);
+    if let Some(w) = c.waker.take() {
+        w.wake();
+    }
+    true
+}
+
+/// The error a bad CLIENT UNBLOCK mode gets.
+pub fn bad_unblock_mode() -> CmdError {
+    CmdError::other("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+}

@@ -1,0 +1,114 @@
+//! Blocking pops against real processes: waiters on keys of different shards served in arrival order,
+//! timeouts, CLIENT UNBLOCK, moves that wake waiters, and no blocking inside MULTI.
+
+mod common;
+use common::repl::num;
+use common::{q, Server};
+use std::time::Instant;
+
+/// Waits until the server reports `n` blocked clients.
+fn blocked(s: &Server, n: i64) {
+    let c = &mut s.conn();
+    assert!(
+        common::eventually(20, || num(c, "clients", "blocked_clients") == n),
+        "expected {n} blocked clients"
+    );
+}
+
+#[test]
+fn waiters_are_served_in_arrival_order() {
+    let s = Server::start(&["--shards", "3"]);
+    let mut waiters = Vec::new();
+    for i in 0..4 {
+        let mut r = s.raw();
+        // Each waits on its own key first and on the shared one ("q"), whose shard differs from some.
+        r.send(&["BLPOP", &format!("own{i}"), "q", "0"]);
+        blocked(&s, i + 1);
+        waiters.push(r);
+    }
+    let c = &mut s.conn();
+    assert_eq!(q::<i64>(c, &["RPUSH", "q", "a", "b", "c"]).unwrap(), 3);
+    for (i, want) in ["a", "b", "c"].iter().enumerate() {
+        assert_eq!(waiters[i].read_reply(), vec!["*2", "$1", "q", "$1", want]);
+    }
+    blocked(&s, 1);
+    assert_eq!(q::<i64>(c, &["LPUSH", "own3", "x"]).unwrap(), 1);
+    assert_eq!(waiters[3].read_reply(), vec!["*2", "$4", "own3", "$1", "x"]);
+    blocked(&s, 0);
+    assert_eq!(q::<i64>(c, &["EXISTS", "q", "own3"]).unwrap(), 0);
+}
+
+#[test]
+fn timeouts_unblock_and_multi() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    let t = Instant::now();
+    assert_eq!(
+        q::<Option<Vec<String>>>(c, &["BRPOP", "nothing", "0.3"]).unwrap(),
+        None
+    );
+    assert!(t.elapsed().as_millis() >= 290, "waited its timeout");
+    assert_eq!(
+        common::err(c, &["BLPOP", "k", "-1"]),
+        "ERR timeout is negative"
+    );
+    assert_eq!(
+        common::err(c, &["BLPOP", "k", "x"]),
+        "ERR timeout is not a float or out of range"
+    );
+    // Inside MULTI a blocking pop does not block.
+    q::<()>(c, &["MULTI"]).unwrap();
+    q::<()>(c, &["BLPOP", "nothing", "0"]).unwrap();
+    let v: redis::Value = q(c, &["EXEC"]).unwrap();
+    assert_eq!(v, redis::Value::Array(vec![redis::Value::Nil]));
+    // CLIENT UNBLOCK: as a timeout, or with an error.
+    for (mode, want) in [
+        ("TIMEOUT", vec!["*-1"]),
+        (
+            "ERROR",
+            vec!["-UNBLOCKED client unblocked via CLIENT UNBLOCK"],
+        ),
+    ] {
+        let mut w = s.raw();
+        w.send(&["CLIENT", "ID"]);
+        let id = w.read_reply()[0][1..].to_string();
+        w.send(&["BZPOPMIN", "z1", "z2", "0"]);
+        blocked(&s, 1);
+        assert_eq!(q::<i64>(c, &["CLIENT", "UNBLOCK", &id, mode]).unwrap(), 1);
+        assert_eq!(w.read_reply(), want);
+        blocked(&s, 0);
+        assert_eq!(
+            q::<i64>(c, &["CLIENT", "UNBLOCK", &id]).unwrap(),
+            0,
+            "not blocked any more"
+        );
+    }
+}
+
+#[test]
+fn moves_and_sorted_sets_wake_waiters_across_shards() {
+    let s = Server::start(&["--shards", "3"]);
+    let c = &mut s.conn();
+    let mut mover = s.raw();
+    mover.send(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]);
+    blocked(&s, 1);
+    let mut popper = s.raw();
+    popper.send(&["BLMPOP", "0", "2", "empty", "dst", "LEFT", "COUNT", "2"]);
+    blocked(&s, 2);
+    q::<()>(c, &["RPUSH", "src", "v"]).unwrap();
+    assert_eq!(mover.read_reply(), vec!["$1", "v"]);
+    // The move pushed to dst, which wakes the BLMPOP waiting on it.
+    assert_eq!(
+        popper.read_reply(),
+        vec!["*2", "$3", "dst", "*1", "$1", "v"]
+    );
+    let mut z = s.raw();
+    z.send(&["BZPOPMAX", "za", "zb", "0"]);
+    blocked(&s, 1);
+    q::<()>(c, &["ZADD", "zb", "1", "one", "2", "two"]).unwrap();
+    assert_eq!(
+        z.read_reply(),
+        vec!["*3", "$2", "zb", "$3", "two", "$1", "2"]
+    );
+    blocked(&s, 0);
+}
