@@ -494,3 +494,117 @@ fn multi_key_commands_across_shards_and_within_one() {
         q::<()>(c, &["FLUSHALL"]).unwrap();
     }
 }
+
+/// Bitmaps and HyperLogLogs, with the answers redis-server 7.0.15 gives for the same commands.
+#[test]
+fn bitmaps_and_hyperloglogs() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    assert_eq!(q::<i64>(c, &["SETBIT", "b", "100", "1"]).unwrap(), 0);
+    assert_eq!(q::<i64>(c, &["SETBIT", "b", "100", "1"]).unwrap(), 1);
+    assert_eq!(q::<i64>(c, &["GETBIT", "b", "100"]).unwrap(), 1);
+    assert_eq!(q::<i64>(c, &["BITPOS", "b", "1"]).unwrap(), 100);
+    assert_eq!(q::<i64>(c, &["BITPOS", "b", "0"]).unwrap(), 0);
+    assert_eq!(
+        err(c, &["SETBIT", "b", "-1", "1"]),
+        "ERR bit offset is not an integer or out of range"
+    );
+    assert_eq!(
+        err(c, &["SETBIT", "b", "1", "2"]),
+        "ERR bit is not an integer or out of range"
+    );
+    q::<()>(c, &["SET", "s", "foobar"]).unwrap();
+    assert_eq!(q::<i64>(c, &["BITCOUNT", "s"]).unwrap(), 26);
+    assert_eq!(q::<i64>(c, &["BITCOUNT", "s", "1", "1"]).unwrap(), 6);
+    assert_eq!(
+        q::<i64>(c, &["BITCOUNT", "s", "5", "30", "BIT"]).unwrap(),
+        17
+    );
+    assert_eq!(q::<i64>(c, &["BITOP", "NOT", "d", "s"]).unwrap(), 6);
+    assert_eq!(
+        q::<Vec<u8>>(c, &["GET", "d"]).unwrap(),
+        vec![0x99, 0x90, 0x90, 0x9d, 0x9e, 0x8d]
+    );
+    assert_eq!(q::<i64>(c, &["BITOP", "AND", "x", "s", "d"]).unwrap(), 6);
+    assert_eq!(q::<i64>(c, &["BITCOUNT", "x"]).unwrap(), 0);
+    assert_eq!(
+        err(c, &["BITOP", "NOT", "d", "s", "s"]),
+        "ERR BITOP NOT must be called with a single source key."
+    );
+    let v: Vec<Option<i64>> = q(
+        c,
+        &[
+            "BITFIELD", "bf", "INCRBY", "u2", "100", "1", "GET", "i5", "0", "SET", "i8", "#1",
+            "-100", "OVERFLOW", "SAT", "INCRBY", "u4", "0", "100",
+        ],
+    )
+    .unwrap();
+    assert_eq!(v, vec![Some(1), Some(0), Some(0), Some(15)]);
+    assert_eq!(
+        err(c, &["BITFIELD_RO", "bf", "SET", "u8", "0", "1"]),
+        "ERR BITFIELD_RO only supports the GET subcommand"
+    );
+    q::<()>(c, &["HSET", "h", "f", "v"]).unwrap();
+    assert_eq!(err(c, &["SETBIT", "h", "1", "1"]), WRONGTYPE);
+    // HyperLogLog: Valkey's hash and estimator give Valkey's counts.
+    for i in 1..=30 {
+        let mut cmd = redis::cmd("PFADD");
+        cmd.arg("hll");
+        for j in 1..=300 {
+            cmd.arg(format!("e{i}-{j}"));
+        }
+        let _: i64 = cmd.query(c).unwrap();
+    }
+    assert_eq!(q::<i64>(c, &["PFCOUNT", "hll"]).unwrap(), 9032);
+    assert_eq!(q::<i64>(c, &["PFADD", "hll2", "a", "b", "c"]).unwrap(), 1);
+    assert_eq!(q::<i64>(c, &["PFADD", "hll2", "a"]).unwrap(), 0);
+    assert_eq!(q::<i64>(c, &["PFCOUNT", "hll2", "hll"]).unwrap(), 9034);
+    assert_eq!(
+        q::<String>(c, &["PFMERGE", "merged", "hll2", "hll"]).unwrap(),
+        "OK"
+    );
+    assert_eq!(q::<i64>(c, &["PFCOUNT", "merged"]).unwrap(), 9034);
+    assert_eq!(
+        err(c, &["PFADD", "s", "x"]),
+        "WRONGTYPE Key is not a valid HyperLogLog string value."
+    );
+}
+
+/// What tools call on connect answers truthfully for a server without scripts; running one is a clear
+/// error. MEMORY USAGE covers every type.
+#[test]
+fn scripting_introspection_and_memory_usage() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    assert_eq!(
+        q::<Vec<String>>(c, &["FUNCTION", "LIST"]).unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(q::<String>(c, &["FUNCTION", "FLUSH"]).unwrap(), "OK");
+    assert_eq!(q::<String>(c, &["SCRIPT", "FLUSH"]).unwrap(), "OK");
+    assert_eq!(
+        q::<Vec<i64>>(c, &["SCRIPT", "EXISTS", "a", "b"]).unwrap(),
+        vec![0, 0]
+    );
+    assert_eq!(
+        err(c, &["EVALSHA", "abc", "0"]),
+        "NOSCRIPT No matching script. Please use EVAL."
+    );
+    assert!(err(c, &["EVAL", "return 1", "0"]).starts_with("ERR Tandem does not run scripts yet"));
+    q::<()>(c, &["SET", "str", "v"]).unwrap();
+    let mut args = vec!["RPUSH".to_string(), "l".into()];
+    args.extend((0..1000).map(|i| format!("element-{i}")));
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    q::<()>(c, &args).unwrap();
+    let small: i64 = q(c, &["MEMORY", "USAGE", "str"]).unwrap();
+    let big: i64 = q(c, &["MEMORY", "USAGE", "l"]).unwrap();
+    assert!(small > 0 && small < 100, "{small}");
+    assert!(
+        big > 10_000,
+        "a 1000-element list counts its elements: {big}"
+    );
+    assert_eq!(
+        q::<Option<i64>>(c, &["MEMORY", "USAGE", "none"]).unwrap(),
+        None
+    );
+}

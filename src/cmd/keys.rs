@@ -1,6 +1,6 @@
 //! Generic key commands that run on the shard owning their key(s).
 
-use super::args::{help, int, lower};
+use super::args::{eq, help, int, lower};
 use super::exec::Exec;
 use super::{CmdError, CmdResult};
 use crate::resp::{parse_i64_strict, Reply};
@@ -267,4 +267,44 @@ pub fn parse_db(arg: &[u8], databases: usize) -> Result<usize, CmdError> {
         return Err(CmdError::DbIndexOutOfRange);
     }
     Ok(v as usize)
+}
+
+/// MEMORY USAGE key [SAMPLES n] (every type: the entry's block, its table slot, and a collection's own
+/// allocations), MEMORY HELP.
+pub fn memory(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    let sub = lower(&a[1]);
+    match sub.as_str() {
+        "help" if a.len() == 2 => {
+            super::args::help(
+                r,
+                &[
+                    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "USAGE <key> [SAMPLES <count>]",
+                    "    Return memory in bytes used by <key> and its value. Nested values are",
+                    "    counted whole (Tandem does not sample).",
+                    "HELP",
+                    "    Print this help.",
+                ],
+            );
+            Ok(())
+        }
+        "usage" if a.len() == 3 || (a.len() == 5 && eq(&a[3], "samples")) => {
+            if a.len() == 5 {
+                int(&a[4])?;
+            }
+            match sh.ks.peek(ex.db, &a[2], ex.now) {
+                Some(e) => {
+                    let slot = 2 * std::mem::size_of::<usize>();
+                    let coll = e.coll().map_or(0, |c| c.allocated());
+                    r.int((e.block_size() + slot + coll) as i64);
+                }
+                None => r.null(),
+            }
+            Ok(())
+        }
+        _ => Err(CmdError::UnknownSubcommand {
+            sub: String::from_utf8_lossy(&a[1]).into(),
+            cmd: "MEMORY".into(),
+        }),
+    }
 }

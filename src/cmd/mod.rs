@@ -10,12 +10,14 @@
 //!   implemented by the server layer, which may send messages to shards.
 
 pub mod args;
+pub mod bits;
 pub mod block;
 pub mod coll;
 pub mod dump;
 pub mod error;
 pub mod exec;
 pub mod hash;
+pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod set;

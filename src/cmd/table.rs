@@ -2,7 +2,9 @@
 //! least that many. Keys are at `first_key..=last_key` by `step` (last_key -1 = the last argument).
 
 use super::exec::Exec;
-use super::{block, dump, hash, keys, list, set, setops as so, strings, zset, CmdResult};
+use super::{
+    bits, block, dump, hash, hll, keys, list, set, setops as so, strings, zset, CmdResult,
+};
 use crate::resp::Reply;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -132,6 +134,9 @@ pub enum Special {
     Publish,
     Spublish,
     Pubsub,
+    Function,
+    Script,
+    Eval,
 }
 
 #[derive(Clone, Copy)]
@@ -322,6 +327,15 @@ pub static TABLE: &[Spec] = &[
     spec!("publish", 3, F | LS, 0, 0, 0, S(X::Publish), "pubsub", "Posts a message to a channel."),
     spec!("spublish", 3, F | LS, 0, 0, 0, S(X::Spublish), "pubsub", "Post a message to a shard channel"),
     spec!("pubsub", -2, LS, 0, 0, 0, S(X::Pubsub), "pubsub", "A container for Pub/Sub commands."),
+    // scripting: introspection only (server/scripting.rs)
+    spec!("function", -2, LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Function), "scripting", "A container for function commands."),
+    spec!("script", -2, LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Script), "scripting", "A container for Lua scripts management commands."),
+    spec!("eval", -3, Flags::NOSCRIPT, 0, 0, 0, S(X::Eval), "scripting", "Executes a server-side Lua script (not yet in Tandem)."),
+    spec!("evalsha", -3, Flags::NOSCRIPT, 0, 0, 0, S(X::Eval), "scripting", "Executes a server-side Lua script by SHA1 digest."),
+    spec!("eval_ro", -3, Flags::NOSCRIPT, 0, 0, 0, S(X::Eval), "scripting", "Executes a read-only server-side Lua script."),
+    spec!("evalsha_ro", -3, Flags::NOSCRIPT, 0, 0, 0, S(X::Eval), "scripting", "Executes a read-only server-side Lua script by SHA1 digest."),
+    spec!("fcall", -3, Flags::NOSCRIPT, 0, 0, 0, S(X::Eval), "scripting", "Invokes a function."),
+    spec!("fcall_ro", -3, Flags::NOSCRIPT, 0, 0, 0, S(X::Eval), "scripting", "Invokes a read-only function."),
     // strings
     spec!("get", 2, R | F, 1, 1, 1, K(strings::get, None), "string", "Returns the string value of a key."),
     spec!("set", -3, W | OOM | STR, 1, 1, 1, K(strings::set, None), "string", "Sets the string value of a key."),
@@ -368,6 +382,7 @@ pub static TABLE: &[Spec] = &[
     spec!("pexpiretime", 2, R | F, 1, 1, 1, K(keys::pexpiretime, None), "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
     spec!("persist", 2, W | F, 1, 1, 1, K(keys::persist, None), "generic", "Removes the expiration time of a key."),
     spec!("object", -2, R, 2, 2, 1, K(keys::object, None), "generic", "A container for object introspection commands."),
+    spec!("memory", -2, R, 2, 2, 1, K(keys::memory, None), "server", "A container for memory diagnostics commands."),
     spec!("dump", 2, R, 1, 1, 1, K(dump::dump, None), "generic", "Returns a serialized representation of the value stored at a key."),
     spec!("restore", -4, W | OOM | ST, 1, 1, 1, K(dump::restore, None), "generic", "Creates a key from the serialized representation of a value."),
     // hashes
@@ -466,6 +481,18 @@ pub static TABLE: &[Spec] = &[
     spec!("bzpopmin", -3, W | F | BL, 1, -2, 1, K(block::bzpopmin, None), "sorted-set", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise."),
     spec!("bzpopmax", -3, W | F | BL, 1, -2, 1, K(block::bzpopmax, None), "sorted-set", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise."),
     spec!("bzmpop", -5, W | BL, keys nk2, K(block::bzmpop, None), "sorted-set", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise."),
+    // bitmaps (bits.rs)
+    spec!("setbit", 4, W | OOM, 1, 1, 1, K(bits::setbit, None), "bitmap", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist."),
+    spec!("getbit", 3, R | F, 1, 1, 1, K(bits::getbit, None), "bitmap", "Returns a bit value by offset."),
+    spec!("bitcount", -2, R, 1, 1, 1, K(bits::bitcount, None), "bitmap", "Counts the number of set bits (population counting) in a string."),
+    spec!("bitpos", -3, R, 1, 1, 1, K(bits::bitpos, None), "bitmap", "Finds the first set (1) or clear (0) bit in a string."),
+    spec!("bitop", -4, W | OOM, 2, -1, 1, K(bits::bitop, None), "bitmap", "Performs bitwise operations on multiple strings, and stores the result."),
+    spec!("bitfield", -2, W | OOM, 1, 1, 1, K(bits::bitfield, None), "bitmap", "Performs arbitrary bitfield integer operations on strings."),
+    spec!("bitfield_ro", -2, R | F, 1, 1, 1, K(bits::bitfield_ro, None), "bitmap", "Performs arbitrary read-only bitfield integer operations on strings."),
+    // HyperLogLog (hll.rs)
+    spec!("pfadd", -2, W | OOM | F, 1, 1, 1, K(hll::pfadd, None), "hyperloglog", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist."),
+    spec!("pfcount", -2, R, 1, -1, 1, K(hll::pfcount, None), "hyperloglog", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s)."),
+    spec!("pfmerge", -2, W | OOM, 1, -1, 1, K(hll::pfmerge, None), "hyperloglog", "Merges one or more HyperLogLog values into a single key."),
 ];
 
 static INDEX: LazyLock<HashMap<&'static str, &'static Spec, foldhash::fast::RandomState>> =

@@ -10,6 +10,7 @@ pub mod info;
 pub mod introspect;
 pub mod multi;
 pub mod pubsub;
+pub mod scripting;
 pub mod special;
 
 use crate::config::Config;
