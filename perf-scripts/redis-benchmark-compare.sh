@@ -4,6 +4,8 @@
 # Needs: redis-server and redis-benchmark (apt-get install redis-server redis-tools), a release build of
 # tandem-server (cargo build --release). Writes: nothing but stdout (and server logs under $TMPDIR).
 # Usage: perf-scripts/redis-benchmark-compare.sh [ROUNDS=5] [SHARDS=2] [REQUESTS=1000000]
+# TESTS (environment) picks redis-benchmark's tests, default set,get; e.g. for the data types:
+# TESTS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100
 set -euo pipefail
 ROUNDS=${1:-5}
 SHARDS=${2:-2}
@@ -21,9 +23,10 @@ TPID=$!
 trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$tmp"' EXIT
 wait_ping $RPORT
 wait_ping $TPORT
-run() { # port pipeline -> "SET GET" ops/s
-  redis-benchmark -p "$1" -t set,get -n "$N" -r 1000000 -c 50 -P "$2" -q 2>/dev/null | tr '\r' '\n' |
-    awk '/requests per second/ { sub(":", "", $1); printf "%s=%s ", $1, $2 }'
+TESTS=${TESTS:-set,get}
+run() { # port pipeline -> "NAME=ops/s ..." (a test's name: its line's text before ':', spaces as '_')
+  redis-benchmark -p "$1" -t "$TESTS" -n "$N" -r 1000000 -c 50 -P "$2" -q 2>/dev/null | tr '\r' '\n' |
+    awk -F': ' '/requests per second/ { n = $1; gsub(/ /, "_", n); split($2, v, " "); printf "%s=%s ", n, v[1] }'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for P in 1 16; do
@@ -32,10 +35,10 @@ for P in 1 16; do
     run $RPORT $P >> "$tmp/r"; echo >> "$tmp/r"
     run $TPORT $P >> "$tmp/t"; echo >> "$tmp/t"
   done
-  for cmd in SET GET; do
+  for cmd in $(grep -o "[^ ]*=" "$tmp/r" | tr -d = | awk '!seen[$0]++'); do
     r=$(grep -o "$cmd=[0-9.]*" "$tmp/r" | cut -d= -f2 | median)
     t=$(grep -o "$cmd=[0-9.]*" "$tmp/t" | cut -d= -f2 | median)
-    printf "P=%-2s %-3s redis-server %10.0f  tandem(--shards %s) %10.0f  ratio %.2fx\n" "$P" "$cmd" "$r" "$SHARDS" "$t" \
+    printf "P=%-2s %-40s redis-server %10.0f  tandem(--shards %s) %10.0f  ratio %.2fx\n" "$P" "$cmd" "$r" "$SHARDS" "$t" \
       "$(echo "$t / $r" | bc -l)"
   done
 done

@@ -212,6 +212,14 @@ static DIRECTIVES: &[Directive] = &[
     // Snapshot chunks LZ4-compressed (where it helps), as Valkey's RDB is LZF-compressed.
     d("rdbcompression", Kind::Bool, "yes", true),
     knob("rdbchecksum", Kind::Bool, "yes"),
+    knob(
+        "rdb-key-save-delay",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        "0",
+    ),
     knob("activerehashing", Kind::Bool, "yes"),
     knob("activedefrag", Kind::Bool, "no"),
     knob("lazyfree-lazy-eviction", Kind::Bool, "no"),
@@ -282,13 +290,25 @@ static DIRECTIVES: &[Directive] = &[
     knob("jemalloc-bg-thread", Kind::Bool, "yes"),
 ];
 
+/// Valkey's old names of the encoding thresholds, aliases of the listpack ones (as in Valkey).
+const ALIASES: &[(&str, &str)] = &[
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+];
+
 fn directive(name: &str) -> Option<&'static Directive> {
+    let name = ALIASES
+        .iter()
+        .find(|(old, _)| old.eq_ignore_ascii_case(name))
+        .map_or(name, |(_, new)| new);
     DIRECTIVES
         .iter()
         .find(|d| d.name.eq_ignore_ascii_case(name))
 }
 
-/// Valkey's `memtoull`: an integer with an optional unit (b, k, kb, m, mb, g, gb; k = 1000, kb = 1024).
 /// The pubsub class of client-output-buffer-limit (`class hard soft seconds`, repeated).
 fn pubsub_limit(v: &str) -> crate::shard::pubsub::PushLimit {
     let w: Vec<&str> = v.split_whitespace().collect();
@@ -309,6 +329,7 @@ fn pubsub_limit(v: &str) -> crate::shard::pubsub::PushLimit {
     lim
 }
 
+/// Valkey's `memtoull`: an integer with an optional unit (b, k, kb, m, mb, g, gb; k = 1000, kb = 1024).
 pub fn parse_memory(s: &str) -> Option<u64> {
     let lower = s.to_ascii_lowercase();
     let split = lower

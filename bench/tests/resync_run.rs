@@ -13,6 +13,7 @@ fn args(scenario: Scenario, out: &str, load_rate: u64) -> ResyncArgs {
         keys: 20_000,
         value_size: 50,
         random_values: false,
+        hash_fields: 0,
         load_rate,
         primary_shards: 2,
         replica_shards: 1,

@@ -108,7 +108,7 @@ pub fn scan_args(a: &[bytes::Bytes], novalues_ok: bool) -> Result<ScanArgs, CmdE
             }
             s.count = c as usize;
             i += 2;
-        } else if novalues_ok && eq(&a[i], "novalues") {
+        } else if novalues_ok && (eq(&a[i], "novalues") || eq(&a[i], "noscores")) {
             s.novalues = true;
             i += 1;
         } else {

@@ -118,7 +118,7 @@ fn card_args(a: &[Bytes]) -> Result<(&[Bytes], usize), CmdError> {
     let mut i = 2 + n;
     while i < a.len() {
         if eq(&a[i], "limit") && i + 1 < a.len() {
-            let l = int(&a[i + 1])?;
+            let l = int(&a[i + 1]).unwrap_or(-1);
             if l < 0 {
                 return Err(CmdError::other("ERR LIMIT can't be negative"));
             }

@@ -60,10 +60,15 @@ impl Conn {
                 .call(s, Kind::Normal, move |sh| sh.block_on(db, k, id, me))
                 .await;
         }
+        let mut first = true;
         let outcome = loop {
             self.info.borrow_mut().ready = false;
             let out = self.attempt(spec, &args).await;
-            if !is_null(&out) {
+            // A key that became another type while this waited does not serve it (it stays blocked, as
+            // in Valkey); only the first attempt reports WRONGTYPE.
+            let wrong_later = !first && out.starts_with(b"-WRONGTYPE");
+            first = false;
+            if !is_null(&out) && !wrong_later {
                 break Some(out);
             }
             let woken = pin!(self.until(|c| {

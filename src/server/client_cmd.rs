@@ -70,6 +70,19 @@ impl Conn {
         let sub = lower(&a[1]);
         match (sub.as_str(), a.len()) {
             ("id", 2) => r.int(self.id as i64),
+            ("reply", 3) => {
+                // The mode takes effect from the next command (conn.rs drops replies accordingly); only
+                // ON answers.
+                self.reply_mode = match lower(&a[2]).as_str() {
+                    "on" => {
+                        r.ok();
+                        super::conn::ReplyMode::On
+                    }
+                    "off" => super::conn::ReplyMode::Off,
+                    "skip" => super::conn::ReplyMode::SkipNext,
+                    _ => return Err(CmdError::Syntax),
+                };
+            }
             ("unblock", 3 | 4) => {
                 let id = int(&a[2]).map_err(|_| CmdError::other("ERR value is not an integer or out of range"))?;
                 let error = match a.get(3).map(|m| lower(m)) {

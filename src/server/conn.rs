@@ -143,6 +143,7 @@ pub async fn serve(local: Rc<Local>, mut stream: TcpStream, peer: SocketAddr) {
         multi: None,
         watched: Vec::new(),
         subs: Default::default(),
+        reply_mode: ReplyMode::On,
     };
     conn.run(&mut stream).await;
     conn.unwatch_all().await;
@@ -176,6 +177,16 @@ pub struct Conn {
     pub watched: Vec<super::multi::Watch>,
     /// Pub/sub subscriptions (server/pubsub.rs).
     pub subs: std::collections::BTreeSet<(crate::shard::pubsub::Space, Bytes)>,
+    pub reply_mode: ReplyMode,
+}
+
+/// CLIENT REPLY: whether the connection's replies are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// The next command's reply is dropped (set by CLIENT REPLY SKIP).
+    SkipNext,
 }
 
 /// A key command ready to run on one shard.
@@ -401,13 +412,33 @@ impl Conn {
             if self.closing {
                 break;
             }
-            if self.multi.is_some() || (self.subscribed() && self.proto == Proto::Resp2) {
+            if self.multi.is_some()
+                || (self.subscribed() && self.proto == Proto::Resp2)
+                || self.reply_mode != ReplyMode::On
+            {
                 if !group.is_empty() {
                     self.run_group(std::mem::take(&mut group), out).await;
                 }
                 let mut r = Reply::new(self.proto);
+                let before = self.reply_mode;
+                // RESP3 subscription confirmations are pushes, sent whatever CLIENT REPLY says.
+                let push = self.proto == Proto::Resp3
+                    && lookup(&args[0]).is_some_and(|s| s.name.ends_with("subscribe"));
                 if !self.queue_in_multi(&args, &mut r) {
                     self.run_one(args, &mut r).await;
+                }
+                // CLIENT REPLY: OFF drops every reply, SKIP the next command's; CLIENT REPLY ON answers.
+                let after = self.reply_mode;
+                let keep = if after != before {
+                    after == ReplyMode::On
+                } else {
+                    before == ReplyMode::On
+                };
+                if before == ReplyMode::SkipNext && after == ReplyMode::SkipNext {
+                    self.reply_mode = ReplyMode::On;
+                }
+                if !keep && !push {
+                    r.buf.clear();
                 }
                 out.extend_from_slice(&r.buf);
                 continue;

@@ -81,7 +81,9 @@ impl Conn {
     }
 
     pub fn multi_cmd(&mut self, r: &mut Reply) -> CmdResult {
-        if self.multi.is_some() {
+        if let Some(st) = self.multi.as_mut() {
+            // Valkey: the error also dooms the transaction.
+            st.aborted = true;
             return Err(CmdError::other("ERR MULTI calls can not be nested"));
         }
         self.multi = Some(MultiState::default());
@@ -99,7 +101,8 @@ impl Conn {
     }
 
     pub async fn watch_cmd(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
-        if self.multi.is_some() {
+        if let Some(st) = self.multi.as_mut() {
+            st.aborted = true;
             return Err(CmdError::other("ERR WATCH inside MULTI is not allowed"));
         }
         for k in &a[1..] {

@@ -79,6 +79,12 @@ impl Conn {
 
     pub fn unsubscribe(&mut self, space: Space, a: &[Bytes], r: &mut Reply) -> CmdResult {
         let (_, word) = kind_words(space);
+        if !self.subscribed() {
+            // Valkey 8: not in subscribed mode.
+            return Err(CmdError::other(format!(
+                "NOSUB '{word}' command executed not in subscribed mode"
+            )));
+        }
         let names: Vec<Bytes> = if a.len() > 1 {
             a[1..].to_vec()
         } else {

@@ -571,6 +571,7 @@ impl Conn {
             if eq(&a[i], "replace") {
                 replace = true;
             } else if eq(&a[i], "db") && i + 1 < a.len() {
+                int(&a[i + 1])?;
                 dst_db = parse_db(&a[i + 1], nd)?;
                 i += 1;
             } else {
@@ -632,7 +633,13 @@ impl Conn {
                     }
                     count = c as usize;
                 }
-                "type" => typ = Some(lower(&a[i + 1])),
+                "type" => {
+                    let t = lower(&a[i + 1]);
+                    if !["string", "list", "set", "zset", "hash", "stream"].contains(&t.as_str()) {
+                        return Err(CmdError::other(format!("ERR unknown type name '{t}'")));
+                    }
+                    typ = Some(t)
+                }
                 _ => return Err(CmdError::Syntax),
             }
             i += 2;
@@ -651,6 +658,7 @@ impl Conn {
                     let mut out = Vec::new();
                     let mut sl = slot;
                     while sl < end && out.len() < want {
+                        sh.ks.expire_slot(db, sl, now);
                         for e in sh.ks.slot_entries(db, sl, now) {
                             let type_ok = typ
                                 .as_deref()

@@ -550,6 +550,26 @@ impl Keyspace {
     }
 
     /// Live entries of one slot (by absolute slot number) in database `db`.
+    /// Deletes the expired keys of one slot, as lazy expiry would (SCAN meets them, as Valkey's does).
+    pub fn expire_slot(&mut self, db: usize, slot: usize, now: u64) {
+        if self.passive_expiry || !self.slots.contains(&slot) {
+            return;
+        }
+        let idx = slot - self.slots.start;
+        let expired: Vec<Vec<u8>> = match self.slot_ref(db, idx) {
+            Some(s) if s.expires > 0 => s
+                .table
+                .iter()
+                .filter(|e| is_expired(e, now))
+                .map(|e| e.key().to_vec())
+                .collect(),
+            _ => return,
+        };
+        for k in expired {
+            self.expire_if_needed(db, &k, now);
+        }
+    }
+
     pub fn slot_entries(&self, db: usize, slot: usize, now: u64) -> impl Iterator<Item = &Entry> {
         let idx = slot
             .checked_sub(self.slots.start)

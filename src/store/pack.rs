@@ -1,6 +1,7 @@
 //! A pack: small collections in one allocation, as Valkey's listpack. Elements are byte strings laid out
-//! back to back, each as `varint len | bytes`, so a hash of a few fields costs one block plus a byte or two
-//! per element instead of an allocation per element.
+//! back to back, each as `varint len | bytes | backlen` (backlen: the same varint's bytes in reverse
+//! order, so the last element is found from the end, as listpack's), so a hash of a few fields costs one
+//! block plus two or three bytes per element instead of an allocation per element.
 //!
 //! Positions are byte offsets of an element's length prefix; they stay valid until the next change.
 //! Invariant: `buf` is exactly `n` well-formed elements (every constructor and change keeps it so).
@@ -30,6 +31,35 @@ fn put_varint(out: &mut Vec<u8>, mut v: usize) {
     out.push(v as u8);
 }
 
+/// An element's whole encoding: length, bytes, and the length again backwards.
+#[inline]
+fn encode(out: &mut Vec<u8>, e: &[u8]) {
+    let start = out.len();
+    put_varint(out, e.len());
+    let n = out.len() - start;
+    out.extend_from_slice(e);
+    for i in (0..n).rev() {
+        out.push(out[start + i]);
+    }
+}
+
+/// The start of the element that ends at `end` (reading its backlen).
+#[inline]
+fn start_before(buf: &[u8], end: usize) -> usize {
+    let (mut len, mut shift, mut p) = (0usize, 0, end);
+    loop {
+        p -= 1;
+        let b = buf[p];
+        len |= ((b & 0x7f) as usize) << shift;
+        if b < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    let n = end - p;
+    p - len - n
+}
+
 /// Reads the element at `pos`: (its bytes, the position after it).
 #[inline]
 fn read_at(buf: &[u8], pos: usize) -> (&[u8], usize) {
@@ -43,7 +73,8 @@ fn read_at(buf: &[u8], pos: usize) -> (&[u8], usize) {
         }
         shift += 7;
     }
-    (&buf[p..p + len], p + len)
+    let n = p - pos;
+    (&buf[p..p + len], p + len + n)
 }
 
 impl Pack {
@@ -102,16 +133,19 @@ impl Pack {
         self.buf.len()
     }
 
+    /// The position of the last element (the pack must not be empty).
+    pub fn last_pos(&self) -> usize {
+        start_before(&self.buf, self.buf.len())
+    }
+
     pub fn push_back(&mut self, e: &[u8]) {
-        put_varint(&mut self.buf, e.len());
-        self.buf.extend_from_slice(e);
+        encode(&mut self.buf, e);
         self.n += 1;
     }
 
     pub fn insert_at(&mut self, pos: usize, e: &[u8]) {
-        let mut enc = Vec::with_capacity(varint_len(e.len()) + e.len());
-        put_varint(&mut enc, e.len());
-        enc.extend_from_slice(e);
+        let mut enc = Vec::with_capacity(2 * varint_len(e.len()) + e.len());
+        encode(&mut enc, e);
         self.buf.splice(pos..pos, enc);
         self.n += 1;
     }
@@ -133,9 +167,8 @@ impl Pack {
     /// Replaces the element at `pos`.
     pub fn replace_at(&mut self, pos: usize, e: &[u8]) {
         let end = read_at(&self.buf, pos).1;
-        let mut enc = Vec::with_capacity(varint_len(e.len()) + e.len());
-        put_varint(&mut enc, e.len());
-        enc.extend_from_slice(e);
+        let mut enc = Vec::with_capacity(2 * varint_len(e.len()) + e.len());
+        encode(&mut enc, e);
         self.buf.splice(pos..end, enc);
     }
 
@@ -203,6 +236,9 @@ mod tests {
             prop_assert_eq!(p.iter().map(|e| e.to_vec()).collect::<Vec<_>>(), m.clone());
             if let Some(x) = m.first() {
                 prop_assert_eq!(p.find(x, 1), Some(0));
+                let last = p.last_pos();
+                prop_assert_eq!(p.get_at(last), &m[m.len() - 1][..]);
+                prop_assert_eq!(p.next_pos(last), p.end());
             }
         }
     }

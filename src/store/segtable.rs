@@ -44,6 +44,8 @@ pub struct SegTable<T = Entry> {
     /// Segments 1.. (index i is at more[i - 1]).
     more: Vec<Segment<T>>,
     len: usize,
+    /// A segment splits instead of growing past this many entries.
+    seg_max: usize,
 }
 
 impl<T: Keyed> Default for Segment<T> {
@@ -64,6 +66,16 @@ impl<T: Keyed> SegTable<T> {
             head: Segment::default(),
             more: Vec::new(),
             len: 0,
+            seg_max: SEG_MAX_ITEMS,
+        }
+    }
+
+    /// A table whose segments split at `seg_max` entries (a big collection's elements use smaller ones,
+    /// so that a random pick walks at most one small segment).
+    pub fn with_segment_max(seed: u64, seg_max: usize) -> Self {
+        SegTable {
+            seg_max: seg_max.max(16),
+            ..SegTable::new(seed)
         }
     }
 
@@ -139,7 +151,7 @@ impl<T: Keyed> SegTable<T> {
             return Some(std::mem::replace(old, entry));
         }
         let seg = self.seg(s);
-        if seg.table.len() >= SEG_MAX_ITEMS && seg.table.len() == seg.table.capacity() {
+        if seg.table.len() >= self.seg_max && seg.table.len() == seg.table.capacity() {
             self.split(s);
             s = self.seg_of(h);
         }
@@ -272,7 +284,7 @@ impl<T: Keyed> SegTable<T> {
         let h = self.hash(key);
         let s = self.seg_of(h);
         let seg = self.seg(s);
-        let full = seg.table.len() >= SEG_MAX_ITEMS && seg.table.len() == seg.table.capacity();
+        let full = seg.table.len() >= self.seg_max && seg.table.len() == seg.table.capacity();
         if full && seg.table.find(h, |e| e.key() == key).is_none() {
             self.split(s);
         }

@@ -41,6 +41,10 @@ pub struct ResyncArgs {
     /// Random (incompressible) values written by the bench instead of DEBUG POPULATE's.
     #[arg(long)]
     pub random_values: bool,
+    /// Hashes instead of strings: each of the --keys keys a hash of this many fields (`f<j>`), each value
+    /// --value-size bytes, written by pipelined HSETs.
+    #[arg(long, default_value_t = 0)]
+    pub hash_fields: usize,
     /// SET/s on the primary during the measurement (0 = idle; the rejoin probe writes at least 1000/s).
     #[arg(long, default_value_t = 0)]
     pub load_rate: u64,

@@ -63,7 +63,7 @@ fn num(c: &mut Client, section: &str, name: &str) -> Result<i64, String> {
 /// Fills the primary: DEBUG POPULATE, or random (incompressible) values written by pipelines.
 fn populate(p: &Server, a: &ResyncArgs) -> Result<(), String> {
     let mut c = p.client()?;
-    if !a.random_values {
+    if !a.random_values && a.hash_fields == 0 {
         let v = c
             .cmd(&[
                 "DEBUG",
@@ -84,6 +84,7 @@ fn populate(p: &Server, a: &ResyncArgs) -> Result<(), String> {
         .map(|t| {
             let port = p.port;
             let size = a.value_size;
+            let fields = a.hash_fields;
             let (lo, hi) = (t * per, ((t + 1) * per).min(a.keys));
             std::thread::spawn(move || -> Result<(), String> {
                 use rand::{Rng, SeedableRng};
@@ -91,12 +92,21 @@ fn populate(p: &Server, a: &ResyncArgs) -> Result<(), String> {
                 let mut c = Client::connect(port).map_err(err)?;
                 let mut i = lo;
                 while i < hi {
-                    let end = (i + 1000).min(hi);
+                    let end = (i + if fields > 0 { 50 } else { 1000 }).min(hi);
                     let cmds: Vec<Vec<Vec<u8>>> = (i..end)
                         .map(|k| {
                             let mut v = vec![0u8; size];
                             rng.fill(&mut v[..]);
-                            vec![b"SET".to_vec(), format!("key:{k}").into_bytes(), v]
+                            if fields == 0 {
+                                return vec![b"SET".to_vec(), format!("key:{k}").into_bytes(), v];
+                            }
+                            let mut cmd = vec![b"HSET".to_vec(), format!("key:{k}").into_bytes()];
+                            for j in 0..fields {
+                                cmd.push(format!("f{j}").into_bytes());
+                                rng.fill(&mut v[..]);
+                                cmd.push(v.clone());
+                            }
+                            cmd
                         })
                         .collect();
                     let errs = c.pipeline(&cmds).map_err(err)?;

@@ -58,7 +58,11 @@ impl Keyed for Elem {
 }
 
 /// A new table for elements, with a per-table random hash seed (no two tables share an order an attacker
-/// could learn).
+/// could learn), and segments of at most 896 elements (a hashbrown table of 1024 buckets): SPOP, HRANDFIELD
+/// and SRANDMEMBER pick a random segment and walk at most that one.
 pub fn table() -> SegTable<Elem> {
-    SegTable::new(std::collections::hash_map::RandomState::new().hash_one(0u8))
+    SegTable::with_segment_max(
+        std::collections::hash_map::RandomState::new().hash_one(0u8),
+        896,
+    )
 }

@@ -68,7 +68,8 @@ impl List {
 
     pub fn pop_back(&mut self) -> Option<Vec<u8>> {
         let n = self.nodes.back_mut()?;
-        let (pos, v) = n.positions().last().map(|(p, v)| (p, v.to_vec()))?;
+        let pos = n.last_pos();
+        let v = n.get_at(pos).to_vec();
         n.remove_at(pos, 1);
         if n.is_empty() {
             self.nodes.pop_back();

@@ -253,6 +253,32 @@ impl Coll {
 mod tests {
     use super::*;
 
+    /// If this changes, the format changed: bump the frame version (snapshots) and update
+    /// docs/replication-format.md "Collections".
+    #[test]
+    fn golden_byte_forms() {
+        let lim = Limits::default();
+        let mut z = ZSet::default();
+        z.insert(b"b", 2.0, &lim);
+        z.insert(b"a", 1.5, &lim);
+        let mut l = List::default();
+        l.push_back(b"x", &lim);
+        l.push_back(b"", &lim);
+        let hex = |c: Coll| {
+            let mut b = Vec::new();
+            c.encode(&mut b);
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        };
+        assert_eq!(
+            hex(Coll::ZSet(z)),
+            "020161000000000000f83f01620000000000000040"
+        );
+        assert_eq!(hex(Coll::List(l)), "02017800");
+        let mut h = Hash::default();
+        h.set(b"f", b"vv", &lim);
+        assert_eq!(hex(Coll::Hash(h)), "0101660276 76".replace(' ', ""));
+    }
+
     /// Every type's byte form decodes to an equal value (same digest), in the encoding its size asks for;
     /// cut or padded bytes are refused.
     #[test]
