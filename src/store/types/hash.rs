@@ -34,6 +34,33 @@ impl Clone for Hash {
 }
 
 impl Hash {
+    /// A hash of these pairs, built in one pass in the encoding their count and sizes ask for (loading a
+    /// snapshot); None if a field repeats.
+    pub fn from_pairs(items: &[(&[u8], &[u8])], lim: &Limits) -> Option<Hash> {
+        let small = items.len() <= lim.hash_entries
+            && items
+                .iter()
+                .all(|(f, v)| f.len() <= lim.hash_value && v.len() <= lim.hash_value);
+        if small {
+            if !super::distinct(items.iter().map(|x| x.0)) {
+                return None;
+            }
+            let mut p = Pack::new();
+            for (f, v) in items {
+                p.push_back(f);
+                p.push_back(v);
+            }
+            return Some(Hash::Pack(p));
+        }
+        let mut t = table();
+        for (f, v) in items {
+            if t.insert(Elem::new(f, v)).is_some() {
+                return None;
+            }
+        }
+        Some(Hash::Table(t))
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Hash::Pack(p) => p.len() / 2,

@@ -45,6 +45,13 @@ pub fn type_name(kind: u8) -> &'static str {
     }
 }
 
+/// Whether `items` has no two equal keys (sorting references: n log n, no hashing).
+fn distinct<'a>(keys: impl Iterator<Item = &'a [u8]>) -> bool {
+    let mut v: Vec<&[u8]> = keys.collect();
+    v.sort_unstable();
+    v.windows(2).all(|w| w[0] != w[1])
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -176,41 +183,26 @@ impl Coll {
                 Coll::List(l)
             }
             SET => {
-                let mut s: Option<Set> = None;
+                let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let m = r.bytes()?;
-                    if !s
-                        .get_or_insert_with(|| Set::for_first(m, n, lim))
-                        .add(m, lim)
-                    {
-                        return None;
-                    }
+                    items.push(r.bytes()?);
                 }
-                Coll::Set(s?)
+                Coll::Set(Set::from_members(&items, lim)?)
             }
             ZSET => {
-                let mut z: Option<ZSet> = None;
+                let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
                     let m = r.bytes()?;
-                    let sc = r.score()?;
-                    if !z
-                        .get_or_insert_with(|| ZSet::for_first(m, n, lim))
-                        .insert(m, sc, lim)
-                    {
-                        return None;
-                    }
+                    items.push((m, r.score()?));
                 }
-                Coll::ZSet(z?)
+                Coll::ZSet(ZSet::from_sorted(&items, lim)?)
             }
             HASH => {
-                let mut h = Hash::default();
+                let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let (f, v) = (r.bytes()?, r.bytes()?);
-                    if !h.set(f, v, lim) {
-                        return None;
-                    }
+                    items.push((r.bytes()?, r.bytes()?));
                 }
-                Coll::Hash(h)
+                Coll::Hash(Hash::from_pairs(&items, lim)?)
             }
             _ => return None,
         };

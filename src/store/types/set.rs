@@ -53,6 +53,36 @@ impl Set {
         }
     }
 
+    /// A set of these members, built in one pass in the encoding Valkey would give it (loading a
+    /// snapshot); None if a member repeats.
+    pub fn from_members(items: &[&[u8]], lim: &Limits) -> Option<Set> {
+        if items.len() <= lim.set_intset_entries {
+            let ints: Option<Vec<i64>> = items.iter().map(|m| canonical_int(m)).collect();
+            if let Some(mut v) = ints {
+                v.sort_unstable();
+                if v.windows(2).any(|w| w[0] == w[1]) {
+                    return None;
+                }
+                return Some(Set::Ints(v));
+            }
+        }
+        if items.len() <= lim.set_entries && items.iter().all(|m| m.len() <= lim.set_value) {
+            if !super::distinct(items.iter().copied()) {
+                return None;
+            }
+            let mut p = Pack::new();
+            items.iter().for_each(|m| p.push_back(m));
+            return Some(Set::Pack(p));
+        }
+        let mut t = table();
+        for m in items {
+            if t.insert(Elem::new(m, b"")).is_some() {
+                return None;
+            }
+        }
+        Some(Set::Table(t))
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Set::Ints(v) => v.len(),

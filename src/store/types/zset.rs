@@ -131,6 +131,41 @@ impl ZSet {
         }
     }
 
+    /// A sorted set of these (member, score) pairs, given in order (a byte form's), built in one pass;
+    /// None if they are out of order or a member repeats.
+    pub fn from_sorted(items: &[(&[u8], f64)], lim: &Limits) -> Option<ZSet> {
+        if items
+            .windows(2)
+            .any(|w| cmp((w[0].1, w[0].0), (w[1].1, w[1].0)) != Ordering::Less)
+            || !super::distinct(items.iter().map(|x| x.0))
+        {
+            return None;
+        }
+        let first = items.first()?.0;
+        let mut z = ZSet::for_first(first, items.len(), lim);
+        if items.iter().any(|x| x.0.len() > lim.zset_value) {
+            z = ZSet::Big(table(), Ranked::default());
+        }
+        match &mut z {
+            ZSet::Pack(p) => {
+                for (m, s) in items {
+                    p.push_back(m);
+                    p.push_back(&s.to_le_bytes());
+                }
+            }
+            ZSet::Big(t, r) => {
+                for (m, s) in items {
+                    t.insert(Elem::new(m, &s.to_le_bytes()));
+                }
+                r.chunks = items
+                    .chunks(CHUNK)
+                    .map(|c| c.iter().map(|(m, s)| (*s, Box::<[u8]>::from(*m))).collect())
+                    .collect();
+            }
+        }
+        Some(z)
+    }
+
     pub fn len(&self) -> usize {
         match self {
             ZSet::Pack(p) => p.len() / 2,
