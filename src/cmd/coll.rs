@@ -187,3 +187,28 @@ pub fn pick(len: usize, count: i64, seed: u64) -> Vec<usize> {
     all.truncate(n);
     all
 }
+
+/// HDEL, SREM, ZREM: removes `items` from the collection at `key` (of type `kind`) and deletes the key
+/// when emptied; returns how many were removed. Writes (and so logs) nothing when none is there.
+pub fn remove_items(
+    sh: &mut Shard,
+    ex: &Exec,
+    key: &[u8],
+    kind: u8,
+    items: &[bytes::Bytes],
+    has: impl Fn(&Coll, &[u8]) -> bool,
+    remove: impl Fn(&mut Coll, &[u8]) -> bool,
+) -> Result<i64, CmdError> {
+    let Some(c) = read(sh, ex, key, kind)? else {
+        return Ok(0);
+    };
+    if !items.iter().any(|m| has(c, m)) {
+        return Ok(0);
+    }
+    let mut e = write(sh, ex, key, kind, None)?.expect("checked");
+    let c = e.coll_mut().expect("a collection");
+    let n = items.iter().filter(|m| remove(c, m)).count();
+    drop(e);
+    drop_if_empty(sh, ex, key);
+    Ok(n as i64)
+}

@@ -1,7 +1,7 @@
 //! Hash commands (Valkey's replies and errors).
 
 use super::args::{eq, float, int};
-use super::coll::{drop_if_empty, pick, read, scan_args, scan_reply, write};
+use super::coll::{pick, read, remove_items, scan_args, scan_reply, write};
 use super::exec::Exec;
 use super::{CmdError, CmdResult};
 use crate::resp::Reply;
@@ -82,20 +82,16 @@ pub fn hmget(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult
 }
 
 pub fn hdel(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    let Some(h) = hash(read(sh, ex, &a[1], HASH)?) else {
-        r.int(0);
-        return Ok(());
-    };
-    if !a[2..].iter().any(|f| h.get(f).is_some()) {
-        r.int(0);
-        return Ok(());
-    }
-    let mut e = write(sh, ex, &a[1], HASH, None)?.expect("checked");
-    let h = hash_mut(e.coll_mut());
-    let n = a[2..].iter().filter(|f| h.del(f)).count();
-    drop(e);
-    drop_if_empty(sh, ex, &a[1]);
-    r.int(n as i64);
+    let n = remove_items(
+        sh,
+        ex,
+        &a[1],
+        HASH,
+        &a[2..],
+        |c, f| hash(Some(c)).is_some_and(|h| h.get(f).is_some()),
+        |c, f| hash_mut(Some(c)).del(f),
+    )?;
+    r.int(n);
     Ok(())
 }
 

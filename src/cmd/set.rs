@@ -2,7 +2,9 @@
 //! whose keys may live on several shards, are in the server layer (`server::multikey`).
 
 use super::args::int;
-use super::coll::{count_arg, drop_if_empty, pick, read, scan_args, scan_reply, write};
+use super::coll::{
+    count_arg, drop_if_empty, pick, read, remove_items, scan_args, scan_reply, write,
+};
 use super::exec::Exec;
 use super::{CmdError, CmdResult};
 use crate::resp::Reply;
@@ -36,20 +38,16 @@ pub fn sadd(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult 
 }
 
 pub fn srem(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    let Some(s) = set_of(read(sh, ex, &a[1], SET)?) else {
-        r.int(0);
-        return Ok(());
-    };
-    if !a[2..].iter().any(|m| s.contains(m)) {
-        r.int(0);
-        return Ok(());
-    }
-    let mut e = write(sh, ex, &a[1], SET, None)?.expect("checked");
-    let s = set_mut(e.coll_mut());
-    let n = a[2..].iter().filter(|m| s.remove(m)).count();
-    drop(e);
-    drop_if_empty(sh, ex, &a[1]);
-    r.int(n as i64);
+    let n = remove_items(
+        sh,
+        ex,
+        &a[1],
+        SET,
+        &a[2..],
+        |c, m| set_of(Some(c)).is_some_and(|s| s.contains(m)),
+        |c, m| set_mut(Some(c)).remove(m),
+    )?;
+    r.int(n);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use super::args::{eq, float, int};
 use super::coll::{
-    count_arg, drop_if_empty, index_range, pick, read, scan_args, scan_reply, write,
+    count_arg, drop_if_empty, index_range, pick, read, remove_items, scan_args, scan_reply, write,
 };
 use super::exec::Exec;
 use super::{CmdError, CmdResult};
@@ -239,20 +239,16 @@ pub fn zincrby(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResu
 }
 
 pub fn zrem(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    let Some(z) = zset_of(read(sh, ex, &a[1], ZSET)?) else {
-        r.int(0);
-        return Ok(());
-    };
-    if !a[2..].iter().any(|m| z.score(m).is_some()) {
-        r.int(0);
-        return Ok(());
-    }
-    let mut e = write(sh, ex, &a[1], ZSET, None)?.expect("checked");
-    let z = zset_mut(e.coll_mut());
-    let n = a[2..].iter().filter(|m| z.remove(m)).count();
-    drop(e);
-    drop_if_empty(sh, ex, &a[1]);
-    r.int(n as i64);
+    let n = remove_items(
+        sh,
+        ex,
+        &a[1],
+        ZSET,
+        &a[2..],
+        |c, m| zset_of(Some(c)).is_some_and(|z| z.score(m).is_some()),
+        |c, m| zset_mut(Some(c)).remove(m),
+    )?;
+    r.int(n);
     Ok(())
 }
 
