@@ -7,9 +7,13 @@
 //!   transaction whole).
 //! - The command table's flags decide what a command logs, not its handler: a deterministic command is
 //!   logged as itself if it wrote anything; one flagged `LOG_STATE` (or `LOG_STATE_IF_RELATIVE` with EX/PX)
-//!   is logged as the resulting state of the keys it wrote (SET with an absolute PXAT, or DEL). Operations
-//!   that are not table commands (RENAME, COPY, MOVE, MSETNX parts) are logged as states too. Expiries are
-//!   DELs logged the moment they happen (store/hooks.rs).
+//!   is logged as the resulting state of the keys it wrote (SET with an absolute PXAT, a collection as
+//!   `RESTORE key <abs> <payload> REPLACE ABSTTL`, or DEL). One flagged `LOG_REWRITE` is logged as the
+//!   deterministic command its handler says it amounted to (SPOP as an SREM of what it popped, EXPIRE as
+//!   PEXPIREAT), so a write to a big collection never ships the collection. A multi-key write whose keys
+//!   are in several slots is logged as states (a replica with another shard count may hold them apart).
+//!   Operations that are not table commands (RENAME, COPY, MOVE, MSETNX parts, writes back of a gathered
+//!   run) are logged as states too. Expiries are DELs logged the moment they happen (store/hooks.rs).
 //! - Every unit carries the command clock its records were made with; a replica applies them with that
 //!   clock, so a command that met a key alive on the primary meets it alive on the replica too.
 //!
