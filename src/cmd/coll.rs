@@ -212,3 +212,13 @@ pub fn remove_items(
     drop_if_empty(sh, ex, key);
     Ok(n as i64)
 }
+
+/// The count of HRANDFIELD, SRANDMEMBER, ZRANDMEMBER: absent, or an integer whose magnitude Valkey bounds.
+pub fn random_count(a: Option<&bytes::Bytes>) -> Result<Option<i64>, CmdError> {
+    let Some(c) = a else { return Ok(None) };
+    let n = int(c)?;
+    if n.unsigned_abs() > (i64::MAX as u64) / 2 {
+        return Err(CmdError::other("ERR value is out of range"));
+    }
+    Ok(Some(n))
+}

@@ -188,20 +188,12 @@ pub fn hincrbyfloat(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> Cm
 /// HRANDFIELD key [count [WITHVALUES]]: a positive count gives distinct fields, a negative one may
 /// repeat them.
 pub fn hrandfield(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    let count = match a.get(2) {
-        Some(c) => Some(int(c)?),
-        None => None,
-    };
+    let count = super::coll::random_count(a.get(2))?;
     let withvalues = match a.get(3) {
         Some(w) if eq(w, "withvalues") && a.len() == 4 => true,
         Some(_) => return Err(CmdError::Syntax),
         None => false,
     };
-    if let Some(c) = count {
-        if c.unsigned_abs() > (i64::MAX as u64) / 2 {
-            return Err(CmdError::other("ERR value is out of range"));
-        }
-    }
     let seed = sh.rand_below(usize::MAX) as u64;
     let Some(h) = hash(read(sh, ex, &a[1], HASH)?) else {
         match count {

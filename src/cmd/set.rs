@@ -1,7 +1,6 @@
 //! Set commands on one key (Valkey's replies and errors). The multi-key ones (SMOVE, SINTER and the rest),
 //! whose keys may live on several shards, are in the server layer (`server::multikey`).
 
-use super::args::int;
 use super::coll::{
     count_arg, drop_if_empty, pick, read, remove_items, scan_args, scan_reply, write,
 };
@@ -141,16 +140,7 @@ pub fn srandmember(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> Cmd
     if a.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    let count = match a.get(2) {
-        Some(c) => {
-            let n = int(c)?;
-            if n.unsigned_abs() > (i64::MAX as u64) / 2 {
-                return Err(CmdError::other("ERR value is out of range"));
-            }
-            Some(n)
-        }
-        None => None,
-    };
+    let count = super::coll::random_count(a.get(2))?;
     let seed = sh.rand_below(usize::MAX) as u64;
     let Some(s) = set_of(read(sh, ex, &a[1], SET)?) else {
         match count {

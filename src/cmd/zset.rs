@@ -584,16 +584,7 @@ pub fn zpopmax(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResu
 }
 
 pub fn zrandmember(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    let count = match a.get(2) {
-        Some(c) => {
-            let n = int(c)?;
-            if n.unsigned_abs() > (i64::MAX as u64) / 2 {
-                return Err(CmdError::other("ERR value is out of range"));
-            }
-            Some(n)
-        }
-        None => None,
-    };
+    let count = super::coll::random_count(a.get(2))?;
     let withscores = match a.get(3) {
         Some(w) if eq(w, "withscores") && a.len() == 4 => true,
         Some(_) => return Err(CmdError::Syntax),
