@@ -85,6 +85,9 @@ static DIRECTIVES: &[Directive] = &[
     d("requirepass", Kind::Text, "", true),
     d("protected-mode", Kind::Bool, "yes", true),
     d("maxclients", POS, "10000", true),
+    // Tandem's own: a connection whose key commands keep going to one other shard moves there
+    // (server/migrate.rs).
+    d("migrate-connections", Kind::Bool, "yes", true),
     d("maxmemory", Kind::Memory, "0", true),
     d(
         "maxmemory-policy",
@@ -565,6 +568,7 @@ impl Config {
             requirepass: Some(self.get("requirepass").to_string()).filter(|s| !s.is_empty()),
             protected_mode: self.get("protected-mode") == "yes",
             maxclients: self.int("maxclients") as usize,
+            migrate_connections: self.get("migrate-connections") == "yes",
             maxmemory: self.int("maxmemory") as u64,
             timeout_secs: self.int("timeout") as u64,
             loglevel: self.get("loglevel").to_string(),
@@ -649,6 +653,7 @@ pub struct Settings {
     pub databases: usize,
     pub requirepass: Option<String>,
     pub protected_mode: bool,
+    pub migrate_connections: bool,
     pub maxclients: usize,
     pub maxmemory: u64,
     pub timeout_secs: u64,

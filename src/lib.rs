@@ -3,7 +3,8 @@
 //! Module map (the tree reads like the architecture, see docs/architecture.md):
 //! - `runtime`: the thin layer over compio (io_uring): shard threads, SO_REUSEPORT listeners, timers, and
 //!   `local`, the per-shard `Local` handle (direct calls, messages, transactions `Tx`).
-//! - `server`: start-up, connections (`conn`), and the commands that need a connection or several shards
+//! - `server`: start-up, connections (`conn`; `dispatch` of their commands, `migrate` to their keys' shard),
+//!   and the commands that need a connection or several shards
 //!   (`special`, `info`, `client_cmd`, `debug`, `introspect`).
 //! - `shard`: a shard's state (`Shard`), its `log` (commit units), its inbox in the `mesh`, multi-shard
 //!   transaction locks (`tx`), counters (`stats`), and a single-thread `notify`.

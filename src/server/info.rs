@@ -229,7 +229,8 @@ impl Conn {
                         "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\n\
                          total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{sync_full}\r\n\
                          sync_partial_ok:{sync_ok}\r\nsync_partial_err:{sync_err}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\n\
-                         keyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
+                         keyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n\
+                         migrated_connections:{}\r\n",
                         total.connections_received,
                         total.commands,
                         (total.commands as f64 / secs) as u64,
@@ -238,7 +239,8 @@ impl Conn {
                         total.rejected_connections,
                         total.hits,
                         total.misses,
-                        total.error_replies
+                        total.error_replies,
+                        total.migrated_connections
                     );
                 }
                 "replication" => w.push_str(&repl_text),

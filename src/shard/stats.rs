@@ -18,6 +18,8 @@ pub struct Stats {
     pub hits: u64,
     pub misses: u64,
     pub connections_received: u64,
+    /// Connections this shard handed to another (server/migrate.rs).
+    pub migrated_connections: u64,
     pub rejected_connections: u64,
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
@@ -75,6 +77,7 @@ impl Stats {
         self.hits += o.hits;
         self.misses += o.misses;
         self.connections_received += o.connections_received;
+        self.migrated_connections += o.migrated_connections;
         self.rejected_connections += o.rejected_connections;
         self.net_input_bytes += o.net_input_bytes;
         self.net_output_bytes += o.net_output_bytes;

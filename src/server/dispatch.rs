@@ -1,0 +1,461 @@
+//! Dispatch of a connection's commands.
+//!
+//! A pipeline's consecutive key commands are grouped; those whose keys live on this shard run here
+//! directly, the others go as **one message per target shard**, all in flight at once, and the replies are
+//! written back in command order. Commands on the same key always go to the same shard in order, so per-key
+//! order is kept. Anything else (connection state, server-wide, multi-shard) is a barrier: it runs alone,
+//! after everything before it completed. In durability mode a reply waits for its commit (`settle`) and
+//! becomes a timeout error if that does not come.
+
+use super::conn::{Conn, ReplyMode};
+use crate::cmd::exec::{execute_batch, Exec};
+use crate::cmd::{lookup, CmdError, Flags, Handler, Spec};
+use crate::repl::durable::{Held, TIMEOUT_ERR, TIMEOUT_READ_ERR};
+use crate::resp::{Proto, Reply};
+use crate::runtime;
+use crate::shard::mesh::Kind;
+use crate::shard::PauseKind;
+use crate::slot::{key_slot, slot_owner};
+use bytes::Bytes;
+use futures_util::future::{select, Either};
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// A key command ready to run on one shard.
+struct Ready {
+    spec: &'static Spec,
+    args: Vec<Bytes>,
+}
+impl Conn {
+    /// Where a key command runs: its shard, or None if its keys span shards.
+    pub(super) fn target_shard(&self, spec: &Spec, args: &[Bytes]) -> Option<usize> {
+        let n = self.local.nshards();
+        let mut target = None;
+        for p in spec.keys_of(args) {
+            let s = slot_owner(key_slot(&args[p]), n);
+            match target {
+                None => target = Some(s),
+                Some(t) if t != s => return None,
+                _ => {}
+            }
+        }
+        Some(target.unwrap_or(self.local.id))
+    }
+
+    /// CLIENT PAUSE applies to every command but CLIENT itself, so UNPAUSE always gets through.
+    fn paused_for(&self, spec: &Spec) -> bool {
+        if spec.name == "client" {
+            return false;
+        }
+        match self.local.shard.borrow().pause {
+            Some((PauseKind::All, _)) => true,
+            Some((PauseKind::Write, _)) => spec.is_write(),
+            None => false,
+        }
+    }
+
+    /// A key command that can join the current group, with its target shard.
+    fn classify(&self, args: &[Bytes]) -> Option<(&'static Spec, usize)> {
+        let spec = lookup(&args[0])?;
+        if !matches!(spec.handler, Handler::Key(..))
+            || !spec.arity_ok(args.len())
+            || spec.flags.has(Flags::BLOCKING)
+        {
+            return None;
+        }
+        if !self.authed || self.paused_for(spec) {
+            return None;
+        }
+        let g = self.local.shared.repl.gate.load(Ordering::Relaxed);
+        if g != 0 && crate::repl::gate::refusal(g, spec, &self.local.shared.repl).is_some() {
+            return None;
+        }
+        Some((spec, self.target_shard(spec, args)?))
+    }
+
+    pub(super) async fn run_batch(&mut self, cmds: Vec<Vec<Bytes>>, out: &mut Vec<u8>) {
+        {
+            let mut info = self.info.borrow_mut();
+            info.last_ms = runtime::now_ms();
+            if let Some(last) = cmds.last() {
+                // The table's own name: no allocation per batch.
+                info.last_cmd = lookup(&last[0]).map_or("unknown", |s| s.name);
+            }
+        }
+        let mut group: Vec<(usize, Ready)> = Vec::new();
+        for args in cmds {
+            if self.closing {
+                break;
+            }
+            if self.multi.is_some()
+                || (self.subscribed() && self.proto == Proto::Resp2)
+                || self.reply_mode != ReplyMode::On
+            {
+                if !group.is_empty() {
+                    self.run_group(std::mem::take(&mut group), out).await;
+                }
+                let mut r = Reply::new(self.proto);
+                let before = self.reply_mode;
+                // RESP3 subscription confirmations are pushes, sent whatever CLIENT REPLY says.
+                let push = self.proto == Proto::Resp3
+                    && lookup(&args[0]).is_some_and(|s| s.name.ends_with("subscribe"));
+                if !self.queue_in_multi(&args, &mut r) {
+                    self.run_one(args, &mut r).await;
+                }
+                // CLIENT REPLY: OFF drops every reply, SKIP the next command's; CLIENT REPLY ON answers.
+                let after = self.reply_mode;
+                let keep = if after != before {
+                    after == ReplyMode::On
+                } else {
+                    before == ReplyMode::On
+                };
+                if before == ReplyMode::SkipNext && after == ReplyMode::SkipNext {
+                    self.reply_mode = ReplyMode::On;
+                }
+                if !keep && !push {
+                    r.buf.clear();
+                }
+                out.extend_from_slice(&r.buf);
+                continue;
+            }
+            if let Some((spec, shard)) = self.classify(&args) {
+                self.repl.wrote |= spec.is_write();
+                group.push((shard, Ready { spec, args }));
+                continue;
+            }
+            if !group.is_empty() {
+                self.run_group(std::mem::take(&mut group), out).await;
+            }
+            let mut r = Reply::new(self.proto);
+            self.run_one(args, &mut r).await;
+            out.extend_from_slice(&r.buf);
+        }
+        if !group.is_empty() {
+            self.run_group(group, out).await;
+        }
+    }
+
+    /// Runs a group of key commands: remote shards' parts are sent first (one message each) so they run
+    /// in parallel with the local part; replies are then written in command order.
+    async fn run_group(&mut self, group: Vec<(usize, Ready)>, out: &mut Vec<u8>) {
+        let ex = Exec {
+            db: self.db,
+            now: runtime::now_ms(),
+        };
+        let proto = self.proto;
+        let me = self.local.id;
+        let n = self.local.nshards();
+        let first = group[0].0;
+        let only = group.iter().all(|(s, _)| *s == first).then_some(first);
+        if let Some(to) = self.affinity.note(only, me) {
+            self.move_to = Some(to);
+        }
+        // Fast path: everything is local and nothing is held (durability mode's batches take the path
+        // below, which can put a timeout error in place of any reply).
+        if group.iter().all(|(s, _)| *s == me) && !self.local.shard.borrow().durable_active() {
+            self.local.wait_unlocked().await;
+            let mut r = Reply {
+                buf: std::mem::take(out),
+                proto,
+            };
+            let held = execute_batch(
+                &mut self.local.shard.borrow_mut(),
+                group.iter().map(|(_, c)| (c.spec, &c.args[..])),
+                &ex,
+                &mut r,
+                None,
+            );
+            debug_assert!(held.is_none(), "no holds with durability inactive");
+            *out = r.buf;
+            self.local.after_work();
+            return;
+        }
+        let mut per_shard: Vec<Vec<Ready>> = (0..n).map(|_| Vec::new()).collect();
+        let mut order: Vec<(usize, usize)> = Vec::with_capacity(group.len());
+        for (s, c) in group {
+            order.push((s, per_shard[s].len()));
+            per_shard[s].push(c);
+        }
+        let mut pending = Vec::new();
+        for (s, cmds) in per_shard.iter_mut().enumerate() {
+            if s == me || cmds.is_empty() {
+                continue;
+            }
+            let cmds = std::mem::take(cmds);
+            pending.push((
+                s,
+                self.local
+                    .send_call(s, Kind::Normal, move |sh| run_remote(sh, cmds, ex, proto)),
+            ));
+        }
+        let mut results: Vec<Option<Ran>> = (0..n).map(|_| None).collect();
+        if !per_shard[me].is_empty() {
+            let cmds = std::mem::take(&mut per_shard[me]);
+            self.local.wait_unlocked().await;
+            let mut sh = self.local.shard.borrow_mut();
+            results[me] = Some(run_remote(&mut sh, cmds, ex, proto));
+            drop(sh);
+            self.local.after_work();
+        }
+        for (s, rx) in pending {
+            results[s] = Some(rx.await.expect("shard alive"));
+        }
+        let helds: Vec<Held> = results
+            .iter_mut()
+            .filter_map(|r| r.as_mut().and_then(|r| r.held.take()))
+            .collect();
+        let mut failed: Vec<Vec<bool>> = (0..n).map(|_| Vec::new()).collect();
+        if !helds.is_empty() {
+            for (s, f) in self.settle(helds).await {
+                failed[s] = f;
+            }
+        }
+        for (s, i) in order {
+            let ran = results[s].as_ref().expect("answered");
+            if failed[s].get(i).copied().unwrap_or(false) {
+                out.extend_from_slice(&timeout_reply(ran.specs[i], proto));
+                continue;
+            }
+            let start = if i == 0 { 0 } else { ran.ends[i - 1] };
+            out.extend_from_slice(&ran.buf[start..ran.ends[i]]);
+        }
+    }
+
+    /// Waits for held replies (durability mode) until they commit or durability-timeout passes. Returns,
+    /// per shard that held some, which of its commands are still uncommitted (their replies become
+    /// errors: the outcome is not known).
+    async fn settle(&self, helds: Vec<Held>) -> Vec<(usize, Vec<bool>)> {
+        // Replies held only for this node's WAL wait for the disk however long it takes (as Valkey's
+        // appendfsync always does), with no timer; durability mode's wait for replicas is bounded.
+        let timeout = {
+            let s = &self.local.shard.borrow().settings;
+            s.durability.then_some(s.durability_timeout_ms)
+        };
+        let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_millis(t));
+        let mut out = Vec::with_capacity(helds.len());
+        for h in helds {
+            let commit = match deadline {
+                None => match h.rx.await {
+                    Ok(()) => u64::MAX,
+                    Err(_) => 0,
+                },
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    match select(h.rx, pin!(runtime::sleep(left))).await {
+                        Either::Left((Ok(()), _)) => u64::MAX,
+                        // Dropped: this shard stopped being a primary (or its WAL failed); nothing it
+                        // held will commit here.
+                        Either::Left((Err(_), _)) => 0,
+                        Either::Right(_) => {
+                            self.local
+                                .call(h.shard, Kind::Normal, |sh| sh.durable.q.commit())
+                                .await
+                        }
+                    }
+                }
+            };
+            out.push((h.shard, h.per_cmd.iter().map(|&t| t > commit).collect()));
+        }
+        out
+    }
+
+    /// Durability mode, for a command that did not run as one shard's batch: waits for every shard it may
+    /// have written or read uncommitted data on. Whether its reply must become the timeout error.
+    async fn settle_all(&self, spec: &Spec) -> bool {
+        let write = spec.is_write();
+        if !write && !spec.flags.has(Flags::READONLY) {
+            return false;
+        }
+        let now = runtime::now_ms();
+        let helds: Vec<Held> = self
+            .local
+            .broadcast(move |sh| sh.durable_hold_all(write, now))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        !helds.is_empty() && self.settle(helds).await.iter().any(|f| f.1.contains(&true))
+    }
+
+    /// A command that runs alone: errors found before dispatch, connection and server commands, and key
+    /// commands whose keys span shards.
+    async fn run_one(&mut self, args: Vec<Bytes>, r: &mut Reply) {
+        let Some(spec) = lookup(&args[0]) else {
+            let name = String::from_utf8_lossy(&args[0]).into_owned();
+            let e = CmdError::UnknownCommand {
+                name,
+                args: crate::cmd::error::quote_args(&args[1..]),
+            };
+            self.fail(r, e);
+            return;
+        };
+        if !self.authed && !spec.flags.has(Flags::NO_AUTH) {
+            self.fail(r, CmdError::NoAuth);
+            return;
+        }
+        if self.subscribed()
+            && self.proto == Proto::Resp2
+            && !super::pubsub::allowed_when_subscribed(spec.name)
+        {
+            self.fail(
+                r,
+                CmdError::other(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    spec.name
+                )),
+            );
+            return;
+        }
+        if !spec.arity_ok(args.len()) {
+            self.fail(r, CmdError::WrongArity(spec.name.into()));
+            return;
+        }
+        let g = self.local.shared.repl.gate.load(Ordering::Relaxed);
+        if let Some(msg) = (g != 0)
+            .then(|| crate::repl::gate::refusal(g, spec, &self.local.shared.repl))
+            .flatten()
+        {
+            self.fail(r, CmdError::other(msg));
+            return;
+        }
+        self.repl.wrote |= spec.is_write();
+        while self.paused_for(spec) && !self.should_stop() {
+            let until = self.local.shard.borrow().pause.map_or(0, |p| p.1);
+            let wait = Duration::from_millis(until.saturating_sub(runtime::now_ms()).max(1));
+            let lifted = pin!(self.until(|c| !c.paused_for(spec) || c.should_stop()));
+            select(lifted, pin!(runtime::sleep(wait))).await;
+            let mut sh = self.local.shard.borrow_mut();
+            if sh.pause.is_some_and(|p| p.1 <= runtime::now_ms()) {
+                sh.pause = None;
+            }
+        }
+        let start = std::time::Instant::now();
+        let res = match spec.handler {
+            Handler::Key(..) if spec.flags.has(Flags::BLOCKING) && self.multi.is_none() => {
+                // Statistics are recorded where its attempts run.
+                return self.run_blocking(spec, args, r).await;
+            }
+            Handler::Key(_, merge) => match self.target_shard(spec, &args) {
+                Some(shard) => {
+                    let out = self.run_key_on(shard, spec, args).await;
+                    r.raw(&out);
+                    // Statistics were recorded where it ran.
+                    return;
+                }
+                None if spec.flags.has(Flags::DENYOOM)
+                    && self.local.shard.borrow().over_maxmemory() =>
+                {
+                    Err(CmdError::Oom)
+                }
+                None => self.run_split(spec, args, merge, r).await,
+            },
+            Handler::Special(which) => self.special(which, &args, r).await,
+        };
+        let usec = start.elapsed().as_micros() as u64;
+        // Every shard logs or none does (capture starts in one transaction over all shards), so this
+        // shard says whether the others hold anything; a replica or a primary without a log skips the
+        // broadcast.
+        let durability = {
+            let mut sh = self.local.shard.borrow_mut();
+            sh.stats.call(spec, res.is_err());
+            sh.stats.add_usec(spec, usec);
+            sh.durable_active()
+        };
+        if let Err(e) = res {
+            r.error(&e.message());
+        }
+        if durability && self.settle_all(spec).await {
+            r.buf.clear();
+            r.raw(&timeout_reply(spec, self.proto));
+        }
+    }
+
+    /// Runs a key command on the shard holding its keys; its reply (a timeout error in its place if
+    /// durability mode could not confirm it).
+    pub(super) async fn run_key_on(
+        &mut self,
+        shard: usize,
+        spec: &'static Spec,
+        args: Vec<Bytes>,
+    ) -> Vec<u8> {
+        let (ex, proto) = (self.exec(), self.proto);
+        let ran = self
+            .local
+            .call(shard, Kind::Normal, move |sh| {
+                run_remote(sh, vec![Ready { spec, args }], ex, proto)
+            })
+            .await;
+        let failed = match ran.held {
+            Some(h) => self.settle(vec![h]).await[0].1[0],
+            None => false,
+        };
+        if failed {
+            timeout_reply(spec, proto)
+        } else {
+            ran.buf
+        }
+    }
+
+    fn fail(&self, r: &mut Reply, e: CmdError) {
+        self.local.shard.borrow_mut().stats.error_replies += 1;
+        r.error(&e.message());
+    }
+
+    pub fn exec(&self) -> Exec {
+        Exec {
+            db: self.db,
+            now: runtime::now_ms(),
+        }
+    }
+}
+
+/// What a shard answers for a batch: the concatenated replies, where each one ends and, in durability
+/// mode, what the replies wait for with the commands' specs (for a timeout error in place of a reply;
+/// empty when nothing is held).
+struct Ran {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    specs: Vec<&'static Spec>,
+    held: Option<Held>,
+}
+
+/// Runs commands on their shard.
+fn run_remote(sh: &mut crate::shard::Shard, cmds: Vec<Ready>, ex: Exec, proto: Proto) -> Ran {
+    let mut r = Reply::new(proto);
+    let mut ends = Vec::with_capacity(cmds.len());
+    let held = execute_batch(
+        sh,
+        cmds.iter().map(|c| (c.spec, &c.args[..])),
+        &ex,
+        &mut r,
+        Some(&mut ends),
+    );
+    // The specs are needed only to put a timeout error in place of a held reply.
+    let specs = match held {
+        Some(_) => cmds.iter().map(|c| c.spec).collect(),
+        None => Vec::new(),
+    };
+    Ran {
+        buf: r.buf,
+        ends,
+        specs,
+        held,
+    }
+}
+
+/// The reply of a command whose outcome is not known at durability-timeout.
+fn timeout_reply(spec: &Spec, proto: Proto) -> Vec<u8> {
+    let mut r = Reply::new(proto);
+    // A WAL failure: what was held will never be durable here, and is not recovered either.
+    if let Some(e) = crate::runtime::current_local().shared.repl.wal_error.get() {
+        r.error(&crate::persist::wal::misconf(e));
+        return r.buf;
+    }
+    r.error(if spec.is_write() {
+        TIMEOUT_ERR
+    } else {
+        TIMEOUT_READ_ERR
+    });
+    r.buf
+}
