@@ -1,52 +1,55 @@
-//! An element of a big hash or set: field and value in one allocation (`varint field_len | field | value`),
-//! held by a segmented table keyed by the field, so a big hash costs one block and one table slot per
-//! field, and grows one segment at a time (no whole-table rehash).
+//! An element of a big hash or set: field and value in one block behind a thin pointer (a `Blob` holding
+//! `varint field_len | field | value`), held by a segmented table keyed by the field, so a big hash costs
+//! one block and one 8-byte table slot per field, and grows one segment at a time (no whole-table rehash).
 
+use super::blob::Blob;
 use crate::store::segtable::{Keyed, SegTable};
 use std::hash::BuildHasher;
 
-pub struct Elem(Box<[u8]>);
+pub struct Elem(Blob);
 
 impl Elem {
     pub fn new(field: &[u8], value: &[u8]) -> Elem {
-        let mut b = Vec::with_capacity(field.len() + value.len() + 3);
+        let mut head = [0u8; 10];
+        let mut n = 0;
         let mut v = field.len();
         while v >= 0x80 {
-            b.push(v as u8 | 0x80);
+            head[n] = v as u8 | 0x80;
             v >>= 7;
+            n += 1;
         }
-        b.push(v as u8);
-        b.extend_from_slice(field);
-        b.extend_from_slice(value);
-        Elem(b.into_boxed_slice())
+        head[n] = v as u8;
+        Elem(Blob::new(&[&head[..=n], field, value]))
     }
 
     #[inline]
-    fn split(&self) -> (usize, usize) {
+    fn split(&self) -> (&[u8], usize, usize) {
+        let b = self.0.bytes();
         let (mut len, mut shift, mut p) = (0usize, 0, 0);
         loop {
-            let b = self.0[p];
+            let x = b[p];
             p += 1;
-            len |= ((b & 0x7f) as usize) << shift;
-            if b < 0x80 {
-                return (p, len);
+            len |= ((x & 0x7f) as usize) << shift;
+            if x < 0x80 {
+                return (b, p, len);
             }
             shift += 7;
         }
     }
 
+    #[inline]
     pub fn field(&self) -> &[u8] {
-        let (p, len) = self.split();
-        &self.0[p..p + len]
+        let (b, p, len) = self.split();
+        &b[p..p + len]
     }
 
     pub fn value(&self) -> &[u8] {
-        let (p, len) = self.split();
-        &self.0[p + len..]
+        let (b, p, len) = self.split();
+        &b[p + len..]
     }
 
     pub fn allocated(&self) -> usize {
-        self.0.len()
+        self.0.allocated()
     }
 }
 

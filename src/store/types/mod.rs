@@ -2,10 +2,12 @@
 //! that grows without stop-the-world work when big, and the byte form every one of them takes in
 //! snapshots, DUMP payloads and copy-before-write states (docs/replication-format.md, "Collections").
 //!
-//! - `pack`-based small encodings live in `crate::store::pack`; `elem` is a big hash's or set's element;
+//! - `pack`-based small encodings live in `crate::store::pack`; `blob` is a byte string behind a thin
+//!   pointer; `elem` is a big hash's or set's element;
 //! - `hash`, `list`, `set`, `zset`: the types; `limits`: their conversion thresholds;
 //! - this file: `Coll`, the byte form (`encode`/`decode`), digests and sizes.
 
+pub mod blob;
 pub mod elem;
 pub mod hash;
 pub mod limits;

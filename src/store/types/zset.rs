@@ -1,17 +1,20 @@
 //! The sorted set type. While small (`listpack`): a pack of alternating member and score (8 bytes, f64
 //! little-endian), kept in (score, member) order. Beyond zset-max-listpack-entries or -value (`skiplist`,
-//! Valkey's name for it): a segmented table member → score, and the order in a list of sorted chunks of
-//! at most `CHUNK` elements, so an insert moves at most a chunk and a rank costs a walk over chunk
-//! lengths (a chunk holds hundreds of elements) rather than a skiplist's pointer chase per level.
+//! Valkey's name for it): each element is one node (a `Blob` holding `score | member`) owned by a segmented
+//! table keyed by member, and the order is a list of sorted chunks of at most `CHUNK` pointers to those
+//! same nodes, so an insert moves at most a chunk of pointers, a rank costs a walk over chunk lengths
+//! rather than a skiplist's pointer chase per level, and a member is stored once.
 //!
-//! Invariants: the table and the chunks hold the same (member, score) pairs; chunks are non-empty and in
-//! order; scores are never NaN.
+//! Invariants: the chunks hold exactly one pointer to each node of the table and no other pointer (so a
+//! node is removed from the chunks before the table drops it, and a pointer read from a chunk is always to
+//! a live node); chunks are non-empty and in (score, member) order; scores are never NaN.
 
-use super::elem::{table, Elem};
+use super::blob::{Blob, BlobRef};
 use super::limits::Limits;
 use crate::store::pack::Pack;
-use crate::store::segtable::SegTable;
+use crate::store::segtable::{Keyed, SegTable};
 use std::cmp::Ordering;
+use std::hash::BuildHasher;
 
 const CHUNK: usize = 512;
 
@@ -21,32 +24,80 @@ pub fn cmp(a: (f64, &[u8]), b: (f64, &[u8])) -> Ordering {
         .then_with(|| a.1.cmp(b.1))
 }
 
-/// The big encoding's order: sorted chunks.
-#[derive(Clone, Default)]
+/// A big sorted set's element: score (8 bytes little-endian) then member, in one block.
+pub struct Node(Blob);
+
+impl Node {
+    fn new(m: &[u8], s: f64) -> Node {
+        Node(Blob::new(&[&s.to_le_bytes(), m]))
+    }
+
+    pub fn member(&self) -> &[u8] {
+        &self.0.bytes()[8..]
+    }
+
+    pub fn score(&self) -> f64 {
+        score_of(&self.0.bytes()[..8])
+    }
+}
+
+impl Keyed for Node {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        self.member()
+    }
+}
+
+/// A chunk's pointer to a node of the same sorted set's table.
+#[derive(Clone, Copy)]
+struct Ptr(BlobRef);
+
+impl Ptr {
+    #[inline]
+    fn get<'a>(self) -> (f64, &'a [u8]) {
+        // SAFETY: by the module's invariant a chunk only holds pointers to live nodes of its set's table,
+        // and the caller's borrow of the set keeps them alive.
+        let b = unsafe { self.0.bytes() };
+        (score_of(&b[..8]), &b[8..])
+    }
+}
+
+fn node_table() -> SegTable<Node> {
+    SegTable::with_segment_max(
+        std::collections::hash_map::RandomState::new().hash_one(0u8),
+        896,
+    )
+}
+
+/// The big encoding's order: sorted chunks of pointers into the table.
+#[derive(Default)]
 pub struct Ranked {
-    chunks: Vec<Vec<(f64, Box<[u8]>)>>,
+    chunks: Vec<Vec<Ptr>>,
 }
 
 impl Ranked {
     /// The chunk where (score, member) belongs.
     fn chunk_for(&self, s: f64, m: &[u8]) -> usize {
-        let c = self.chunks.partition_point(|c| {
-            cmp((c[c.len() - 1].0, &c[c.len() - 1].1), (s, m)) == Ordering::Less
-        });
+        let c = self
+            .chunks
+            .partition_point(|c| cmp(c[c.len() - 1].get(), (s, m)) == Ordering::Less);
         c.min(self.chunks.len().saturating_sub(1))
     }
 
-    fn insert(&mut self, s: f64, m: &[u8]) {
+    fn insert(&mut self, p: Ptr) {
         if self.chunks.is_empty() {
-            self.chunks.push(vec![(s, m.into())]);
+            self.chunks.push(vec![p]);
             return;
         }
+        let (s, m) = p.get();
         let c = self.chunk_for(s, m);
         let ch = &mut self.chunks[c];
-        let at = ch.partition_point(|x| cmp((x.0, &x.1), (s, m)) == Ordering::Less);
-        ch.insert(at, (s, m.into()));
+        let at = ch.partition_point(|x| cmp(x.get(), (s, m)) == Ordering::Less);
+        ch.insert(at, p);
         if ch.len() > CHUNK * 2 {
             let tail = ch.split_off(CHUNK);
+            // Both halves at their length: elements added in order fill chunks only up to CHUNK + 1.
+            ch.shrink_to_fit();
             self.chunks.insert(c + 1, tail);
         }
     }
@@ -54,8 +105,8 @@ impl Ranked {
     fn remove(&mut self, s: f64, m: &[u8]) {
         let c = self.chunk_for(s, m);
         let ch = &mut self.chunks[c];
-        let at = ch.partition_point(|x| cmp((x.0, &x.1), (s, m)) == Ordering::Less);
-        debug_assert!(at < ch.len() && &*ch[at].1 == m);
+        let at = ch.partition_point(|x| cmp(x.get(), (s, m)) == Ordering::Less);
+        debug_assert!(at < ch.len() && ch[at].get().1 == m);
         ch.remove(at);
         if ch.is_empty() {
             self.chunks.remove(c);
@@ -65,15 +116,17 @@ impl Ranked {
     /// Elements before the first one for which `at_or_after` holds (they are ordered so it is monotone).
     fn count_before(&self, at_or_after: impl Fn(f64, &[u8]) -> bool) -> usize {
         let c = self.chunks.partition_point(|c| {
-            let l = &c[c.len() - 1];
-            !at_or_after(l.0, &l.1)
+            let (s, m) = c[c.len() - 1].get();
+            !at_or_after(s, m)
         });
         let before: usize = self.chunks[..c].iter().map(|c| c.len()).sum();
         before
-            + self
-                .chunks
-                .get(c)
-                .map_or(0, |ch| ch.partition_point(|x| !at_or_after(x.0, &x.1)))
+            + self.chunks.get(c).map_or(0, |ch| {
+                ch.partition_point(|x| {
+                    let (s, m) = x.get();
+                    !at_or_after(s, m)
+                })
+            })
     }
 
     fn iter_from(&self, mut i: usize) -> impl Iterator<Item = (&[u8], f64)> + '_ {
@@ -86,13 +139,16 @@ impl Ranked {
             .iter()
             .flatten()
             .skip(i)
-            .map(|x| (&x.1[..], x.0))
+            .map(|x| {
+                let (s, m) = x.get();
+                (m, s)
+            })
     }
 }
 
 pub enum ZSet {
     Pack(Pack),
-    Big(SegTable<Elem>, Ranked),
+    Big(SegTable<Node>, Ranked),
 }
 
 impl Default for ZSet {
@@ -105,12 +161,25 @@ impl Clone for ZSet {
     fn clone(&self) -> Self {
         match self {
             ZSet::Pack(p) => ZSet::Pack(p.clone()),
-            ZSet::Big(t, r) => {
-                let mut n = table();
-                for e in t.iter() {
-                    n.insert(Elem::new(e.field(), e.value()));
-                }
-                ZSet::Big(n, r.clone())
+            ZSet::Big(_, r) => {
+                // In order, so the copy's chunks are built without a search.
+                let mut t = node_table();
+                let chunks = r
+                    .chunks
+                    .iter()
+                    .map(|c| {
+                        c.iter()
+                            .map(|p| {
+                                let (s, m) = p.get();
+                                let n = Node::new(m, s);
+                                let p = Ptr(n.0.as_ref());
+                                t.insert(n);
+                                p
+                            })
+                            .collect()
+                    })
+                    .collect();
+                ZSet::Big(t, Ranked { chunks })
             }
         }
     }
@@ -127,7 +196,7 @@ impl ZSet {
         if hint <= lim.zset_entries && first.len() <= lim.zset_value && lim.zset_entries > 0 {
             ZSet::Pack(Pack::new())
         } else {
-            ZSet::Big(table(), Ranked::default())
+            ZSet::Big(node_table(), Ranked::default())
         }
     }
 
@@ -144,7 +213,7 @@ impl ZSet {
         let first = items.first()?.0;
         let mut z = ZSet::for_first(first, items.len(), lim);
         if items.iter().any(|x| x.0.len() > lim.zset_value) {
-            z = ZSet::Big(table(), Ranked::default());
+            z = ZSet::Big(node_table(), Ranked::default());
         }
         match &mut z {
             ZSet::Pack(p) => {
@@ -154,12 +223,18 @@ impl ZSet {
                 }
             }
             ZSet::Big(t, r) => {
-                for (m, s) in items {
-                    t.insert(Elem::new(m, &s.to_le_bytes()));
-                }
                 r.chunks = items
                     .chunks(CHUNK)
-                    .map(|c| c.iter().map(|(m, s)| (*s, Box::<[u8]>::from(*m))).collect())
+                    .map(|c| {
+                        c.iter()
+                            .map(|(m, s)| {
+                                let n = Node::new(m, *s);
+                                let p = Ptr(n.0.as_ref());
+                                t.insert(n);
+                                p
+                            })
+                            .collect()
+                    })
                     .collect();
             }
         }
@@ -192,7 +267,7 @@ impl ZSet {
     pub fn score(&self, m: &[u8]) -> Option<f64> {
         match self {
             ZSet::Pack(p) => p.find(m, 2).map(|pos| score_of(p.get_at(p.next_pos(pos)))),
-            ZSet::Big(t, _) => t.get(m).map(|e| score_of(e.value())),
+            ZSet::Big(t, _) => t.get(m).map(Node::score),
         }
     }
 
@@ -220,8 +295,9 @@ impl ZSet {
         let ZSet::Big(t, r) = self else {
             unreachable!("converted above")
         };
-        t.insert(Elem::new(m, &s.to_le_bytes()));
-        r.insert(s, m);
+        let n = Node::new(m, s);
+        r.insert(Ptr(n.0.as_ref()));
+        t.insert(n);
         !existed
     }
 
@@ -235,8 +311,9 @@ impl ZSet {
                 None => false,
             },
             ZSet::Big(t, r) => match t.remove(m) {
-                Some(e) => {
-                    r.remove(score_of(e.value()), m);
+                // The node stays alive (in `n`) until its pointer has left the chunks.
+                Some(n) => {
+                    r.remove(n.score(), m);
                     true
                 }
                 None => false,
@@ -246,11 +323,16 @@ impl ZSet {
 
     fn convert(&mut self) {
         if let ZSet::Pack(p) = self {
-            let mut t = table();
+            // The pack is in order: chunks are cut from it directly.
+            let mut t = node_table();
             let mut r = Ranked::default();
             for (m, s) in Self::pack_pairs(p) {
-                t.insert(Elem::new(m, &s.to_le_bytes()));
-                r.insert(s, m);
+                let n = Node::new(m, s);
+                match r.chunks.last_mut() {
+                    Some(c) if c.len() < CHUNK => c.push(Ptr(n.0.as_ref())),
+                    _ => r.chunks.push(vec![Ptr(n.0.as_ref())]),
+                }
+                t.insert(n);
             }
             *self = ZSet::Big(t, r);
         }
@@ -292,7 +374,7 @@ impl ZSet {
         match self {
             ZSet::Pack(p) if !p.is_empty() => Self::pack_pairs(p).nth(r as usize % (p.len() / 2)),
             ZSet::Pack(_) => None,
-            ZSet::Big(t, _) => t.random(r).map(|e| (e.field(), score_of(e.value()))),
+            ZSet::Big(t, _) => t.random(r).map(|n| (n.member(), n.score())),
         }
     }
 
@@ -301,10 +383,10 @@ impl ZSet {
             ZSet::Pack(p) => p.allocated(),
             ZSet::Big(t, r) => {
                 t.table_bytes()
-                    + t.iter().map(|e| e.allocated()).sum::<usize>()
+                    + t.iter().map(|n| n.0.allocated()).sum::<usize>()
                     + r.chunks
                         .iter()
-                        .map(|c| c.capacity() * 24 + c.iter().map(|x| x.1.len()).sum::<usize>())
+                        .map(|c| c.capacity() * std::mem::size_of::<Ptr>())
                         .sum::<usize>()
             }
         }
@@ -346,6 +428,14 @@ mod tests {
             }
             let below = want.iter().filter(|x| x.1 < 3.0).count();
             prop_assert_eq!(z.count_before(|s, _| s >= 3.0), below);
+            // A clone owns its own nodes: it reads the same after the original is gone.
+            let copy = z.clone();
+            drop(z);
+            let got: Vec<(Vec<u8>, f64)> = copy.iter_from(0).map(|(k, v)| (k.to_vec(), v)).collect();
+            prop_assert_eq!(&got, &want);
+            for (k, v) in want.iter().step_by(11) {
+                prop_assert_eq!(copy.score(k), Some(*v));
+            }
         }
     }
 }
