@@ -618,6 +618,7 @@ impl Config {
                     0 => -2,
                     n => n,
                 },
+                ..Default::default()
             },
             appendonly: self.get("appendonly") == "yes",
             rdbcompression: self.get("rdbcompression") == "yes",

@@ -28,13 +28,27 @@ fn queued_commands_errors_and_execabort() {
         ],
         "a command error does not stop the rest"
     );
-    // A nested MULTI and a WATCH inside MULTI are refused and doom the transaction (Valkey's).
-    for bad in [&["MULTI"][..], &["WATCH", "x"]] {
+    // A nested MULTI, a WATCH inside MULTI (with or without keys) and a denyoom command over maxmemory
+    // are refused and doom the transaction (Valkey's).
+    for bad in [
+        &["MULTI"][..],
+        &["WATCH", "x"],
+        &["WATCH"],
+        &["LPUSH", "l", "v"],
+    ] {
         assert_eq!(say(&["MULTI"]), vec!["+OK"]);
+        if bad[0] == "LPUSH" {
+            let mut admin = s.conn();
+            q::<()>(&mut admin, &["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+        }
         let e = say(bad);
+        let mut admin = s.conn();
+        q::<()>(&mut admin, &["CONFIG", "SET", "maxmemory", "0"]).unwrap();
         assert!(
             e[0] == "-ERR MULTI calls can not be nested"
-                || e[0] == "-ERR WATCH inside MULTI is not allowed",
+                || e[0] == "-ERR WATCH inside MULTI is not allowed"
+                || e[0] == "-ERR wrong number of arguments for 'watch' command"
+                || e[0].starts_with("-OOM command not allowed"),
             "{e:?}"
         );
         assert_eq!(

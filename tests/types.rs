@@ -608,3 +608,76 @@ fn scripting_introspection_and_memory_usage() {
         None
     );
 }
+
+#[test]
+fn encodings_follow_valkeys_conversions() {
+    let s = Server::start(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let c = &mut s.conn();
+    let enc = |c: &mut redis::Connection, k: &str| -> String {
+        q(c, &["OBJECT", "ENCODING", k]).unwrap()
+    };
+    // A string modified in place is raw until it is set again.
+    let _: () = q(c, &["SET", "n", "1"]).unwrap();
+    assert_eq!(enc(c, "n"), "int");
+    let _: i64 = q(c, &["APPEND", "n", "2"]).unwrap();
+    assert_eq!(enc(c, "n"), "raw");
+    let _: i64 = q(c, &["INCR", "n"]).unwrap();
+    assert_eq!(enc(c, "n"), "int");
+    let _: i64 = q(c, &["SETRANGE", "n", "0", "9"]).unwrap();
+    assert_eq!(enc(c, "n"), "raw");
+    // A list: quicklist past one node (4 elements here), listpack again at half a node.
+    let _: () = q(c, &["CONFIG", "SET", "list-max-listpack-size", "4"]).unwrap();
+    let _: i64 = q(c, &["RPUSH", "l", "a", "b", "c", "d"]).unwrap();
+    assert_eq!(enc(c, "l"), "listpack");
+    let _: i64 = q(c, &["RPUSH", "l", "e"]).unwrap();
+    assert_eq!(enc(c, "l"), "quicklist");
+    let _: Vec<String> = q(c, &["RPOP", "l", "2"]).unwrap();
+    assert_eq!(enc(c, "l"), "quicklist");
+    let _: String = q(c, &["RPOP", "l"]).unwrap();
+    assert_eq!(enc(c, "l"), "listpack");
+    // One element bigger than a node (8 KiB by default) is a quicklist from the start.
+    let _: () = q(c, &["CONFIG", "SET", "list-max-listpack-size", "-2"]).unwrap();
+    let big = "x".repeat(8192);
+    let _: i64 = q(c, &["LPUSH", "big", &big]).unwrap();
+    assert_eq!(enc(c, "big"), "quicklist");
+}
+
+#[test]
+fn numkeys_and_count_errors_in_valkeys_words() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    for args in [
+        &["SINTERCARD", "0", "s"][..],
+        &["SINTERCARD", "a", "s"],
+        &["LMPOP", "-1", "l", "LEFT"],
+        &["ZMPOP", "a", "z", "MIN"],
+    ] {
+        assert_eq!(
+            err(c, args),
+            "ERR numkeys should be greater than 0",
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        err(c, &["ZINTERCARD", "0", "z"]),
+        "ERR at least 1 input key is needed for 'zintercard' command"
+    );
+    for args in [
+        &["ZMPOP", "1", "z", "MIN", "COUNT", "0"][..],
+        &["LMPOP", "1", "l", "LEFT", "COUNT", "a"],
+    ] {
+        assert_eq!(
+            err(c, args),
+            "ERR count should be greater than 0",
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        err(c, &["HINCRBYFLOAT", "h", "f", "+inf"]),
+        "ERR value is NaN or Infinity"
+    );
+    assert_eq!(
+        q::<String>(c, &["HINCRBYFLOAT", "h", "f", "0.0000005"]).unwrap(),
+        "0.0000005"
+    );
+}

@@ -60,6 +60,7 @@ pub fn setbit(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
         v[byte] &= !mask;
     }
     sh.ks.set(ex.db, &a[1], &v, exp, ex.now);
+    sh.ks.mark_raw(ex.db, &a[1], ex.now);
     r.int(old as i64);
     Ok(())
 }
@@ -411,6 +412,7 @@ fn bitfield_gen(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply, ro: bool)
     }
     if wrote {
         sh.ks.set(ex.db, &a[1], &v, exp, ex.now);
+        sh.ks.mark_raw(ex.db, &a[1], ex.now);
     }
     Ok(())
 }

@@ -169,6 +169,9 @@ pub fn hincrby(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResu
 
 pub fn hincrbyfloat(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let by = float(&a[3])?;
+    if !by.is_finite() {
+        return Err(CmdError::other("ERR value is NaN or Infinity"));
+    }
     let cur = match hash(read(sh, ex, &a[1], HASH)?).and_then(|h| h.get(&a[2])) {
         Some(v) => float(v).map_err(|_| CmdError::other("ERR hash value is not a float"))?,
         None => 0.0,
@@ -177,7 +180,8 @@ pub fn hincrbyfloat(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> Cm
     if !next.is_finite() {
         return Err(CmdError::IncrNanOrInf);
     }
-    let text = crate::resp::format_double(next);
+    // The form INCRBYFLOAT writes (Valkey's "human friendly" long double: no exponent).
+    let text = format!("{next}");
     let lim = sh.ks.limits;
     let mut e = write(sh, ex, &a[1], HASH, Some(&new_hash))?.expect("made");
     hash_mut(e.coll_mut()).set(&a[2], text.as_bytes(), &lim);

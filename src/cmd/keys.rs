@@ -194,8 +194,11 @@ pub fn persist(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResu
 /// Valkey's encodings for strings: "int" for values that are a 64-bit integer in canonical form, "embstr"
 /// up to 44 bytes, "raw" beyond. Tandem stores all three in the entry's own block (docs/memory.md); the name
 /// is reported so tools that inspect encodings keep working.
-pub fn encoding_of(v: &[u8]) -> &'static str {
-    if v.len() <= 20 && parse_i64_strict(v).is_some() {
+pub fn encoding_of(e: &crate::store::Entry) -> &'static str {
+    let v = e.value();
+    if e.is_raw() {
+        "raw"
+    } else if v.len() <= 20 && parse_i64_strict(v).is_some() {
         "int"
     } else if v.len() <= 44 {
         "embstr"
@@ -243,7 +246,7 @@ pub fn object(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
     match sub.as_str() {
         "encoding" => match e.coll() {
             Some(c) => r.bulk(c.encoding().as_bytes()),
-            None => r.bulk(encoding_of(e.value()).as_bytes()),
+            None => r.bulk(encoding_of(e).as_bytes()),
         },
         "refcount" => r.int(1),
         "idletime" => {

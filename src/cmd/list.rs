@@ -79,6 +79,7 @@ pub fn pop_n(
     left: bool,
     n: usize,
 ) -> Result<Vec<Vec<u8>>, CmdError> {
+    let lim = sh.ks.limits;
     let Some(mut e) = write(sh, ex, key, LIST, None)? else {
         return Ok(Vec::new());
     };
@@ -90,6 +91,7 @@ pub fn pop_n(
             None => break,
         }
     }
+    l.shrunk(&lim);
     drop(e);
     drop_if_empty(sh, ex, key);
     Ok(out)
@@ -181,8 +183,9 @@ pub fn lset(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult 
     let Some(i) = resolve(i, l.len()) else {
         return Err(CmdError::other("ERR index out of range"));
     };
+    let lim = sh.ks.limits;
     let mut e = write(sh, ex, &a[1], LIST, None)?.expect("checked");
-    list_mut(e.coll_mut()).set(i, &a[3]);
+    list_mut(e.coll_mut()).set(i, &a[3], &lim);
     r.ok();
     Ok(())
 }
@@ -236,6 +239,7 @@ pub fn lrem(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult 
         r.int(0);
         return Ok(());
     }
+    let lim = sh.ks.limits;
     let mut e = write(sh, ex, &a[1], LIST, None)?.expect("checked");
     let l = list_mut(e.coll_mut());
     let mut sorted = take.clone();
@@ -243,6 +247,7 @@ pub fn lrem(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult 
     for i in sorted.iter().rev() {
         l.remove(*i);
     }
+    l.shrunk(&lim);
     drop(e);
     drop_if_empty(sh, ex, &a[1]);
     r.int(take.len() as i64);
@@ -260,12 +265,14 @@ pub fn ltrim(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult
         r.ok();
         return Ok(());
     }
+    let lim = sh.ks.limits;
     let mut e = write(sh, ex, &a[1], LIST, None)?.expect("checked");
     let l = list_mut(e.coll_mut());
     match keep {
         Some((s, en)) => l.keep(s, en),
         None => l.keep(0, 0),
     }
+    l.shrunk(&lim);
     drop(e);
     drop_if_empty(sh, ex, &a[1]);
     r.ok();
@@ -280,7 +287,12 @@ pub fn lpos(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult 
         let v = a.get(i + 1).ok_or(CmdError::Syntax)?;
         if eq(&a[i], "rank") {
             rank = int(v)?;
-            if rank == 0 || rank == i64::MIN {
+            if rank == i64::MIN {
+                return Err(CmdError::other(
+                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                ));
+            }
+            if rank == 0 {
                 return Err(CmdError::other(
                     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
                 ));

@@ -102,11 +102,26 @@ pub fn sdiffstore(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdR
 }
 
 /// Parses `numkeys key... [LIMIT n]` (SINTERCARD, ZINTERCARD): the keys and the limit (0 = none).
-fn card_args(a: &[Bytes]) -> Result<(&[Bytes], usize), CmdError> {
-    let n = int(&a[1])?;
-    if n <= 0 {
-        return Err(CmdError::other("ERR numkeys should be greater than 0"));
-    }
+/// Their errors differ as in Valkey (SINTERCARD's are set.c's, ZINTERCARD's the other sorted-set
+/// operations').
+fn card_args(a: &[Bytes], zset: bool) -> Result<(&[Bytes], usize), CmdError> {
+    let n = if zset {
+        let n = int(&a[1])?;
+        if n < 1 {
+            return Err(CmdError::other(
+                "ERR at least 1 input key is needed for 'zintercard' command",
+            ));
+        }
+        if n as usize > a.len() - 2 {
+            return Err(CmdError::Syntax);
+        }
+        n
+    } else {
+        match int(&a[1]) {
+            Ok(n) if n > 0 => n,
+            _ => return Err(CmdError::other("ERR numkeys should be greater than 0")),
+        }
+    };
     let n = n as usize;
     if n > a.len() - 2 {
         return Err(CmdError::other(
@@ -132,7 +147,7 @@ fn card_args(a: &[Bytes]) -> Result<(&[Bytes], usize), CmdError> {
 }
 
 pub fn sintercard(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    let (keys, limit) = card_args(a)?;
+    let (keys, limit) = card_args(a, false)?;
     let n = combine(members_of(sh, ex, keys)?, Op::Inter).len();
     r.int(if limit > 0 { n.min(limit) } else { n } as i64);
     Ok(())
@@ -220,11 +235,14 @@ pub fn mpop_args<'a>(
     at: usize,
     words: [&str; 2],
 ) -> Result<(&'a [Bytes], bool, usize), CmdError> {
-    let n = int(&a[at])?;
-    if n <= 0 || n as usize > a.len() - at - 1 {
-        return Err(CmdError::other("ERR numkeys should be greater than 0"));
+    let n = match int(&a[at]) {
+        Ok(n) if n > 0 => n as usize,
+        _ => return Err(CmdError::other("ERR numkeys should be greater than 0")),
+    };
+    if n >= a.len() - at - 1 {
+        // No room for the direction after the keys.
+        return Err(CmdError::Syntax);
     }
-    let n = n as usize;
     let keys = &a[at + 1..at + 1 + n];
     let mut i = at + 1 + n;
     let w = a.get(i).ok_or(CmdError::Syntax)?;
@@ -239,11 +257,11 @@ pub fn mpop_args<'a>(
     let mut count = 1;
     if i < a.len() {
         if eq(&a[i], "count") && i + 2 == a.len() {
-            let c = int(&a[i + 1])?;
-            if c <= 0 {
-                return Err(CmdError::other("ERR count should be greater than 0"));
-            }
-            count = c as usize;
+            // Valkey's getRangeLongFromObjectOrReply: one message for a bad or out-of-range count.
+            count = match int(&a[i + 1]) {
+                Ok(c) if c > 0 => c as usize,
+                _ => return Err(CmdError::other("ERR count should be greater than 0")),
+            };
         } else {
             return Err(CmdError::Syntax);
         }
@@ -494,7 +512,7 @@ pub fn zdiffstore(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdR
 }
 
 pub fn zintercard(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    let (keys, limit) = card_args(a)?;
+    let (keys, limit) = card_args(a, true)?;
     let mut acc: Option<HashSet<Vec<u8>>> = None;
     for k in keys {
         let items: HashSet<Vec<u8>> = zinput(sh, ex, k)?

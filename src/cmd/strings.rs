@@ -266,8 +266,10 @@ pub fn append(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
             if total > max {
                 return Err(CmdError::StringTooLong);
             }
-            let rebuilt = crate::store::Entry::build(e.key(), &[e.value(), &a[2]], e.expire_at());
+            let mut rebuilt =
+                crate::store::Entry::build(e.key(), &[e.value(), &a[2]], e.expire_at());
             rebuilt.touch(ex.now / 1000);
+            rebuilt.mark_raw();
             *e = rebuilt;
             Some(total)
         }
@@ -417,6 +419,7 @@ pub fn setrange(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdRes
         v[offset..].copy_from_slice(patch);
         sh.ks.set(ex.db, &a[1], &v, None, ex.now);
     }
+    sh.ks.mark_raw(ex.db, &a[1], ex.now);
     r.int(new_len as i64);
     Ok(())
 }

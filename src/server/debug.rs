@@ -123,10 +123,17 @@ impl Conn {
             // Valkey's RELOAD saves and reloads the RDB; Tandem's data is what it would reload, so this
             // only answers (the suite calls it between checks of the data).
             "reload" => r.ok(),
-            // Tandem's list nodes have no "plain" form for huge elements; accepted for the suite.
+            // An element this long makes its list a quicklist (Valkey keeps it in a "plain" node of its
+            // own; Tandem's nodes hold it like any other).
             "quicklist-packed-threshold" if a.len() == 3 => {
-                crate::config::parse_memory(&String::from_utf8_lossy(&a[2]))
-                    .ok_or(CmdError::NotInteger)?;
+                let n = crate::config::parse_memory(&String::from_utf8_lossy(&a[2]))
+                    .filter(|&n| n <= (1u64 << 32) - (1 << 20))
+                    .ok_or_else(|| CmdError::other("ERR argument must be a memory value bigger than 1 and smaller than 4gb"))?;
+                // 0 restores the default, as in Valkey.
+                let n = if n == 0 { 1 << 30 } else { n as usize };
+                self.local
+                    .broadcast(move |sh| sh.ks.limits.list_packed_threshold = n)
+                    .await;
                 r.ok();
             }
             "object" if a.len() == 3 => {
@@ -138,7 +145,7 @@ impl Conn {
                         sh.ks.peek(db, &key, now).map(|e| {
                             let enc = match e.coll() {
                                 Some(c) => c.encoding(),
-                                None => crate::cmd::keys::encoding_of(e.value()),
+                                None => crate::cmd::keys::encoding_of(e),
                             };
                             let (_, image) = e.image();
                             let idle = ((now / 1000) as u32 & crate::store::entry::LRU_MASK)

@@ -52,9 +52,11 @@ impl Conn {
     /// Inside MULTI: queues a command, or refuses it (and dooms the transaction). Returns false if the
     /// command must run now instead.
     pub fn queue_in_multi(&mut self, args: &[Bytes], r: &mut Reply) -> bool {
-        if self.multi.is_none() || runs_in_multi(&args[0]) {
+        if self.multi.is_none() {
             return false;
         }
+        // As Valkey's processCommand: a command refused before it could queue (or run, for the commands
+        // that run inside MULTI) dooms the transaction.
         let err = match lookup(&args[0]) {
             None => Some(CmdError::UnknownCommand {
                 name: String::from_utf8_lossy(&args[0]).into_owned(),
@@ -64,8 +66,17 @@ impl Conn {
                 Some(CmdError::WrongArity(spec.name.into()))
             }
             Some(_) if !self.authed => Some(CmdError::NoAuth),
+            Some(spec)
+                if spec.flags.has(crate::cmd::Flags::DENYOOM)
+                    && self.local.shard.borrow().over_maxmemory() =>
+            {
+                Some(CmdError::Oom)
+            }
             Some(_) => None,
         };
+        if err.is_none() && runs_in_multi(&args[0]) {
+            return false;
+        }
         let st = self.multi.as_mut().expect("checked");
         match err {
             Some(e) => {

@@ -155,7 +155,10 @@ impl Shard {
 
     pub fn set_config(&mut self, config: Arc<Config>) {
         self.settings = Arc::new(config.settings());
+        // The plain-node threshold is DEBUG's (per process, as in Valkey), not the configuration's.
+        let plain = self.ks.limits.list_packed_threshold;
         self.ks.limits = self.settings.limits;
+        self.ks.limits.list_packed_threshold = plain;
         self.config = config;
         self.durable_configure();
     }

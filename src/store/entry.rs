@@ -21,6 +21,9 @@ use super::types::Coll;
 const HAS_EXPIRE: u8 = 1;
 const TYPE_SHIFT: u8 = 1;
 const TYPE_MASK: u8 = 0b1110;
+/// A string last written in place (APPEND, SETRANGE, SETBIT, BITFIELD): OBJECT ENCODING says "raw", as
+/// Valkey does for a string it modified in place, whatever the bytes.
+const RAW: u8 = 0b1_0000;
 /// Collections with more elements than this are freed on a background thread.
 const LAZYFREE_MIN: usize = 1024;
 const HEADER: usize = 12;
@@ -122,6 +125,18 @@ impl Entry {
         let (flags, k, _) = self.header();
         // SAFETY: the block holds k key bytes at this offset (type invariant).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(Self::data_offset(flags)), k) }
+    }
+
+    /// Marks a string as modified in place (its OBJECT ENCODING becomes "raw" until it is rewritten).
+    pub fn mark_raw(&mut self) {
+        if self.kind() == 0 {
+            // SAFETY: the flags byte is always initialised; only the RAW bit changes.
+            unsafe { *self.ptr.as_ptr() |= RAW }
+        }
+    }
+
+    pub fn is_raw(&self) -> bool {
+        self.header().0 & RAW != 0
     }
 
     /// The type code (`store::types`): 0 for a string.
@@ -242,6 +257,9 @@ impl Entry {
         {
             self.value_mut().copy_from_slice(value);
             self.set_expire(expire_at);
+            // A whole new value: its encoding is again what its bytes say.
+            // SAFETY: the flags byte is always initialised; only the RAW bit changes.
+            unsafe { *self.ptr.as_ptr() &= !RAW }
         } else {
             let lru = self.lru();
             *self = Entry::new(self.key(), value, expire_at);

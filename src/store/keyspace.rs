@@ -308,6 +308,13 @@ impl Keyspace {
             .filter(|e| !is_expired(e, now))
     }
 
+    /// After an in-place string write (APPEND, SETRANGE, SETBIT, BITFIELD): OBJECT ENCODING says "raw".
+    pub fn mark_raw(&mut self, db: usize, key: &[u8], now: u64) {
+        if let Some(mut e) = self.get_mut(db, key, now) {
+            e.mark_raw();
+        }
+    }
+
     pub fn get_mut(&mut self, db: usize, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
         self.expire_if_needed(db, key, now);
         let idx = self.index(key);

@@ -1,8 +1,11 @@
-//! The list type: a deque of packs (Valkey's quicklist of listpacks). One node while it fits
-//! list-max-listpack-size (`listpack`), more beyond (`quicklist`). Pushes and pops at either end touch one
-//! node of bounded size; an index walks node counts, then one node.
+//! The list type: a deque of packs (Valkey's quicklist of listpacks). Its encoding follows Valkey's
+//! conversions: `listpack` until an addition would not fit one node of list-max-listpack-size (or adds an
+//! element past the plain-node threshold), then `quicklist` until a removal leaves one node at most half
+//! full. Pushes and pops at either end touch one node of bounded size; an index walks node counts, then one
+//! node.
 //!
-//! Invariants: `len` is the sum of the nodes' lengths; no node is empty.
+//! Invariants: `len` is the sum of the nodes' lengths; no node is empty; more than one node means
+//! `quick`.
 
 use super::limits::Limits;
 use crate::store::pack::Pack;
@@ -12,6 +15,8 @@ use std::collections::VecDeque;
 pub struct List {
     nodes: VecDeque<Pack>,
     len: usize,
+    /// The quicklist encoding (see the module's text).
+    quick: bool,
 }
 
 impl List {
@@ -24,10 +29,32 @@ impl List {
     }
 
     pub fn encoding(&self) -> &'static str {
-        if self.nodes.len() <= 1 {
-            "listpack"
-        } else {
+        if self.quick {
             "quicklist"
+        } else {
+            "listpack"
+        }
+    }
+
+    /// After an element of `len` bytes was added. (The plain-node threshold does not matter here: Valkey
+    /// makes plain nodes only in a quicklist.)
+    fn grew(&mut self, len: usize, lim: &Limits) {
+        if !self.quick && (self.nodes.len() > 1 || !lim.list_node_fits(0, 0, len)) {
+            self.quick = true;
+        }
+    }
+
+    /// After removals (pops, LREM, LTRIM): a quicklist left with one node at most half full becomes a
+    /// listpack again, unless that node holds an element past the plain-node threshold (Valkey keeps a
+    /// quicklist whose one node is plain).
+    pub fn shrunk(&mut self, lim: &Limits) {
+        if self.quick && self.nodes.len() == 1 {
+            let n = &self.nodes[0];
+            if lim.list_node_half(n.len(), n.bytes())
+                && n.iter().all(|v| v.len() < lim.list_packed_threshold)
+            {
+                self.quick = false;
+            }
         }
     }
 
@@ -41,6 +68,7 @@ impl List {
             }
         }
         self.len += 1;
+        self.grew(v.len(), lim);
     }
 
     pub fn push_front(&mut self, v: &[u8], lim: &Limits) {
@@ -53,6 +81,7 @@ impl List {
             }
         }
         self.len += 1;
+        self.grew(v.len(), lim);
     }
 
     pub fn pop_front(&mut self) -> Option<Vec<u8>> {
@@ -97,12 +126,13 @@ impl List {
         })
     }
 
-    pub fn set(&mut self, i: usize, v: &[u8]) -> bool {
+    pub fn set(&mut self, i: usize, v: &[u8], lim: &Limits) -> bool {
         if i >= self.len {
             return false;
         }
         let (k, pos) = self.locate(i);
         self.nodes[k].replace_at(pos, v);
+        self.grew(v.len(), lim);
         true
     }
 
@@ -131,6 +161,7 @@ impl List {
             n.remove_at(at, n.len() - half);
             self.nodes.insert(k + 1, tail);
         }
+        self.grew(v.len(), lim);
     }
 
     /// Removes element `i`.
@@ -220,19 +251,69 @@ mod tests {
                 match op {
                     0 => { l.push_back(&v, &lim); m.push_back(v); }
                     1 => { l.push_front(&v, &lim); m.push_front(v); }
-                    2 => { prop_assert_eq!(l.pop_front(), m.pop_front()); }
-                    3 => { prop_assert_eq!(l.pop_back(), m.pop_back()); }
+                    2 => { prop_assert_eq!(l.pop_front(), m.pop_front()); l.shrunk(&lim); }
+                    3 => { prop_assert_eq!(l.pop_back(), m.pop_back()); l.shrunk(&lim); }
                     4 => { l.insert(i, &v, &lim); m.insert(i, v); }
-                    5 if !m.is_empty() => { l.remove(i); m.remove(i); }
-                    6 if !m.is_empty() => { prop_assert!(l.set(i, &v)); m[i] = v; }
-                    7 if m.len() > 2 => { l.keep(1, m.len() - 1); m.pop_front(); m.pop_back(); }
+                    5 if !m.is_empty() => { l.remove(i); m.remove(i); l.shrunk(&lim); }
+                    6 if !m.is_empty() => { prop_assert!(l.set(i, &v, &lim)); m[i] = v; }
+                    7 if m.len() > 2 => { l.keep(1, m.len() - 1); m.pop_front(); m.pop_back(); l.shrunk(&lim); }
                     _ => { prop_assert_eq!(l.get(i).map(|x| x.to_vec()), m.get(i).cloned()); }
                 }
                 prop_assert_eq!(l.len(), m.len());
+                // More than one node is always a quicklist; one node at most half full after a removal
+                // never is.
+                prop_assert!(l.nodes.len() <= 1 || l.encoding() == "quicklist");
+                if op != 0 && op != 1 && op != 4 && op != 6 && l.nodes.len() == 1 && l.len() <= 2 {
+                    prop_assert_eq!(l.encoding(), "listpack");
+                }
             }
             prop_assert_eq!(l.iter().map(|x| x.to_vec()).collect::<Vec<_>>(), m.iter().cloned().collect::<Vec<_>>());
             let (a, b) = (m.len() / 3, m.len() / 2 + 1);
             prop_assert_eq!(l.range(a, b).into_iter().map(|x| x.to_vec()).collect::<Vec<_>>(), m.iter().skip(a).take(b.saturating_sub(a)).cloned().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn converts_as_valkey_does() {
+        let lim = Limits {
+            list_size: 4,
+            ..Limits::default()
+        };
+        let mut l = List::default();
+        for i in 0..4 {
+            l.push_back(format!("{i}").as_bytes(), &lim);
+        }
+        assert_eq!(l.encoding(), "listpack");
+        l.push_back(b"4", &lim);
+        assert_eq!(l.encoding(), "quicklist");
+        // Back to one node of 3 (more than half of 4): still a quicklist; at 2, a listpack again.
+        l.pop_back();
+        l.pop_back();
+        l.shrunk(&lim);
+        assert_eq!(l.encoding(), "quicklist");
+        l.pop_back();
+        l.shrunk(&lim);
+        assert_eq!(l.encoding(), "listpack");
+        // An element that fills a node by itself is a quicklist from the start.
+        let mut big = List::default();
+        big.push_back(&[b'x'; 8192], &Limits::default());
+        assert_eq!(big.encoding(), "quicklist");
+        // Left with one node holding an element past the plain-node threshold: still a quicklist.
+        for (threshold, after) in [(100, "quicklist"), (1 << 30, "listpack")] {
+            let lim = Limits {
+                list_size: 2,
+                list_packed_threshold: threshold,
+                ..Limits::default()
+            };
+            let mut p = List::default();
+            for v in [&[b'x'; 100][..], b"a", b"b"] {
+                p.push_back(v, &lim);
+            }
+            assert_eq!(p.encoding(), "quicklist");
+            p.pop_back();
+            p.pop_back();
+            p.shrunk(&lim);
+            assert_eq!(p.encoding(), after);
         }
     }
 }
