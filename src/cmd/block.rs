@@ -77,9 +77,10 @@ pub fn bzpopmax(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdRes
 
 pub fn blmove(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     timeout_ms(&a[5])?;
-    // As Valkey: an empty source blocks (or, where it may not block, answers nil) whatever the
-    // destination holds; the destination's type matters once there is something to move.
+    // A destination of the wrong type is reported before blocking (Valkey blocks and reports it when
+    // served; here a wake-up's WRONGTYPE is read as the source having changed type, which keeps waiting).
     if read(sh, ex, &a[1], LIST)?.is_none() {
+        read(sh, ex, &a[2], LIST)?;
         r.null();
         return Ok(());
     }
@@ -88,9 +89,10 @@ pub fn blmove(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
 
 pub fn brpoplpush(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     timeout_ms(&a[3])?;
-    // As Valkey: an empty source blocks (or, where it may not block, answers nil) whatever the
-    // destination holds; the destination's type matters once there is something to move.
+    // A destination of the wrong type is reported before blocking (Valkey blocks and reports it when
+    // served; here a wake-up's WRONGTYPE is read as the source having changed type, which keeps waiting).
     if read(sh, ex, &a[1], LIST)?.is_none() {
+        read(sh, ex, &a[2], LIST)?;
         r.null();
         return Ok(());
     }
