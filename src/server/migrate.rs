@@ -122,14 +122,7 @@ pub async fn hand_over(
     // descriptors of its own thread).
     let std_stream = match runtime::detach(&stream) {
         Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("Moving client id={id} to shard {to}: {e}");
-            local
-                .shared
-                .connected
-                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-            return;
-        }
+        Err(e) => return lost(&local, id, to, e),
     };
     drop(stream);
     local.shard.borrow_mut().stats.migrated_connections += 1;
@@ -140,16 +133,19 @@ pub async fn hand_over(
             let local = runtime::current_local();
             match runtime::attach(std_stream) {
                 Ok(s) => runtime::spawn(arrive(local, s, moving)).detach(),
-                Err(e) => {
-                    tracing::warn!("Moving client id={id} to shard {to}: {e}");
-                    local
-                        .shared
-                        .connected
-                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                }
+                Err(e) => lost(&local, id, to, e),
             }
         }),
     );
+}
+
+/// A connection that could not move is closed (its socket is dropped) and no longer counted.
+fn lost(local: &Local, id: u64, to: usize, e: std::io::Error) {
+    tracing::warn!("Moving client id={id} to shard {to}: {e}");
+    local
+        .shared
+        .connected
+        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
 }
 
 /// The connection's life on the shard it moved to.
