@@ -625,6 +625,17 @@ fn encodings_follow_valkeys_conversions() {
     assert_eq!(enc(c, "n"), "int");
     let _: i64 = q(c, &["SETRANGE", "n", "0", "9"]).unwrap();
     assert_eq!(enc(c, "n"), "raw");
+    // SETBIT in place, and growing the string: raw, value and expiry kept.
+    let _: () = q(c, &["SET", "b", "1", "EX", "100"]).unwrap();
+    assert_eq!(enc(c, "b"), "int");
+    assert_eq!(q::<i64>(c, &["SETBIT", "b", "6", "1"]).unwrap(), 0);
+    assert_eq!(enc(c, "b"), "raw");
+    assert_eq!(q::<String>(c, &["GET", "b"]).unwrap(), "3");
+    assert_eq!(q::<i64>(c, &["SETBIT", "b", "15", "1"]).unwrap(), 0);
+    assert_eq!(q::<Vec<u8>>(c, &["GET", "b"]).unwrap(), b"3\x01");
+    assert_eq!(enc(c, "b"), "raw");
+    assert!(q::<i64>(c, &["TTL", "b"]).unwrap() > 0);
+    assert_eq!(q::<i64>(c, &["BITCOUNT", "b"]).unwrap(), 5);
     // A list: quicklist past one node (4 elements here), listpack again at half a node.
     let _: () = q(c, &["CONFIG", "SET", "list-max-listpack-size", "4"]).unwrap();
     let _: i64 = q(c, &["RPUSH", "l", "a", "b", "c", "d"]).unwrap();

@@ -3,6 +3,7 @@
 
 use super::args::{eq, int};
 use super::exec::Exec;
+use super::strings::check_len;
 use super::{CmdError, CmdResult};
 use crate::resp::Reply;
 use crate::shard::Shard;
@@ -32,13 +33,6 @@ fn value_of(sh: &mut Shard, ex: &Exec, key: &[u8]) -> Result<Option<Valued>, Cmd
         .map(|e| (e.value().to_vec(), e.expire_at())))
 }
 
-fn check_len(sh: &Shard, len: u64) -> CmdResult {
-    if len > sh.settings.proto_max_bulk_len as u64 {
-        return Err(CmdError::StringTooLong);
-    }
-    Ok(())
-}
-
 pub fn setbit(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let off = bit_offset(&a[2])?;
     let on = match &a[3][..] {
@@ -46,21 +40,46 @@ pub fn setbit(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
         b"0" => false,
         _ => return Err(CmdError::other("ERR bit is not an integer or out of range")),
     };
-    let (mut v, exp) = value_of(sh, ex, &a[1])?.unwrap_or_default();
     let byte = (off / 8) as usize;
     check_len(sh, byte as u64 + 1)?;
-    if v.len() <= byte {
-        v.resize(byte + 1, 0);
-    }
     let mask = 0x80u8 >> (off % 8);
-    let old = v[byte] & mask != 0;
-    if on {
-        v[byte] |= mask;
-    } else {
-        v[byte] &= !mask;
-    }
-    sh.ks.set(ex.db, &a[1], &v, exp, ex.now);
-    sh.ks.mark_raw(ex.db, &a[1], ex.now);
+    let flip = |b: &mut u8| {
+        let old = *b & mask != 0;
+        if on {
+            *b |= mask;
+        } else {
+            *b &= !mask;
+        }
+        old
+    };
+    // The bit is set in place: a SETBIT on a big bitmap costs no copy of it unless it grows.
+    let len = sh
+        .ks
+        .get_kind(ex.db, &a[1], ex.now, STRING)?
+        .map(|e| e.value().len());
+    let old = match len {
+        Some(len) => {
+            let mut e = sh.ks.get_mut(ex.db, &a[1], ex.now).expect("checked above");
+            let old = if byte < len {
+                flip(&mut e.value_mut()[byte])
+            } else {
+                let mut v = e.value().to_vec();
+                v.resize(byte + 1, 0);
+                let old = flip(&mut v[byte]);
+                let exp = e.expire_at();
+                e.set_value(&v, exp);
+                old
+            };
+            e.mark_raw();
+            old
+        }
+        None => {
+            let mut v = vec![0u8; byte + 1];
+            let old = flip(&mut v[byte]);
+            sh.ks.set_raw(ex.db, &a[1], &v, None, ex.now);
+            old
+        }
+    };
     r.int(old as i64);
     Ok(())
 }
@@ -114,7 +133,8 @@ pub fn bitcount(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdRes
     if a.len() == 3 || a.len() > 5 {
         return Err(CmdError::Syntax);
     }
-    let v = value_of(sh, ex, &a[1])?.map(|x| x.0).unwrap_or_default();
+    let e = sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)?;
+    let v = e.map_or(&[][..], |e| e.value());
     let range = if a.len() >= 4 {
         bit_range(a, 2, v.len())?
     } else if v.is_empty() {
@@ -128,10 +148,10 @@ pub fn bitcount(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdRes
             let (sb, eb) = ((s / 8) as usize, (e / 8) as usize);
             let mut n: u64 = v[sb..=eb].iter().map(|b| b.count_ones() as u64).sum();
             for i in sb as u64 * 8..s {
-                n -= bit_at(&v, i) as u64;
+                n -= bit_at(v, i) as u64;
             }
             for i in e + 1..(eb as u64 + 1) * 8 {
-                n -= bit_at(&v, i) as u64;
+                n -= bit_at(v, i) as u64;
             }
             n
         }
@@ -149,7 +169,11 @@ pub fn bitpos(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
     if a.len() > 6 {
         return Err(CmdError::Syntax);
     }
-    let Some((v, _)) = value_of(sh, ex, &a[1])? else {
+    let Some(v) = sh
+        .ks
+        .get_kind(ex.db, &a[1], ex.now, STRING)?
+        .map(|e| e.value())
+    else {
         r.int(if want { -1 } else { 0 });
         return Ok(());
     };
@@ -168,7 +192,7 @@ pub fn bitpos(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
         return Ok(());
     };
     for i in s..=e {
-        if bit_at(&v, i) == want {
+        if bit_at(v, i) == want {
             r.int(i as i64);
             return Ok(());
         }
@@ -411,8 +435,7 @@ fn bitfield_gen(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply, ro: bool)
         }
     }
     if wrote {
-        sh.ks.set(ex.db, &a[1], &v, exp, ex.now);
-        sh.ks.mark_raw(ex.db, &a[1], ex.now);
+        sh.ks.set_raw(ex.db, &a[1], &v, exp, ex.now);
     }
     Ok(())
 }

@@ -75,8 +75,16 @@ pub fn bzpopmax(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdRes
     bzpop(sh, ex, a, r, true)
 }
 
-pub fn blmove(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    timeout_ms(&a[5])?;
+/// BLMOVE and BRPOPLPUSH: `mv` (LMOVE, RPOPLPUSH) on the arguments before the timeout at `timeout`.
+fn bmove(
+    sh: &mut Shard,
+    ex: &Exec,
+    a: &[Bytes],
+    r: &mut Reply,
+    timeout: usize,
+    mv: fn(&mut Shard, &Exec, &[Bytes], &mut Reply) -> CmdResult,
+) -> CmdResult {
+    timeout_ms(&a[timeout])?;
     // A destination of the wrong type is reported before blocking (Valkey blocks and reports it when
     // served; here a wake-up's WRONGTYPE is read as the source having changed type, which keeps waiting).
     if read(sh, ex, &a[1], LIST)?.is_none() {
@@ -84,19 +92,15 @@ pub fn blmove(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
         r.null();
         return Ok(());
     }
-    super::setops::lmove(sh, ex, &a[..5], r)
+    mv(sh, ex, &a[..timeout], r)
+}
+
+pub fn blmove(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    bmove(sh, ex, a, r, 5, super::setops::lmove)
 }
 
 pub fn brpoplpush(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    timeout_ms(&a[3])?;
-    // A destination of the wrong type is reported before blocking (Valkey blocks and reports it when
-    // served; here a wake-up's WRONGTYPE is read as the source having changed type, which keeps waiting).
-    if read(sh, ex, &a[1], LIST)?.is_none() {
-        read(sh, ex, &a[2], LIST)?;
-        r.null();
-        return Ok(());
-    }
-    super::setops::rpoplpush(sh, ex, &a[..3], r)
+    bmove(sh, ex, a, r, 3, super::setops::rpoplpush)
 }
 
 pub fn blmpop(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {

@@ -1,5 +1,6 @@
 //! List commands on one key (Valkey's replies and errors). LMOVE, RPOPLPUSH and LMPOP, whose keys may live
-//! on several shards, are in the server layer (`server::multikey`).
+//! on several shards, are in `setops.rs`;
+//! across shards they run over gathered copies (server/gathered.rs).
 
 use super::args::{eq, int};
 use super::coll::{count_arg, drop_if_empty, index_range, read, write};

@@ -1,5 +1,6 @@
 //! Set commands on one key (Valkey's replies and errors). The multi-key ones (SMOVE, SINTER and the rest),
-//! whose keys may live on several shards, are in the server layer (`server::multikey`).
+//! whose keys may live on several shards, are in `setops.rs`;
+//! across shards they run over gathered copies (server/gathered.rs).
 
 use super::coll::{
     count_arg, drop_if_empty, pick, read, remove_items, scan_args, scan_reply, write,

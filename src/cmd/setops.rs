@@ -106,28 +106,26 @@ pub fn sdiffstore(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdR
 /// operations').
 fn card_args(a: &[Bytes], zset: bool) -> Result<(&[Bytes], usize), CmdError> {
     let n = if zset {
-        let n = int(&a[1])?;
-        if n < 1 {
-            return Err(CmdError::other(
-                "ERR at least 1 input key is needed for 'zintercard' command",
-            ));
+        match int(&a[1])? {
+            n if n < 1 => {
+                return Err(CmdError::other(
+                    "ERR at least 1 input key is needed for 'zintercard' command",
+                ))
+            }
+            n if n as usize > a.len() - 2 => return Err(CmdError::Syntax),
+            n => n as usize,
         }
-        if n as usize > a.len() - 2 {
-            return Err(CmdError::Syntax);
-        }
-        n
     } else {
         match int(&a[1]) {
-            Ok(n) if n > 0 => n,
+            Ok(n) if n > 0 && n as usize > a.len() - 2 => {
+                return Err(CmdError::other(
+                    "ERR Number of keys can't be greater than number of args",
+                ))
+            }
+            Ok(n) if n > 0 => n as usize,
             _ => return Err(CmdError::other("ERR numkeys should be greater than 0")),
         }
     };
-    let n = n as usize;
-    if n > a.len() - 2 {
-        return Err(CmdError::other(
-            "ERR Number of keys can't be greater than number of args",
-        ));
-    }
     let keys = &a[2..2 + n];
     let mut limit = 0;
     let mut i = 2 + n;

@@ -250,7 +250,8 @@ pub fn mset(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult 
     Ok(())
 }
 
-fn check_len(sh: &Shard, len: u64) -> CmdResult {
+/// A string may not grow past proto-max-bulk-len (Valkey's checkStringLength).
+pub(super) fn check_len(sh: &Shard, len: u64) -> CmdResult {
     if len > sh.settings.proto_max_bulk_len as u64 {
         return Err(CmdError::StringTooLong);
     }
@@ -414,12 +415,12 @@ pub fn setrange(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdRes
             let exp = e.expire_at();
             e.set_value(&v, exp);
         }
+        e.mark_raw();
     } else {
         let mut v = vec![0u8; new_len];
         v[offset..].copy_from_slice(patch);
-        sh.ks.set(ex.db, &a[1], &v, None, ex.now);
+        sh.ks.set_raw(ex.db, &a[1], &v, None, ex.now);
     }
-    sh.ks.mark_raw(ex.db, &a[1], ex.now);
     r.int(new_len as i64);
     Ok(())
 }

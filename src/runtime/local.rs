@@ -204,6 +204,19 @@ impl Local {
     /// Starts a multi-shard transaction over `shards` (see shard/tx.rs): locks them in ascending order.
     /// A `write` transaction logs one unit on each of its shards (shard/log.rs), so a replica applies it
     /// whole.
+    /// The transaction a caller already holds over these shards (EXEC's), or one begun here.
+    pub async fn tx_or_held<'a>(
+        self: &Rc<Self>,
+        held: Option<&'a Tx>,
+        shards: Vec<usize>,
+        write: bool,
+    ) -> TxRef<'a> {
+        match held {
+            Some(t) => TxRef::Held(t),
+            None => TxRef::Own(self.begin_tx(shards, write).await),
+        }
+    }
+
     pub async fn begin_tx(self: &Rc<Self>, mut shards: Vec<usize>, write: bool) -> Tx {
         shards.sort_unstable();
         shards.dedup();
@@ -324,4 +337,20 @@ impl Drop for Tx {
 /// Makes `local` this thread's `current_local` (once, when the shard thread starts).
 pub fn install(local: Rc<Local>) {
     CURRENT.with(|c| *c.borrow_mut() = Some(local));
+}
+
+/// A transaction held by the caller, or owned (and released when this is dropped).
+pub enum TxRef<'a> {
+    Held(&'a Tx),
+    Own(Tx),
+}
+
+impl std::ops::Deref for TxRef<'_> {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        match self {
+            TxRef::Held(t) => t,
+            TxRef::Own(t) => t,
+        }
+    }
 }

@@ -153,7 +153,7 @@ impl Conn {
         }
         // Fast path: everything is local and nothing is held (durability mode's batches take the path
         // below, which can put a timeout error in place of any reply).
-        if group.iter().all(|(s, _)| *s == me) && !self.local.shard.borrow().durable_active() {
+        if only == Some(me) && !self.local.shard.borrow().durable_active() {
             self.local.wait_unlocked().await;
             let mut r = Reply {
                 buf: std::mem::take(out),

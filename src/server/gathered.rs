@@ -28,17 +28,10 @@ impl Conn {
         keys.sort();
         keys.dedup();
         let owners: Vec<usize> = keys.iter().map(|k| self.shard_of(k)).collect();
-        let mut shards = owners.clone();
-        shards.sort_unstable();
-        shards.dedup();
-        let own;
-        let tx = match held {
-            Some(t) => t,
-            None => {
-                own = self.local.begin_tx(shards, spec.is_write()).await;
-                &own
-            }
-        };
+        let tx = self
+            .local
+            .tx_or_held(held, owners.clone(), spec.is_write())
+            .await;
         let (db, now) = (self.db, runtime::now_ms());
         let (config, seed) = {
             let sh = self.local.shard.borrow();

@@ -1,6 +1,7 @@
 //! The server: start-up (listeners, shard threads and their main tasks: inbox, cron, accept loops) and
 //! shutdown. The per-shard `Local` handle they run on is runtime/local.rs.
 
+pub mod across;
 pub mod blocking;
 pub mod client_cmd;
 pub mod conn;

@@ -59,9 +59,81 @@ pub struct Hooks {
     /// Dirty-key buckets (tandem_sync::dirty) of the keys the open unit wrote.
     pub touched: Vec<u32>,
     pub touched_all: bool,
-    /// WATCHed keys: (db, key) → (sequence number of its last write since watched, watchers).
-    pub watched: HashMap<(usize, Vec<u8>), (u64, u32)>,
-    pub watch_seq: u64,
+    pub watched: Watched,
+}
+
+/// WATCHed keys: per database, key → (sequence number of its last write since watched, watchers). Looked
+/// up by borrowed key, so a write costs no allocation to check whether it is watched.
+#[derive(Default)]
+pub struct Watched {
+    dbs: HashMap<usize, HashMap<Vec<u8>, (u64, u32)>>,
+    seq: u64,
+    len: usize,
+}
+
+impl Watched {
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Watched keys (each once, however many watchers).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds a watcher of `key`; its write sequence now.
+    pub fn watch(&mut self, db: usize, key: &[u8]) -> u64 {
+        let m = self.dbs.entry(db).or_default();
+        if let Some(w) = m.get_mut(key) {
+            w.1 += 1;
+            return w.0;
+        }
+        m.insert(key.to_vec(), (0, 1));
+        self.len += 1;
+        0
+    }
+
+    /// The write sequence of a watched key.
+    pub fn seq(&self, db: usize, key: &[u8]) -> Option<u64> {
+        self.dbs.get(&db)?.get(key).map(|w| w.0)
+    }
+
+    /// Drops one watcher of `key`.
+    pub fn unwatch(&mut self, db: usize, key: &[u8]) {
+        let Some(m) = self.dbs.get_mut(&db) else {
+            return;
+        };
+        if let Some(w) = m.get_mut(key) {
+            w.1 -= 1;
+            if w.1 == 0 {
+                m.remove(key);
+                self.len -= 1;
+                if m.is_empty() {
+                    self.dbs.remove(&db);
+                }
+            }
+        }
+    }
+
+    /// A write to `key`: a WATCH of it sees the change.
+    pub fn touch(&mut self, db: usize, key: &[u8]) {
+        if let Some(w) = self.dbs.get_mut(&db).and_then(|m| m.get_mut(key)) {
+            self.seq += 1;
+            w.0 = self.seq;
+        }
+    }
+
+    /// FLUSHDB, FLUSHALL, SWAPDB: every watched key of `db` (all databases if None) counts as written.
+    pub fn touch_db(&mut self, db: Option<usize>) {
+        for (d, m) in self.dbs.iter_mut() {
+            if db.is_none_or(|x| x == *d) {
+                for w in m.values_mut() {
+                    self.seq += 1;
+                    w.0 = self.seq;
+                }
+            }
+        }
+    }
 }
 
 impl Default for Hooks {
@@ -77,8 +149,7 @@ impl Default for Hooks {
             touch: false,
             touched: Vec::new(),
             touched_all: false,
-            watched: HashMap::new(),
-            watch_seq: 0,
+            watched: Watched::default(),
         }
     }
 }
@@ -87,27 +158,6 @@ impl Hooks {
     #[inline]
     pub fn active(&self) -> bool {
         self.capture || !self.snapshots.is_empty() || !self.watched.is_empty()
-    }
-
-    /// A write to `key`: a WATCH of it sees the change.
-    pub fn touch_watched(&mut self, db: usize, key: &[u8]) {
-        if self.watched.is_empty() {
-            return;
-        }
-        if let Some(w) = self.watched.get_mut(&(db, key.to_vec())) {
-            self.watch_seq += 1;
-            w.0 = self.watch_seq;
-        }
-    }
-
-    /// FLUSHDB, FLUSHALL, SWAPDB: every watched key of `db` (all databases if None) counts as written.
-    pub fn touch_watched_db(&mut self, db: Option<usize>) {
-        for ((d, _), w) in self.watched.iter_mut() {
-            if db.is_none_or(|x| x == *d) {
-                self.watch_seq += 1;
-                w.0 = self.watch_seq;
-            }
-        }
     }
 
     /// A write of `key` by a command or operation.

@@ -162,7 +162,7 @@ impl Keyspace {
 
     #[cold]
     fn before_write_slow(&mut self, db: usize, idx: usize, key: &[u8], expiry: bool) {
-        self.hooks.touch_watched(db, key);
+        self.hooks.watched.touch(db, key);
         let Keyspace { dbs, hooks, .. } = self;
         let ndbs = dbs.len();
         for snap in &mut hooks.snapshots {
@@ -190,34 +190,18 @@ impl Keyspace {
     /// existed).
     pub fn watch(&mut self, db: usize, key: &[u8], now: u64) -> (u64, bool) {
         let exists = self.peek(db, key, now).is_some();
-        let w = self
-            .hooks
-            .watched
-            .entry((db, key.to_vec()))
-            .or_insert((0, 0));
-        w.1 += 1;
-        (w.0, exists)
+        (self.hooks.watched.watch(db, key), exists)
     }
 
     /// Whether `key` changed since a WATCH that saw (seq, existed): written, deleted, or expired since.
     pub fn watch_changed(&self, db: usize, key: &[u8], seq: u64, existed: bool, now: u64) -> bool {
-        let cur = self
-            .hooks
-            .watched
-            .get(&(db, key.to_vec()))
-            .map_or(u64::MAX, |w| w.0);
-        cur != seq || (existed && self.peek(db, key, now).is_none())
+        self.hooks.watched.seq(db, key) != Some(seq)
+            || (existed && self.peek(db, key, now).is_none())
     }
 
     /// Drops one watcher of `key`.
     pub fn unwatch(&mut self, db: usize, key: &[u8]) {
-        let k = (db, key.to_vec());
-        if let Some(w) = self.hooks.watched.get_mut(&k) {
-            w.1 -= 1;
-            if w.1 == 0 {
-                self.hooks.watched.remove(&k);
-            }
-        }
+        self.hooks.watched.unwatch(db, key);
     }
 
     /// Starts a point-in-time snapshot of every slot of this shard (all databases).
@@ -308,13 +292,6 @@ impl Keyspace {
             .filter(|e| !is_expired(e, now))
     }
 
-    /// After an in-place string write (APPEND, SETRANGE, SETBIT, BITFIELD): OBJECT ENCODING says "raw".
-    pub fn mark_raw(&mut self, db: usize, key: &[u8], now: u64) {
-        if let Some(mut e) = self.get_mut(db, key, now) {
-            e.mark_raw();
-        }
-    }
-
     pub fn get_mut(&mut self, db: usize, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
         self.expire_if_needed(db, key, now);
         let idx = self.index(key);
@@ -346,6 +323,31 @@ impl Keyspace {
         expire_at: Option<u64>,
         now: u64,
     ) -> bool {
+        self.set_marked(db, key, value, expire_at, now, false)
+    }
+
+    /// `set` for a string rewritten in place (SETBIT, BITFIELD, a new SETRANGE): OBJECT ENCODING says
+    /// "raw" (Entry::mark_raw), in the same lookup.
+    pub fn set_raw(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<u64>,
+        now: u64,
+    ) -> bool {
+        self.set_marked(db, key, value, expire_at, now, true)
+    }
+
+    fn set_marked(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<u64>,
+        now: u64,
+        raw: bool,
+    ) -> bool {
         self.expire_if_needed(db, key, now);
         let idx = self.index(key);
         self.before_write(db, idx, key);
@@ -357,6 +359,9 @@ impl Keyspace {
             .entry_or_insert_with(key, || Entry::new(key, value, expire_at));
         entry.touch(now / 1000);
         if inserted {
+            if raw {
+                entry.mark_raw();
+            }
             d.keys += 1;
             if expire_at.is_some() {
                 slot.expires += 1;
@@ -371,6 +376,9 @@ impl Keyspace {
             db_expires: &mut d.expires,
         };
         e.set_value(value, expire_at);
+        if raw {
+            e.mark_raw();
+        }
         true
     }
 
@@ -469,7 +477,7 @@ impl Keyspace {
     /// Empties database `db`. A snapshot in progress takes the tables of its unsent slots (hooks.rs), so
     /// the flush does not interrupt it.
     pub fn flush_db(&mut self, db: usize) {
-        self.hooks.touch_watched_db(Some(db));
+        self.hooks.watched.touch_db(Some(db));
         let old = std::mem::take(&mut self.dbs[db]);
         if self.hooks.snapshots.is_empty() || old.slots.is_empty() {
             return;
@@ -482,8 +490,8 @@ impl Keyspace {
     }
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
-        self.hooks.touch_watched_db(Some(a));
-        self.hooks.touch_watched_db(Some(b));
+        self.hooks.watched.touch_db(Some(a));
+        self.hooks.watched.touch_db(Some(b));
         self.dbs.swap(a, b);
         for snap in &mut self.hooks.snapshots {
             snap.swapped(a, b);
@@ -493,7 +501,7 @@ impl Keyspace {
     /// Empties the given slots (absolute numbers, clipped to this shard's) of `db`, or of every database:
     /// a replica applying one primary shard's FLUSHDB/FLUSHALL, which covers only that shard's slots.
     pub fn flush_slots(&mut self, db: Option<usize>, slots: Range<usize>) {
-        self.hooks.touch_watched_db(db);
+        self.hooks.watched.touch_db(db);
         let (lo, hi) = (
             slots.start.max(self.slots.start),
             slots.end.min(self.slots.end),
@@ -525,8 +533,8 @@ impl Keyspace {
 
     /// Swaps databases `a` and `b` in the given slots only (a replica applying one primary shard's SWAPDB).
     pub fn swap_slots(&mut self, a: usize, b: usize, slots: Range<usize>) {
-        self.hooks.touch_watched_db(Some(a));
-        self.hooks.touch_watched_db(Some(b));
+        self.hooks.watched.touch_db(Some(a));
+        self.hooks.watched.touch_db(Some(b));
         let (lo, hi) = (
             slots.start.max(self.slots.start),
             slots.end.min(self.slots.end),
@@ -776,102 +784,5 @@ fn serialize_slot(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::slot::SLOTS;
-
-    fn ks() -> Keyspace {
-        Keyspace::new(0..SLOTS, 16, 3)
-    }
-
-    #[test]
-    fn counters_follow_every_mutation() {
-        let mut k = ks();
-        assert!(!k.set(0, b"a", b"1", None, 0));
-        assert!(k.set(0, b"a", b"2", Some(100), 0));
-        k.set(0, b"b", b"1", Some(50), 0);
-        assert_eq!((k.len(0), k.expires(0)), (2, 2));
-        k.get_mut(0, b"a", 0).unwrap().set_expire(None);
-        assert_eq!(k.expires(0), 1);
-        // b expires at 50: a read at 60 deletes it lazily.
-        assert!(k.get(0, b"b", 60).is_none());
-        assert_eq!((k.len(0), k.expires(0), k.stats.expired), (1, 0, 1));
-        k.insert_entry(1, Entry::new(b"a", b"x", Some(9)));
-        assert_eq!((k.len(1), k.expires(1)), (1, 1));
-        k.swap_db(0, 1);
-        assert_eq!(k.get(0, b"a", 0).unwrap().value(), b"x");
-        assert!(k.remove(0, b"a", 0).is_some());
-        assert_eq!((k.len(0), k.expires(0)), (0, 0));
-        // Removing a key that was already dead is its expiry: counted, and not reported as removed.
-        k.set(0, b"dead", b"v", Some(5), 0);
-        assert!(k.remove(0, b"dead", 10).is_none());
-        assert_eq!((k.len(0), k.expires(0), k.stats.expired), (0, 0, 2));
-    }
-
-    #[test]
-    fn active_expiry_is_bounded_and_completes() {
-        let mut k = ks();
-        for i in 0..5000 {
-            let exp = if i % 2 == 0 { Some(10) } else { None };
-            k.set(0, format!("k{i}").as_bytes(), b"v", exp, 0);
-        }
-        // One segment per run: many runs are needed, each bounded.
-        let mut runs = 0;
-        while k.expires(0) > 0 {
-            k.active_expire(100, || true);
-            runs += 1;
-            assert!(runs < 100_000);
-        }
-        assert!(runs > 1);
-        assert_eq!(k.len(0), 2500);
-        assert_eq!(k.entries(0, 100).count(), 2500);
-    }
-
-    #[test]
-    fn expired_keys_are_invisible_to_iteration_and_random() {
-        let mut k = ks();
-        k.set(0, b"gone", b"v", Some(5), 0);
-        k.set(0, b"here", b"v", None, 0);
-        assert_eq!(
-            k.entries(0, 10)
-                .map(|e| e.key().to_vec())
-                .collect::<Vec<_>>(),
-            vec![b"here".to_vec()]
-        );
-        for r in 0..20 {
-            assert_eq!(k.random_key(0, 10, |n| (r * 7919) % n).unwrap(), b"here");
-        }
-    }
-
-    #[test]
-    fn replica_keyspace_hides_but_keeps_expired_keys() {
-        let mut k = ks();
-        k.passive_expiry = true;
-        k.set(0, b"a", b"1", Some(10), 0);
-        assert!(k.get(0, b"a", 50).is_none());
-        assert_eq!(k.len(0), 1, "deleted only when the primary says so");
-    }
-
-    #[test]
-    fn slot_range_flush_and_swap() {
-        let mut k = ks();
-        let (a, b) = (b"a".as_slice(), b"b".as_slice());
-        let (sa, sb) = (key_slot(a) as usize, key_slot(b) as usize);
-        assert_ne!(sa, sb);
-        k.set(0, a, b"1", Some(99), 0);
-        k.set(0, b, b"2", None, 0);
-        k.set(1, a, b"3", None, 0);
-        k.swap_slots(0, 1, sa..sa + 1);
-        assert_eq!(k.get(0, a, 0).unwrap().value(), b"3");
-        assert_eq!(k.get(1, a, 0).unwrap().value(), b"1");
-        assert_eq!(k.get(0, b, 0).unwrap().value(), b"2", "other slots stay");
-        assert_eq!(
-            (k.len(0), k.expires(0), k.len(1), k.expires(1)),
-            (2, 0, 1, 1)
-        );
-        k.flush_slots(None, sa..sa + 1);
-        assert_eq!((k.len(0), k.len(1), k.expires(1)), (1, 0, 0));
-        k.flush_slots(Some(0), 0..SLOTS);
-        assert_eq!(k.total_keys(), 0);
-    }
-}
+#[path = "keyspace_tests.rs"]
+mod tests;

@@ -1,0 +1,356 @@
+//! Key commands whose keys may span shards, run by the connection: a split run (each shard's part under
+//! one transaction, the replies merged: MGET, MSET, DEL...), and MSETNX, RENAME, COPY (a key's entry moves
+//! between shards under one transaction) and SCAN (slot by slot, shard by shard). Multi-key collection
+//! commands run over gathered copies instead (server/gathered.rs).
+
+use super::conn::Conn;
+use crate::cmd::args::{eq, int, lower};
+use crate::cmd::exec::execute_part;
+use crate::cmd::keys::parse_db;
+use crate::cmd::{lookup, CmdError, CmdResult, Merge, Spec};
+use crate::resp::Reply;
+use crate::runtime;
+use crate::shard::mesh::Kind;
+use crate::slot::{key_slot, shard_slots, slot_owner, SLOTS};
+use crate::store::glob::glob_match;
+use crate::store::Entry;
+use bytes::Bytes;
+use std::sync::Arc;
+
+impl Conn {
+    /// Reads what `f` takes of several keys atomically (one transaction over their shards).
+    pub async fn fetch_with<T: Send + 'static>(
+        &self,
+        keys: &[Bytes],
+        f: fn(&Entry) -> T,
+    ) -> Vec<Option<T>> {
+        let shards: Vec<usize> = keys.iter().map(|k| self.shard_of(k)).collect();
+        let tx = self.local.begin_tx(shards.clone(), false).await;
+        let mut out = Vec::with_capacity(keys.len());
+        for (k, s) in keys.iter().zip(shards) {
+            let (db, key, now) = (self.db, k.clone(), runtime::now_ms());
+            out.push(tx.on(s, move |sh| sh.ks.get(db, &key, now).map(f)).await);
+        }
+        out
+    }
+
+    /// A key command whose keys span shards: split by shard, run the parts in one transaction, merge.
+    pub async fn run_split(
+        &mut self,
+        spec: &'static Spec,
+        a: Vec<Bytes>,
+        merge: Option<Merge>,
+        r: &mut Reply,
+    ) -> CmdResult {
+        self.run_split_in(None, spec, a, merge, r).await
+    }
+
+    /// `run_split` inside a transaction that already holds the keys' shards (EXEC), or in its own.
+    pub async fn run_split_in(
+        &mut self,
+        held: Option<&crate::runtime::Tx>,
+        spec: &'static Spec,
+        a: Vec<Bytes>,
+        merge: Option<Merge>,
+        r: &mut Reply,
+    ) -> CmdResult {
+        let Some(merge) = merge else {
+            // No merge rule: the handler runs over copies of the keys (server/gathered.rs).
+            return self.run_gathered(held, spec, a, r).await;
+        };
+        if merge == Merge::AllOk && a.len().is_multiple_of(2) {
+            return Err(CmdError::WrongArity(spec.name.into()));
+        }
+        let step = spec.step.max(1) as usize;
+        let positions: Vec<usize> = spec.keys_of(&a);
+        let mut parts: Vec<(usize, Vec<Bytes>, Vec<usize>)> = Vec::new();
+        for (i, &p) in positions.iter().enumerate() {
+            let s = self.shard_of(&a[p]);
+            let idx = match parts.iter().position(|(ps, _, _)| *ps == s) {
+                Some(x) => x,
+                None => {
+                    parts.push((s, vec![a[0].clone()], Vec::new()));
+                    parts.len() - 1
+                }
+            };
+            parts[idx].1.extend_from_slice(&a[p..p + step]);
+            parts[idx].2.push(i);
+        }
+        let tx = self
+            .local
+            .tx_or_held(held, parts.iter().map(|p| p.0).collect(), spec.is_write())
+            .await;
+        let ex = self.exec();
+        let proto = self.proto;
+        let mut replies: Vec<(Vec<u8>, Vec<usize>)> = Vec::new();
+        for (s, args, _) in &parts {
+            let args = args.clone();
+            let get = lookup(b"get").expect("get");
+            let out = tx
+                .on(*s, move |sh| {
+                    let mut r = Reply::new(proto);
+                    let mut ends = Vec::new();
+                    if merge == Merge::Gather {
+                        // One GET per key, so the replies can be interleaved back into key order.
+                        for k in &args[1..] {
+                            execute_part(
+                                sh,
+                                get,
+                                &[Bytes::from_static(b"get"), k.clone()],
+                                &ex,
+                                &mut r,
+                            );
+                            ends.push(r.len());
+                        }
+                    } else {
+                        execute_part(sh, spec, &args, &ex, &mut r);
+                        ends.push(r.len());
+                    }
+                    (r.buf, ends)
+                })
+                .await;
+            replies.push(out);
+        }
+        match merge {
+            Merge::Gather => {
+                let mut per_key: Vec<&[u8]> = vec![&[]; positions.len()];
+                for ((_, _, idxs), (buf, ends)) in parts.iter().zip(&replies) {
+                    for (j, &ki) in idxs.iter().enumerate() {
+                        let start = if j == 0 { 0 } else { ends[j - 1] };
+                        per_key[ki] = &buf[start..ends[j]];
+                    }
+                }
+                r.array(per_key.len());
+                per_key.iter().for_each(|b| r.raw(b));
+            }
+            Merge::Sum => {
+                let mut total = 0i64;
+                for (buf, _) in &replies {
+                    match buf
+                        .strip_prefix(b":")
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(|s| s.trim_end().parse::<i64>().ok())
+                    {
+                        Some(n) => total += n,
+                        None => {
+                            r.raw(buf);
+                            return Ok(());
+                        }
+                    }
+                }
+                r.int(total);
+            }
+            Merge::AllOk => match replies.iter().find(|(b, _)| !b.starts_with(b"+OK")) {
+                Some((b, _)) => r.raw(b),
+                None => r.ok(),
+            },
+        }
+        Ok(())
+    }
+
+    pub(super) async fn msetnx(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        if a.len().is_multiple_of(2) {
+            return Err(CmdError::WrongArity("msetnx".into()));
+        }
+        if self.local.shard.borrow().over_maxmemory() {
+            return Err(CmdError::Oom);
+        }
+        let pairs: Vec<(Bytes, Bytes)> = a[1..]
+            .chunks(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect();
+        let shards: Vec<usize> = pairs.iter().map(|(k, _)| self.shard_of(k)).collect();
+        let tx = self.local.begin_tx(shards.clone(), true).await;
+        let mut uniq = shards.clone();
+        uniq.sort_unstable();
+        uniq.dedup();
+        let (db, now) = (self.db, runtime::now_ms());
+        let keys = Arc::new(pairs);
+        let k2 = keys.clone();
+        let any = tx
+            .each(&uniq, move |sh| {
+                k2.iter().any(|(k, _)| {
+                    slot_owner(key_slot(k), sh.nshards) == sh.id && sh.ks.get(db, k, now).is_some()
+                })
+            })
+            .await;
+        if any.into_iter().any(|x| x) {
+            r.int(0);
+            return Ok(());
+        }
+        tx.each(&uniq, move |sh| {
+            for (k, v) in keys.iter() {
+                if slot_owner(key_slot(k), sh.nshards) == sh.id {
+                    sh.ks.set(db, k, v, None, now);
+                }
+            }
+        })
+        .await;
+        r.int(1);
+        Ok(())
+    }
+
+    pub(super) async fn rename(&mut self, a: &[Bytes], r: &mut Reply, nx: bool) -> CmdResult {
+        let (src, dst) = (a[1].clone(), a[2].clone());
+        let (s1, s2) = (self.shard_of(&src), self.shard_of(&dst));
+        let (db, now) = (self.db, runtime::now_ms());
+        let tx = self.local.begin_tx(vec![s1, s2], true).await;
+        let k = src.clone();
+        let exists = tx.on(s1, move |sh| sh.ks.get(db, &k, now).is_some()).await;
+        if !exists {
+            return Err(CmdError::NoSuchKey);
+        }
+        if src == dst {
+            if nx {
+                r.int(0);
+            } else {
+                r.ok();
+            }
+            return Ok(());
+        }
+        if nx {
+            let k = dst.clone();
+            if tx.on(s2, move |sh| sh.ks.get(db, &k, now).is_some()).await {
+                r.int(0);
+                return Ok(());
+            }
+        }
+        let e = tx
+            .on(s1, move |sh| {
+                sh.ks.remove(db, &src, now).expect("checked under lock")
+            })
+            .await;
+        tx.on(s2, move |sh| {
+            sh.ks.remove(db, &dst, now);
+            sh.ks.insert_entry(db, e.rekey(&dst));
+        })
+        .await;
+        if nx {
+            r.int(1);
+        } else {
+            r.ok();
+        }
+        Ok(())
+    }
+
+    pub(super) async fn copy(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        let nd = self.local.shard.borrow().settings.databases;
+        let (mut dst_db, mut replace) = (self.db, false);
+        let mut i = 3;
+        while i < a.len() {
+            if eq(&a[i], "replace") {
+                replace = true;
+            } else if eq(&a[i], "db") && i + 1 < a.len() {
+                int(&a[i + 1])?;
+                dst_db = parse_db(&a[i + 1], nd)?;
+                i += 1;
+            } else {
+                return Err(CmdError::Syntax);
+            }
+            i += 1;
+        }
+        let (src, dst) = (a[1].clone(), a[2].clone());
+        if src == dst && dst_db == self.db {
+            return Err(CmdError::SameObject);
+        }
+        let (s1, s2) = (self.shard_of(&src), self.shard_of(&dst));
+        let (db, now) = (self.db, runtime::now_ms());
+        let tx = self.local.begin_tx(vec![s1, s2], true).await;
+        let dst_key = dst.clone();
+        let Some(e) = tx
+            .on(s1, move |sh| {
+                sh.ks.get(db, &src, now).map(|e| e.clone_as(&dst_key))
+            })
+            .await
+        else {
+            r.int(0);
+            return Ok(());
+        };
+        let done = tx
+            .on(s2, move |sh| {
+                if sh.ks.get(dst_db, &dst, now).is_some() && !replace {
+                    return false;
+                }
+                sh.ks.remove(dst_db, &dst, now);
+                sh.ks.insert_entry(dst_db, e);
+                true
+            })
+            .await;
+        r.int(done as i64);
+        Ok(())
+    }
+
+    /// SCAN: the cursor is the next hash slot to visit. Each call returns whole slots until COUNT keys are
+    /// gathered, so a key present for the whole iteration is returned (exactly once, since keys never move
+    /// between slots).
+    pub(super) async fn scan(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        let cursor: u64 = std::str::from_utf8(&a[1])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(CmdError::other("ERR invalid cursor"))?;
+        let (mut pattern, mut count, mut typ) = (None, 10usize, None);
+        let mut i = 2;
+        while i < a.len() {
+            if i + 1 >= a.len() {
+                return Err(CmdError::Syntax);
+            }
+            match lower(&a[i]).as_str() {
+                "match" => pattern = Some(a[i + 1].clone()),
+                "count" => {
+                    let c = int(&a[i + 1])?;
+                    if c < 1 {
+                        return Err(CmdError::Syntax);
+                    }
+                    count = c as usize;
+                }
+                "type" => {
+                    let t = lower(&a[i + 1]);
+                    if !["string", "list", "set", "zset", "hash", "stream"].contains(&t.as_str()) {
+                        return Err(CmdError::other(format!("ERR unknown type name '{t}'")));
+                    }
+                    typ = Some(t)
+                }
+                _ => return Err(CmdError::Syntax),
+            }
+            i += 2;
+        }
+        let n = self.local.nshards();
+        let mut slot = (cursor as usize).min(SLOTS);
+        let mut keys: Vec<Bytes> = Vec::new();
+        while slot < SLOTS && keys.len() < count {
+            let s = slot_owner(slot as u16, n);
+            let end = shard_slots(s, n).end;
+            let (db, now, want) = (self.db, runtime::now_ms(), count - keys.len());
+            let (pat, typ) = (pattern.clone(), typ.clone());
+            let (got, next) = self
+                .local
+                .call(s, Kind::Normal, move |sh| {
+                    let mut out = Vec::new();
+                    let mut sl = slot;
+                    while sl < end && out.len() < want {
+                        sh.ks.expire_slot(db, sl, now);
+                        for e in sh.ks.slot_entries(db, sl, now) {
+                            let type_ok = typ
+                                .as_deref()
+                                .is_none_or(|t| t == crate::store::types::type_name(e.kind()));
+                            if type_ok && pat.as_ref().is_none_or(|p| glob_match(p, e.key(), false))
+                            {
+                                out.push(Bytes::copy_from_slice(e.key()));
+                            }
+                        }
+                        sl += 1;
+                    }
+                    (out, sl)
+                })
+                .await;
+            keys.extend(got);
+            slot = next;
+        }
+        let next = if slot >= SLOTS { 0 } else { slot };
+        r.array(2);
+        r.bulk(next.to_string().as_bytes());
+        r.array(keys.len());
+        keys.iter().for_each(|k| r.bulk(k));
+        Ok(())
+    }
+}
