@@ -13,11 +13,19 @@ cd "$(dirname "$0")/.."
 . perf-scripts/lib.sh
 ensure_release tandem-server
 : "${VALKEY_TESTS:?set VALKEY_TESTS to a directory holding the tests and utils of Valkey 8.0.1}"
+# Tests skipped by name, each needing a feature outside Tandem so far (docs/benchmarks.md says which):
+SKIP=(
+  "/stream events"     # streams (XADD, XGROUP) do not exist yet
+  "/evicted events"    # eviction policies other than noeviction do not exist yet
+  "/inside script"     # scripts do not run yet (EVAL)
+)
+SKIPARGS=()
+for t in "${SKIP[@]}"; do SKIPARGS+=(--skiptest "$t"); done
 UNITS=${*:-unit/type/string unit/type/incr unit/keyspace unit/expire unit/type/hash unit/type/list unit/type/set unit/type/zset unit/multi unit/pubsub unit/scan}
 OUT=$PWD/target/perf/valkey-tcl
 mkdir -p "$OUT"
 TANDEM_ABS=$PWD/$TANDEM
-printf "%-20s %6s %6s %s\n" unit passed failed "stopped early"
+printf "%-20s %6s %6s %7s %s\n" unit passed failed skipped "stopped early"
 for u in $UNITS; do
   pick_ports
   "$TANDEM_ABS" --port $TPORT --shards 2 --enable-debug-command yes > "$OUT/$(basename "$u").server.log" 2>&1 &
@@ -25,12 +33,13 @@ for u in $UNITS; do
   wait_ping $TPORT
   log="$OUT/$(basename "$u").log"
   (cd "$VALKEY_TESTS" && timeout 900 tclsh tests/test_helper.tcl --host 127.0.0.1 --port $TPORT --single "$u" \
-     --timeout 60 --clients 1 --tags -needs:repl > "$log.raw" 2>&1) || true
+     --timeout 60 --clients 1 --tags -needs:repl "${SKIPARGS[@]}" > "$log.raw" 2>&1) || true
   sed 's/\x1b\[[0-9;]*m//g' "$log.raw" > "$log" && rm -f "$log.raw"
   kill $PID 2>/dev/null || true
   wait $PID 2>/dev/null || true
   ok=$(grep -c '^\[ok\]' "$log" || true)
   err=$(grep -c '^\[err\]' "$log" || true)
-  exc=$(grep -q '\[exception\]' "$log" && echo yes || echo no)
-  printf "%-20s %6s %6s %s\n" "$u" "$ok" "$err" "$exc"
+  skip=$(grep -c '^\[skip\]' "$log" || true)
+  exc=$(grep -qE '\[exception\]|\[TIMEOUT\]' "$log" && echo yes || echo no)
+  printf "%-20s %6s %6s %7s %s\n" "$u" "$ok" "$err" "$skip" "$exc"
 done

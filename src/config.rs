@@ -279,7 +279,7 @@ static DIRECTIVES: &[Directive] = &[
         "10000",
     ),
     knob("slowlog-max-len", U32, "128"),
-    knob("notify-keyspace-events", Kind::Text, ""),
+    d("notify-keyspace-events", Kind::Text, "", true),
     knob("lua-time-limit", U32, "5000"),
     knob("busy-reply-threshold", U32, "5000"),
     knob("always-show-logo", Kind::Bool, "no"),
@@ -389,6 +389,9 @@ fn validate(d: &Directive, raw: &str) -> Result<String, String> {
                 _ => Err("replicaof takes a host and a port".into()),
             }
         }
+        Kind::Text if d.name == "notify-keyspace-events" => crate::store::events::parse_flags(raw)
+            .map(crate::store::events::flags_string)
+            .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
         Kind::Text | Kind::List => Ok(raw.to_string()),
         Kind::CpuList => parse_cpulist(raw)
             .map(|_| raw.to_string())
@@ -606,6 +609,10 @@ impl Config {
             debug_repl_corrupt_chunk: self.int("debug-repl-corrupt-chunk") as u64,
             key_load_delay_us: self.int("key-load-delay") as u64,
             pubsub_limit: pubsub_limit(self.get("client-output-buffer-limit")),
+            notify_keyspace_events: crate::store::events::parse_flags(
+                self.get("notify-keyspace-events"),
+            )
+            .unwrap_or(0),
             limits: crate::store::types::Limits {
                 hash_entries: self.int("hash-max-listpack-entries") as usize,
                 hash_value: self.int("hash-max-listpack-value") as usize,
@@ -691,6 +698,8 @@ pub struct Settings {
     pub debug_repl_corrupt_chunk: u64,
     pub key_load_delay_us: u64,
     pub pubsub_limit: crate::shard::pubsub::PushLimit,
+    /// Enabled keyspace notification classes (store/events.rs).
+    pub notify_keyspace_events: u32,
     pub limits: crate::store::types::Limits,
     pub appendonly: bool,
     pub rdbcompression: bool,

@@ -8,12 +8,13 @@
 //!   (`special`, `across`, `info`, `client_cmd`, `debug`, `introspect`).
 //! - `shard`: a shard's state (`Shard`), its `log` (commit units), its inbox in the `mesh`, multi-shard
 //!   transaction locks (`tx`), counters (`stats`), and a single-thread `notify`.
-//! - `cmd`: the command table (data), argument helpers, typed errors, the one execution path (`exec`), and
-//!   the key commands (`strings`, `keys`).
+//! - `cmd`: the command table (data) and its keyspace `events`, argument helpers, typed errors, the one
+//!   execution path (`exec`), and the key commands (`strings`, `keys`, the collection types' handlers).
 //! - `repl`: replication: the primary's flows, the replica's controller and flows, how units apply, WAIT,
 //!   INFO replication (the storage-agnostic parts are in the tandem-sync crate).
 //! - `persist`: the write-ahead log, snapshots and recovery (formats in tandem-sync's `wal`).
-//! - `store`: storage a shard owns: compact entries, segmented tables, the keyspace of slots.
+//! - `store`: storage a shard owns: compact entries, segmented tables, the keyspace of slots, and what a
+//!   command's writes mean besides the table (`hooks`: log, snapshots, WATCH, keyspace `events`).
 //! - `resp`: request parser and reply encoder (RESP2/RESP3).
 //! - `config`: the directive table, config files, CONFIG GET/SET.
 //! - `slot`: CRC16 hash slots and their ranges per shard.

@@ -41,7 +41,7 @@ pub fn write<'a>(
     Ok(sh.ks.get_mut(ex.db, key, ex.now))
 }
 
-/// Deletes `key` if its collection is empty (after a removal).
+/// Deletes `key` if its collection is empty (after a removal): a `del` event after the command's own.
 pub fn drop_if_empty(sh: &mut Shard, ex: &Exec, key: &[u8]) {
     if sh
         .ks
@@ -50,6 +50,10 @@ pub fn drop_if_empty(sh: &mut Shard, ex: &Exec, key: &[u8]) {
         .is_some_and(|c| c.is_empty())
     {
         sh.ks.remove(ex.db, key, ex.now);
+        let ev = &mut sh.ks.hooks.events;
+        if ev.on() {
+            ev.emptied.push((ex.db, key.to_vec()));
+        }
     }
 }
 

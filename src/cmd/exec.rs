@@ -24,7 +24,7 @@ pub fn execute(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Exec, r
         r.error(&super::CmdError::Oom.message());
         return;
     }
-    let res = run_logged(sh, f, spec, args, ex, r);
+    let res = run_events(sh, f, spec, args, ex, r);
     if !sh.blocked.is_empty() && spec.is_write() {
         // Blocked pops waiting on a key this command wrote (shard/blocking.rs).
         for p in spec.keys_of(args) {
@@ -43,9 +43,29 @@ pub fn execute_part(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Ex
     let Handler::Key(f, _) = spec.handler else {
         unreachable!("{} is not a key command", spec.name);
     };
-    if let Err(e) = run_logged(sh, f, spec, args, ex, r) {
+    if let Err(e) = run_events(sh, f, spec, args, ex, r) {
         r.error(&e.message());
     }
+}
+
+/// Runs a handler through `run_logged`, then turns what it wrote into keyspace events (cmd/events.rs).
+/// One branch when notifications are off.
+#[inline]
+fn run_events(
+    sh: &mut Shard,
+    f: super::table::KeyFn,
+    spec: &'static Spec,
+    args: &[Bytes],
+    ex: &Exec,
+    r: &mut Reply,
+) -> super::CmdResult {
+    if !sh.ks.hooks.events.on() {
+        return run_logged(sh, f, spec, args, ex, r);
+    }
+    sh.ks.hooks.events.begin();
+    let res = run_logged(sh, f, spec, args, ex, r);
+    super::events::after(sh, spec, args, ex);
+    res
 }
 
 /// Runs a handler, logging what it wrote as the table's flags say (shard/log.rs). One branch when the

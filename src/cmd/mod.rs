@@ -15,6 +15,7 @@ pub mod block;
 pub mod coll;
 pub mod dump;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod hash;
 pub mod hll;

@@ -82,16 +82,43 @@ impl Local {
     /// After work on this shard: seal what it logged into a unit (unless a transaction holds the shard:
     /// its part is sealed when it releases it) and wake the journal flows.
     pub fn after_work(&self) {
-        let grew = {
+        let (grew, events) = {
             let mut sh = self.shard.borrow_mut();
             if sh.ks.hooks.capture && !sh.locked() {
                 sh.seal_unit();
             }
-            std::mem::take(&mut sh.repl.grew)
+            let events = sh.take_key_events();
+            (std::mem::take(&mut sh.repl.grew), events)
         };
         if grew {
             self.journal.notify();
             self.wal.notify();
+        }
+        if let Some(events) = events {
+            self.publish_key_events(events);
+        }
+    }
+
+    /// Keyspace events this shard raised, published like PUBLISH: to this shard's subscribers now, and
+    /// by one message to every other shard (in order: a shard's messages to another are run in order).
+    #[cold]
+    fn publish_key_events(&self, events: Vec<(Vec<u8>, Vec<u8>)>) {
+        let events = Arc::new(events);
+        for s in (0..self.nshards()).filter(|&s| s != self.id) {
+            let ev = events.clone();
+            self.shared.mesh.send(
+                s,
+                Kind::Normal,
+                Box::new(move |sh| {
+                    for (ch, msg) in ev.iter() {
+                        sh.publish_here(false, ch, msg);
+                    }
+                }),
+            );
+        }
+        let mut sh = self.shard.borrow_mut();
+        for (ch, msg) in events.iter() {
+            sh.publish_here(false, ch, msg);
         }
     }
 

@@ -12,6 +12,7 @@ use crate::resp::Reply;
 use crate::runtime;
 use crate::shard::mesh::Kind;
 use crate::slot::{key_slot, shard_slots, slot_owner, SLOTS};
+use crate::store::events;
 use crate::store::glob::glob_match;
 use crate::store::Entry;
 use bytes::Bytes;
@@ -182,6 +183,7 @@ impl Conn {
             for (k, v) in keys.iter() {
                 if slot_owner(key_slot(k), sh.nshards) == sh.id {
                     sh.ks.set(db, k, v, None, now);
+                    sh.ks.hooks.events.emit(events::STRING, "set", db, k);
                 }
             }
         })
@@ -217,12 +219,21 @@ impl Conn {
         }
         let e = tx
             .on(s1, move |sh| {
-                sh.ks.remove(db, &src, now).expect("checked under lock")
+                let e = sh.ks.remove(db, &src, now).expect("checked under lock");
+                sh.ks
+                    .hooks
+                    .events
+                    .emit(events::GENERIC, "rename_from", db, &src);
+                e
             })
             .await;
         tx.on(s2, move |sh| {
             sh.ks.remove(db, &dst, now);
             sh.ks.insert_entry(db, e.rekey(&dst));
+            sh.ks
+                .hooks
+                .events
+                .emit(events::GENERIC, "rename_to", db, &dst);
         })
         .await;
         if nx {
@@ -273,6 +284,10 @@ impl Conn {
                 }
                 sh.ks.remove(dst_db, &dst, now);
                 sh.ks.insert_entry(dst_db, e);
+                sh.ks
+                    .hooks
+                    .events
+                    .emit(events::GENERIC, "copy_to", dst_db, &dst);
                 true
             })
             .await;

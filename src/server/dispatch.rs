@@ -97,9 +97,9 @@ impl Conn {
                 }
                 let mut r = Reply::new(self.proto);
                 let before = self.reply_mode;
-                // RESP3 subscription confirmations are pushes, sent whatever CLIENT REPLY says.
-                let push = self.proto == Proto::Resp3
-                    && lookup(&args[0]).is_some_and(|s| s.name.ends_with("subscribe"));
+                // Subscription confirmations are pushes (in RESP2 too), sent whatever CLIENT REPLY
+                // says, as in Valkey.
+                let push = lookup(&args[0]).is_some_and(|s| s.name.ends_with("subscribe"));
                 if !self.queue_in_multi(&args, &mut r) {
                     self.run_one(args, &mut r).await;
                 }

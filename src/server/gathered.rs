@@ -62,12 +62,18 @@ impl Conn {
                 if after.as_ref().map(|e| key_digest(0, e)) == old {
                     continue;
                 }
-                let key = k.clone();
+                let (key, args) = (k.clone(), a.clone());
                 tx.on(s, move |sh| {
                     sh.ks.remove(db, &key, now);
+                    let exists = after.is_some();
                     if let Some(e) = after {
                         sh.ks.insert_entry(db, e);
                         sh.signal_ready(db, &key);
+                    }
+                    if let Some(e) =
+                        crate::cmd::events::of(spec).filter(|_| sh.ks.hooks.events.on())
+                    {
+                        crate::cmd::events::raise(sh, e, &args, db, &key, exists);
                     }
                 })
                 .await;

@@ -12,6 +12,7 @@ use crate::runtime;
 use crate::shard::mesh::Kind;
 use crate::shard::pubsub::Space;
 use crate::slot::{key_slot, slot_owner};
+use crate::store::events;
 use crate::store::glob::glob_match;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -249,6 +250,9 @@ impl Conn {
                         match sh.ks.remove(src, &key, now) {
                             Some(e) => {
                                 sh.ks.insert_entry(dst, e);
+                                let ev = &mut sh.ks.hooks.events;
+                                ev.emit(events::GENERIC, "move_from", src, &key);
+                                ev.emit(events::GENERIC, "move_to", dst, &key);
                                 true
                             }
                             None => false,

@@ -127,6 +127,7 @@ impl Shard {
             wal: None,
         };
         sh.ks.limits = sh.settings.limits;
+        sh.ks.hooks.events.flags = sh.settings.notify_keyspace_events;
         sh.durable_configure();
         sh
     }
@@ -159,6 +160,10 @@ impl Shard {
         let plain = self.ks.limits.list_packed_threshold;
         self.ks.limits = self.settings.limits;
         self.ks.limits.list_packed_threshold = plain;
+        self.ks.hooks.events = crate::store::events::KeyEvents {
+            flags: self.settings.notify_keyspace_events,
+            ..Default::default()
+        };
         self.config = config;
         self.durable_configure();
     }

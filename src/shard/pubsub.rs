@@ -152,6 +152,23 @@ impl Shard {
         ids.len()
     }
 
+    /// The keyspace events this shard's work raised (store/events.rs), as channel and message; None
+    /// when there are none (one branch after each piece of work).
+    #[inline]
+    pub fn take_key_events(&mut self) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let ev = &mut self.ks.hooks.events;
+        if !ev.on() {
+            return None;
+        }
+        // Keys written outside a key command (their events, if any, were raised where they were
+        // written): forgotten here so that they never pile up.
+        ev.begin();
+        if ev.out.is_empty() {
+            return None;
+        }
+        Some(ev.drain_messages())
+    }
+
     /// Delivers a published message to this shard's subscribers; returns how many received it.
     pub fn publish_here(&mut self, sharded: bool, channel: &[u8], msg: &[u8]) -> usize {
         let lim = self.settings.pubsub_limit;

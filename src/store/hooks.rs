@@ -60,6 +60,8 @@ pub struct Hooks {
     pub touched: Vec<u32>,
     pub touched_all: bool,
     pub watched: Watched,
+    /// Keyspace notifications (events.rs): off unless notify-keyspace-events enables a class.
+    pub events: super::events::KeyEvents,
 }
 
 /// WATCHed keys: per database, key → (sequence number of its last write since watched, watchers). Looked
@@ -150,6 +152,7 @@ impl Default for Hooks {
             touched: Vec::new(),
             touched_all: false,
             watched: Watched::default(),
+            events: Default::default(),
         }
     }
 }
@@ -157,7 +160,7 @@ impl Default for Hooks {
 impl Hooks {
     #[inline]
     pub fn active(&self) -> bool {
-        self.capture || !self.snapshots.is_empty() || !self.watched.is_empty()
+        self.capture || !self.snapshots.is_empty() || !self.watched.is_empty() || self.events.on()
     }
 
     /// A write of `key` by a command or operation.

@@ -8,6 +8,7 @@
 //!   cycle deletes the rest a bounded number of segments at a time.
 
 use super::entry::Entry;
+use super::events;
 use super::hooks::{Hooks, SlotSnapshot, PIECE_BYTES};
 use super::segtable::SegTable;
 use super::types::Limits;
@@ -182,6 +183,13 @@ impl Keyspace {
                 hooks.expired(db, key);
             } else {
                 hooks.written(db, key);
+            }
+        }
+        if hooks.events.on() {
+            if expiry {
+                hooks.events.emit(events::EXPIRED, "expired", db, key);
+            } else {
+                hooks.events.written.push((db, key.to_vec()));
             }
         }
     }
@@ -363,6 +371,9 @@ impl Keyspace {
                 entry.mark_raw();
             }
             d.keys += 1;
+            if self.hooks.events.on() {
+                self.hooks.events.emit(events::NEW, "new", db, key);
+            }
             if expire_at.is_some() {
                 slot.expires += 1;
                 d.expires += 1;
@@ -383,13 +394,22 @@ impl Keyspace {
     }
 
     /// Inserts a whole entry (COPY, RENAME, MOVE, snapshot load), replacing any existing one.
+    /// A key it creates is a `new` keyspace event.
     pub fn insert_entry(&mut self, db: usize, entry: Entry) {
         let slot = key_slot(entry.key()) as usize;
-        self.insert_entry_in_slot(db, slot, entry);
+        if !self.hooks.events.on() {
+            self.insert_entry_in_slot(db, slot, entry);
+            return;
+        }
+        let key = entry.key().to_vec();
+        if self.insert_entry_in_slot(db, slot, entry) {
+            self.hooks.events.emit(events::NEW, "new", db, &key);
+        }
     }
 
-    /// `insert_entry` for a caller that knows the key's slot (a snapshot chunk names it).
-    pub fn insert_entry_in_slot(&mut self, db: usize, slot: usize, entry: Entry) {
+    /// `insert_entry` for a caller that knows the key's slot (a snapshot chunk names it), raising no
+    /// event (a load is not a command); returns whether the key is new.
+    pub fn insert_entry_in_slot(&mut self, db: usize, slot: usize, entry: Entry) -> bool {
         debug_assert_eq!(slot, key_slot(entry.key()) as usize);
         assert!(
             self.slots.contains(&slot),
@@ -407,6 +427,7 @@ impl Keyspace {
         if old.is_none() {
             d.keys += 1;
         }
+        old.is_none()
     }
 
     /// Removes a key; returns it if it was live.

@@ -1,6 +1,7 @@
 //! Storage owned by one shard: entries, segmented tables, and the keyspace (databases of slots).
 
 pub mod entry;
+pub mod events;
 pub mod glob;
 pub mod hooks;
 #[cfg(test)]
