@@ -16,8 +16,11 @@ ensure_release tandem-server
 # Tests skipped by name, each needing a feature outside Tandem so far (docs/benchmarks.md says which):
 SKIP=(
   "/stream events"     # streams (XADD, XGROUP) do not exist yet
+  "Blocking commands ignores the timeout"  # idem (XREADGROUP in MULTI)
   "/evicted events"    # eviction policies other than noeviction do not exist yet
   "/inside script"     # scripts do not run yet (EVAL)
+  "/from scripts"      # idem
+  "/script timeout"    # idem (SCRIPT KILL of a running script)
 )
 SKIPARGS=()
 for t in "${SKIP[@]}"; do SKIPARGS+=(--skiptest "$t"); done

@@ -516,7 +516,15 @@ impl Config {
         self.values
             .iter()
             .filter(|(k, _)| patterns.iter().any(|p| glob_match(p, k.as_bytes(), true)))
-            .map(|(k, v)| (*k, v.clone()))
+            .map(|(k, v)| {
+                // An old name shows the value of the name it stands for, as in Valkey.
+                let v = ALIASES
+                    .iter()
+                    .find(|(old, _)| old == k)
+                    .and_then(|(_, new)| self.values.get(new))
+                    .unwrap_or(v);
+                (*k, v.clone())
+            })
             .collect()
     }
 

@@ -5,7 +5,7 @@
 //!   `local`, the per-shard `Local` handle (direct calls, messages, transactions `Tx`).
 //! - `server`: start-up, connections (`conn`; `dispatch` of their commands, `migrate` to their keys' shard),
 //!   and the commands that need a connection or several shards
-//!   (`special`, `across`, `info`, `client_cmd`, `debug`, `introspect`).
+//!   (`special`, `across`, `sort`, `info`, `client_cmd`, `debug`, `introspect`).
 //! - `shard`: a shard's state (`Shard`), its `log` (commit units), its inbox in the `mesh`, multi-shard
 //!   transaction locks (`tx`), counters (`stats`), and a single-thread `notify`.
 //! - `cmd`: the command table (data) and its keyspace `events`, argument helpers, typed errors, the one

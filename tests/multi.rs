@@ -113,6 +113,75 @@ fn watch_aborts_exec_when_the_key_changed() {
     assert_eq!(q::<Vec<String>>(c, &["EXEC"]).unwrap(), vec!["5"]);
 }
 
+#[test]
+fn keys_that_did_not_change_logically_do_not_abort_exec() {
+    let s = Server::start(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let (c, other) = (&mut s.conn(), &mut s.conn());
+    let exec_runs = |c: &mut redis::Connection| {
+        q::<()>(c, &["MULTI"]).unwrap();
+        q::<()>(c, &["PING"]).unwrap();
+        q::<Option<Vec<String>>>(c, &["EXEC"]).unwrap().is_some()
+    };
+    // A key already expired when watched is deleted by a later read: nothing changed.
+    q::<()>(c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    q::<()>(c, &["SET", "stale", "v", "PX", "1"]).unwrap();
+    // OBJECT reads without deleting: the key is expired but still held (DBSIZE counts it).
+    assert!(common::eventually(5, || q::<String>(
+        other,
+        &["OBJECT", "ENCODING", "stale"]
+    )
+    .is_err()));
+    assert_eq!(q::<i64>(other, &["DBSIZE"]).unwrap(), 1);
+    q::<()>(c, &["WATCH", "stale"]).unwrap();
+    assert_eq!(q::<i64>(other, &["EXISTS", "stale"]).unwrap(), 0);
+    assert!(exec_runs(c), "the deletion of an expired key is no change");
+    // FLUSHDB and SWAPDB touch only watched keys that exist on one side.
+    q::<()>(c, &["WATCH", "absent"]).unwrap();
+    q::<()>(other, &["FLUSHDB"]).unwrap();
+    assert!(exec_runs(c), "FLUSHDB of a missing key is no change");
+    q::<()>(c, &["WATCH", "absent"]).unwrap();
+    q::<()>(other, &["SWAPDB", "0", "1"]).unwrap();
+    assert!(exec_runs(c), "SWAPDB of two missing keys is no change");
+    q::<()>(other, &["SELECT", "1"]).unwrap();
+    q::<()>(other, &["SET", "absent", "in-db-1"]).unwrap();
+    q::<()>(c, &["WATCH", "absent"]).unwrap();
+    q::<()>(other, &["SWAPDB", "0", "1"]).unwrap();
+    assert!(!exec_runs(c), "SWAPDB bringing the key in is a change");
+    q::<()>(c, &["WATCH", "absent"]).unwrap();
+    q::<()>(other, &["FLUSHALL"]).unwrap();
+    assert!(!exec_runs(c), "FLUSHALL of a present key is a change");
+}
+
+#[test]
+fn save_shutdown_and_oom_refuse_the_transaction_whole() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    for cmd in [&["SAVE"][..], &["SHUTDOWN", "NOSAVE"]] {
+        q::<()>(c, &["MULTI"]).unwrap();
+        assert_eq!(err(c, cmd), "ERR Command not allowed inside a transaction");
+        assert_eq!(
+            err(c, &["EXEC"]),
+            "EXECABORT Transaction discarded because of previous errors."
+        );
+    }
+    // Over maxmemory at EXEC (not when queued), a transaction with a write that may use memory is
+    // refused before anything runs; one of reads only runs.
+    let admin = &mut s.conn();
+    q::<()>(c, &["SET", "x", "1"]).unwrap();
+    q::<()>(c, &["MULTI"]).unwrap();
+    q::<()>(c, &["SET", "x", "2"]).unwrap();
+    q::<()>(c, &["GET", "x"]).unwrap();
+    q::<()>(admin, &["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+    assert_eq!(
+        err(c, &["EXEC"]),
+        "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'."
+    );
+    q::<()>(c, &["MULTI"]).unwrap();
+    q::<()>(c, &["GET", "x"]).unwrap();
+    assert_eq!(q::<Vec<String>>(c, &["EXEC"]).unwrap(), vec!["1"]);
+    q::<()>(admin, &["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+}
+
 /// Writers move units between keys on different shards in transactions; a reader never sees a total
 /// other than the constant one.
 #[test]

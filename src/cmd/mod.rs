@@ -23,6 +23,7 @@ pub mod keys;
 pub mod list;
 pub mod set;
 pub mod setops;
+pub mod sort;
 pub mod strings;
 pub mod table;
 pub mod zset;

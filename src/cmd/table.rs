@@ -3,7 +3,7 @@
 
 use super::exec::Exec;
 use super::{
-    bits, block, dump, hash, hll, keys, list, set, setops as so, strings, zset, CmdResult,
+    bits, block, dump, hash, hll, keys, list, set, setops as so, sort, strings, zset, CmdResult,
 };
 use crate::resp::Reply;
 use crate::shard::Shard;
@@ -36,6 +36,8 @@ impl Flags {
     pub const LOG_REWRITE: u32 = 1 << 12;
     /// Blocks until a key is ready (server/blocking.rs); runs once, without blocking, inside MULTI.
     pub const BLOCKING: u32 = 1 << 13;
+    /// Refused inside MULTI, dooming the transaction (SAVE, SHUTDOWN, PSYNC).
+    pub const NO_MULTI: u32 = 1 << 14;
 
     pub fn has(self, f: u32) -> bool {
         self.0 & f != 0
@@ -54,6 +56,7 @@ impl Flags {
             (Self::FAST, "fast"),
             (Self::NO_AUTH, "no_auth"),
             (Self::BLOCKING, "blocking"),
+            (Self::NO_MULTI, "no_multi"),
         ];
         all.iter()
             .filter(|(f, _)| self.has(*f))
@@ -107,6 +110,8 @@ pub enum Special {
     Renamenx,
     Copy,
     Move,
+    Sort,
+    SortRo,
     Lcs,
     Replicaof,
     Role,
@@ -241,6 +246,7 @@ const ST: u32 = Flags::LOG_STATE;
 const STR: u32 = Flags::LOG_STATE_IF_RELATIVE;
 const RW: u32 = Flags::LOG_REWRITE;
 const BL: u32 = Flags::BLOCKING;
+const NM: u32 = Flags::NO_MULTI;
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $flags:expr, $fk:expr, $lk:expr, $st:expr, $h:expr, $group:literal, $sum:literal) => {
@@ -295,7 +301,7 @@ pub static TABLE: &[Spec] = &[
     spec!("flushall", -1, W, 0, 0, 0, S(X::Flushall), "server", "Removes all keys from all databases."),
     spec!("swapdb", 3, W | F, 0, 0, 0, S(X::Swapdb), "server", "Swaps two databases."),
     spec!("time", 1, F | LS, 0, 0, 0, S(X::Time), "server", "Returns the server time."),
-    spec!("shutdown", -1, A | LS | NP | NA, 0, 0, 0, S(X::Shutdown), "server", "Shuts down the server."),
+    spec!("shutdown", -1, A | LS | NP | NA | NM, 0, 0, 0, S(X::Shutdown), "server", "Shuts down the server."),
     spec!("debug", -2, A | LS | NP, 0, 0, 0, S(X::Debug), "server", "A container for debugging commands."),
     // replication (docs/replication.md)
     spec!("replicaof", 3, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Replicaof), "server", "Configures a server as replica of another, or promotes it to a master."),
@@ -305,9 +311,9 @@ pub static TABLE: &[Spec] = &[
     spec!("failover", -1, A | Flags::STALE | Flags::NOSCRIPT, 0, 0, 0, S(X::Failover), "server", "Hands the primary role to a replica (in failover mode, through the group record; TAKEOVER: the operator's resume after a full outage)."),
     spec!("tgroup", 2, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Tgroup), "server", "Tandem, internal: a message between the members of a replication group (docs/failover.md)."),
     spec!("replconf", -1, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Replconf), "server", "An internal command for configuring the replication stream."),
-    spec!("psync", -3, A | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Psync), "server", "An internal command used in replication."),
-    spec!("tflow", -4, A | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Tflow), "server", "Tandem-internal: opens one stream of a replica's sync (docs/replication.md)."),
-    spec!("save", 1, A | Flags::NOSCRIPT, 0, 0, 0, S(X::Save), "server", "Synchronously saves the database(s) to disk (every shard's point-in-time part, docs/persistence.md)."),
+    spec!("psync", -3, A | NP | Flags::NOSCRIPT | NM, 0, 0, 0, S(X::Psync), "server", "An internal command used in replication."),
+    spec!("tflow", -4, A | NP | Flags::NOSCRIPT | NM, 0, 0, 0, S(X::Tflow), "server", "Tandem-internal: opens one stream of a replica's sync (docs/replication.md)."),
+    spec!("save", 1, A | Flags::NOSCRIPT | NM, 0, 0, 0, S(X::Save), "server", "Synchronously saves the database(s) to disk (every shard's point-in-time part, docs/persistence.md)."),
     spec!("bgsave", -1, A | Flags::NOSCRIPT, 0, 0, 0, S(X::Bgsave), "server", "Asynchronously saves the database(s) to disk."),
     spec!("lastsave", 1, F | LS, 0, 0, 0, S(X::Lastsave), "server", "Returns the Unix timestamp of the last successful save to disk."),
     spec!("durability", -2, A | LS | Flags::STALE | Flags::NOSCRIPT, 0, 0, 0, S(X::Durability), "server", "Tandem: durability mode's status, and FORGET to take a replica out of the write quorum (docs/durability.md)."),
@@ -369,6 +375,8 @@ pub static TABLE: &[Spec] = &[
     spec!("renamenx", 3, W | F, 1, 2, 1, S(X::Renamenx), "generic", "Renames a key only when the target key name doesn't exist."),
     spec!("copy", -3, W | OOM, 1, 2, 1, S(X::Copy), "generic", "Copies the value of a key to a new key."),
     spec!("move", 3, W | F, 1, 1, 1, S(X::Move), "generic", "Moves a key to another database."),
+    spec!("sort", -2, W | OOM, keys sort::keys, S(X::Sort), "generic", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result."),
+    spec!("sort_ro", -2, R, 1, 1, 1, S(X::SortRo), "generic", "Returns the sorted elements of a list, a set, or a sorted set."),
     spec!("keys", 2, R, 0, 0, 0, S(X::Keys), "generic", "Returns all key names that match a pattern."),
     spec!("scan", -2, R, 0, 0, 0, S(X::Scan), "generic", "Iterates over the key names in the database."),
     spec!("randomkey", 1, R, 0, 0, 0, S(X::Randomkey), "generic", "Returns a random key name from the database."),

@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod multi;
 pub mod pubsub;
 pub mod scripting;
+pub mod sort;
 pub mod special;
 
 use crate::config::Config;

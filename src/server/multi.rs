@@ -66,6 +66,9 @@ impl Conn {
                 Some(CmdError::WrongArity(spec.name.into()))
             }
             Some(_) if !self.authed => Some(CmdError::NoAuth),
+            Some(spec) if spec.flags.has(crate::cmd::Flags::NO_MULTI) => Some(CmdError::other(
+                "ERR Command not allowed inside a transaction",
+            )),
             Some(spec)
                 if spec.flags.has(crate::cmd::Flags::DENYOOM)
                     && self.local.shard.borrow().over_maxmemory() =>
@@ -164,6 +167,19 @@ impl Conn {
             return Err(CmdError::other(
                 "EXECABORT Transaction discarded because of previous errors.",
             ));
+        }
+        // Over maxmemory, a transaction with a command that may use memory is refused whole, before
+        // anything runs (Valkey's rule, and its words).
+        let denyoom = st
+            .queued
+            .iter()
+            .any(|a| lookup(&a[0]).is_some_and(|s| s.flags.has(crate::cmd::Flags::DENYOOM)));
+        if denyoom && self.local.shard.borrow().over_maxmemory() {
+            self.unwatch_all().await;
+            return Err(CmdError::other(format!(
+                "EXECABORT Transaction discarded because of: {}",
+                CmdError::Oom.message()
+            )));
         }
         // Shards of every key command (followed through SELECTs) and of every watched key.
         let mut shards: Vec<usize> = self.watched.iter().map(|w| w.shard).collect();

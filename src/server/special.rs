@@ -234,6 +234,9 @@ impl Conn {
                 self.rename(a, r, which == Special::Renamenx).await
             }
             Special::Copy => self.copy(a, r).await,
+            Special::Sort | Special::SortRo => {
+                self.sort_cmd(None, a, r, which == Special::SortRo).await
+            }
             Special::Move => {
                 let n = self.local.shard.borrow().settings.databases;
                 let dst = parse_db(&a[2], n)?;

@@ -125,7 +125,16 @@ impl Watched {
         }
     }
 
-    /// FLUSHDB, FLUSHALL, SWAPDB: every watched key of `db` (all databases if None) counts as written.
+    /// The watched keys of `db`.
+    pub fn keys_of(&self, db: usize) -> impl Iterator<Item = &[u8]> {
+        self.dbs
+            .get(&db)
+            .into_iter()
+            .flat_map(|m| m.keys().map(Vec::as_slice))
+    }
+
+    /// A replica's FLUSHDB, FLUSHALL, SWAPDB: every watched key of `db` (all databases if None) counts as
+    /// written.
     pub fn touch_db(&mut self, db: Option<usize>) {
         for (d, m) in self.dbs.iter_mut() {
             if db.is_none_or(|x| x == *d) {

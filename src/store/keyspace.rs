@@ -163,7 +163,11 @@ impl Keyspace {
 
     #[cold]
     fn before_write_slow(&mut self, db: usize, idx: usize, key: &[u8], expiry: bool) {
-        self.hooks.watched.touch(db, key);
+        // An expiry is no write for WATCH: a key live when watched is seen gone by EXEC
+        // (`watch_changed`), and one already expired when watched did not change (Valkey's rule).
+        if !expiry {
+            self.hooks.watched.touch(db, key);
+        }
         let Keyspace { dbs, hooks, .. } = self;
         let ndbs = dbs.len();
         for snap in &mut hooks.snapshots {
@@ -498,7 +502,7 @@ impl Keyspace {
     /// Empties database `db`. A snapshot in progress takes the tables of its unsent slots (hooks.rs), so
     /// the flush does not interrupt it.
     pub fn flush_db(&mut self, db: usize) {
-        self.hooks.watched.touch_db(Some(db));
+        self.touch_watched_live(db, None);
         let old = std::mem::take(&mut self.dbs[db]);
         if self.hooks.snapshots.is_empty() || old.slots.is_empty() {
             return;
@@ -511,11 +515,34 @@ impl Keyspace {
     }
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
-        self.hooks.watched.touch_db(Some(a));
-        self.hooks.watched.touch_db(Some(b));
+        self.touch_watched_live(a, Some(b));
+        self.touch_watched_live(b, Some(a));
         self.dbs.swap(a, b);
         for snap in &mut self.hooks.snapshots {
             snap.swapped(a, b);
+        }
+    }
+
+    /// FLUSHDB, FLUSHALL, SWAPDB: a watched key of `db` counts as written if it is live there or in
+    /// `other` (the database swapped in), as in Valkey: a key missing or expired on both sides did not
+    /// change.
+    fn touch_watched_live(&mut self, db: usize, other: Option<usize>) {
+        if self.hooks.watched.is_empty() {
+            return;
+        }
+        let now = crate::runtime::now_ms();
+        let live: Vec<Vec<u8>> = self
+            .hooks
+            .watched
+            .keys_of(db)
+            .filter(|k| {
+                self.peek(db, k, now).is_some()
+                    || other.is_some_and(|o| self.peek(o, k, now).is_some())
+            })
+            .map(<[u8]>::to_vec)
+            .collect();
+        for k in live {
+            self.hooks.watched.touch(db, &k);
         }
     }
 
