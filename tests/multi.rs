@@ -182,6 +182,70 @@ fn save_shutdown_and_oom_refuse_the_transaction_whole() {
     q::<()>(admin, &["CONFIG", "SET", "maxmemory", "0"]).unwrap();
 }
 
+/// RENAME, COPY and SORT ... STORE queued in MULTI run inside EXEC's transaction: a reader never sees
+/// the key between the two renames of one EXEC (old and dst hash to different shards of 2).
+#[test]
+fn key_commands_across_shards_run_inside_execs_transaction() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    q::<()>(c, &["SET", "old", "v"]).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let mut wc = s.conn();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (a, b): (String, String) = redis::pipe()
+                    .atomic()
+                    .cmd("RENAME")
+                    .arg("old")
+                    .arg("dst")
+                    .cmd("RENAME")
+                    .arg("dst")
+                    .arg("old")
+                    .query(&mut wc)
+                    .unwrap();
+                assert_eq!((a.as_str(), b.as_str()), ("OK", "OK"));
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut reads = 0;
+    while reads < 30000 {
+        let v: Option<String> = q(c, &["GET", "old"]).unwrap();
+        assert_eq!(
+            v.as_deref(),
+            Some("v"),
+            "read {reads} saw the key between two renames"
+        );
+        reads += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+    // The other key specials in MULTI: their replies in place.
+    q::<i64>(c, &["RPUSH", "l", "3", "1", "2"]).unwrap();
+    let (copied, sorted, stored): (i64, Vec<String>, i64) = redis::pipe()
+        .atomic()
+        .cmd("COPY")
+        .arg("old")
+        .arg("dst")
+        .cmd("SORT")
+        .arg("l")
+        .cmd("SORT")
+        .arg("l")
+        .arg("DESC")
+        .arg("STORE")
+        .arg("dst2")
+        .query(c)
+        .unwrap();
+    assert_eq!(
+        (copied, sorted, stored),
+        (1, vec!["1".into(), "2".into(), "3".into()], 3)
+    );
+}
+
 /// Writers move units between keys on different shards in transactions; a reader never sees a total
 /// other than the constant one.
 #[test]

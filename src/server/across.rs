@@ -1,15 +1,16 @@
 //! Key commands whose keys may span shards, run by the connection: a split run (each shard's part under
-//! one transaction, the replies merged: MGET, MSET, DEL...), and MSETNX, RENAME, COPY (a key's entry moves
-//! between shards under one transaction) and SCAN (slot by slot, shard by shard). Multi-key collection
+//! one transaction, the replies merged: MGET, MSET, DEL...), and MSETNX, RENAME, COPY, MOVE (a key's entry
+//! moves between shards under one transaction, EXEC's when queued), SORT (server/sort.rs) and SCAN (slot
+//! by slot, shard by shard). Multi-key collection
 //! commands run over gathered copies instead (server/gathered.rs).
 
 use super::conn::Conn;
 use crate::cmd::args::{eq, int, lower};
 use crate::cmd::exec::execute_part;
 use crate::cmd::keys::parse_db;
-use crate::cmd::{lookup, CmdError, CmdResult, Merge, Spec};
+use crate::cmd::{lookup, CmdError, CmdResult, Merge, Spec, Special};
 use crate::resp::Reply;
-use crate::runtime;
+use crate::runtime::{self, Tx};
 use crate::shard::mesh::Kind;
 use crate::slot::{key_slot, shard_slots, slot_owner, SLOTS};
 use crate::store::events;
@@ -149,7 +150,83 @@ impl Conn {
         Ok(())
     }
 
-    pub(super) async fn msetnx(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    /// The key commands a connection runs across shards itself (MSETNX, RENAME, RENAMENX, COPY, MOVE,
+    /// SORT, SORT_RO), inside the transaction EXEC holds over their shards (`held`), or in their own.
+    pub(super) async fn key_special(
+        &mut self,
+        held: Option<&Tx>,
+        which: Special,
+        a: &[Bytes],
+        r: &mut Reply,
+    ) -> CmdResult {
+        match which {
+            Special::Msetnx => self.msetnx(held, a, r).await,
+            Special::Rename | Special::Renamenx => {
+                self.rename(held, a, r, which == Special::Renamenx).await
+            }
+            Special::Copy => self.copy(held, a, r).await,
+            Special::Move => self.move_key(held, a, r).await,
+            Special::Sort | Special::SortRo => {
+                self.sort_cmd(held, a, r, which == Special::SortRo).await
+            }
+            _ => unreachable!("{which:?} is not a key special"),
+        }
+    }
+
+    /// The shards `key_special` needs for `a` (EXEC locks them with the rest of its queue): its keys',
+    /// and every shard for a SORT whose patterns name other keys.
+    pub(super) fn key_special_shards(
+        &self,
+        which: Special,
+        spec: &Spec,
+        a: &[Bytes],
+    ) -> Vec<usize> {
+        let mut v: Vec<usize> = spec
+            .keys_of(a)
+            .iter()
+            .map(|&p| self.shard_of(&a[p]))
+            .collect();
+        if matches!(which, Special::Sort | Special::SortRo)
+            && crate::cmd::sort::parse(a, which == Special::SortRo)
+                .is_ok_and(|s| s.reads_patterns())
+        {
+            v.extend(0..self.local.nshards());
+        }
+        v
+    }
+
+    async fn move_key(&mut self, held: Option<&Tx>, a: &[Bytes], r: &mut Reply) -> CmdResult {
+        let n = self.local.shard.borrow().settings.databases;
+        let dst = parse_db(&a[2], n)?;
+        if dst == self.db {
+            return Err(CmdError::SameObject);
+        }
+        let (src, key, now) = (self.db, a[1].clone(), runtime::now_ms());
+        let job = move |sh: &mut crate::shard::Shard| {
+            if sh.ks.get(dst, &key, now).is_some() {
+                return false;
+            }
+            match sh.ks.remove(src, &key, now) {
+                Some(e) => {
+                    sh.ks.insert_entry(dst, e);
+                    let ev = &mut sh.ks.hooks.events;
+                    ev.emit(events::GENERIC, "move_from", src, &key);
+                    ev.emit(events::GENERIC, "move_to", dst, &key);
+                    true
+                }
+                None => false,
+            }
+        };
+        let shard = self.shard_of(&a[1]);
+        let moved = match held {
+            Some(tx) => tx.on(shard, job).await,
+            None => self.local.call(shard, Kind::Normal, job).await,
+        };
+        r.int(moved as i64);
+        Ok(())
+    }
+
+    async fn msetnx(&mut self, held: Option<&Tx>, a: &[Bytes], r: &mut Reply) -> CmdResult {
         if a.len().is_multiple_of(2) {
             return Err(CmdError::WrongArity("msetnx".into()));
         }
@@ -161,7 +238,7 @@ impl Conn {
             .map(|c| (c[0].clone(), c[1].clone()))
             .collect();
         let shards: Vec<usize> = pairs.iter().map(|(k, _)| self.shard_of(k)).collect();
-        let tx = self.local.begin_tx(shards.clone(), true).await;
+        let tx = self.local.tx_or_held(held, shards.clone(), true).await;
         let mut uniq = shards.clone();
         uniq.sort_unstable();
         uniq.dedup();
@@ -192,11 +269,17 @@ impl Conn {
         Ok(())
     }
 
-    pub(super) async fn rename(&mut self, a: &[Bytes], r: &mut Reply, nx: bool) -> CmdResult {
+    async fn rename(
+        &mut self,
+        held: Option<&Tx>,
+        a: &[Bytes],
+        r: &mut Reply,
+        nx: bool,
+    ) -> CmdResult {
         let (src, dst) = (a[1].clone(), a[2].clone());
         let (s1, s2) = (self.shard_of(&src), self.shard_of(&dst));
         let (db, now) = (self.db, runtime::now_ms());
-        let tx = self.local.begin_tx(vec![s1, s2], true).await;
+        let tx = self.local.tx_or_held(held, vec![s1, s2], true).await;
         let k = src.clone();
         let exists = tx.on(s1, move |sh| sh.ks.get(db, &k, now).is_some()).await;
         if !exists {
@@ -244,7 +327,7 @@ impl Conn {
         Ok(())
     }
 
-    pub(super) async fn copy(&mut self, a: &[Bytes], r: &mut Reply) -> CmdResult {
+    async fn copy(&mut self, held: Option<&Tx>, a: &[Bytes], r: &mut Reply) -> CmdResult {
         let nd = self.local.shard.borrow().settings.databases;
         let (mut dst_db, mut replace) = (self.db, false);
         let mut i = 3;
@@ -266,7 +349,7 @@ impl Conn {
         }
         let (s1, s2) = (self.shard_of(&src), self.shard_of(&dst));
         let (db, now) = (self.db, runtime::now_ms());
-        let tx = self.local.begin_tx(vec![s1, s2], true).await;
+        let tx = self.local.tx_or_held(held, vec![s1, s2], true).await;
         let dst_key = dst.clone();
         let Some(e) = tx
             .on(s1, move |sh| {

@@ -40,6 +40,21 @@ pub fn runs_in_multi(name: &[u8]) -> bool {
         .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
+/// Key commands the connection runs across shards itself: they run inside EXEC's transaction, which
+/// locks their shards too (server/across.rs).
+fn key_special(which: Special) -> bool {
+    matches!(
+        which,
+        Special::Msetnx
+            | Special::Rename
+            | Special::Renamenx
+            | Special::Copy
+            | Special::Move
+            | Special::Sort
+            | Special::SortRo
+    )
+}
+
 /// Connection commands that need no shard: they run in place inside EXEC's transaction.
 fn inline(which: Special) -> bool {
     matches!(
@@ -186,9 +201,16 @@ impl Conn {
         let mut write = false;
         for args in &st.queued {
             if let Some(spec) = lookup(&args[0]) {
-                if let Handler::Key(..) = spec.handler {
-                    shards.extend(spec.keys_of(args).iter().map(|&p| self.shard_of(&args[p])));
-                    write |= spec.is_write();
+                match spec.handler {
+                    Handler::Key(..) => {
+                        shards.extend(spec.keys_of(args).iter().map(|&p| self.shard_of(&args[p])));
+                        write |= spec.is_write();
+                    }
+                    Handler::Special(w) if key_special(w) => {
+                        shards.extend(self.key_special_shards(w, spec, args));
+                        write |= spec.is_write();
+                    }
+                    Handler::Special(_) => {}
                 }
             }
         }
@@ -245,6 +267,15 @@ impl Conn {
                         }
                     };
                     if let Err(e) = res {
+                        out.error(&e.message());
+                    }
+                }
+                Handler::Special(which) if key_special(which) => {
+                    if tx.is_none() {
+                        tx = Some(self.local.begin_tx(shards.clone(), write).await);
+                    }
+                    let held = tx.as_ref().expect("held");
+                    if let Err(e) = self.key_special(Some(held), which, &args, &mut out).await {
                         out.error(&e.message());
                     }
                 }

@@ -12,7 +12,6 @@ use crate::runtime;
 use crate::shard::mesh::Kind;
 use crate::shard::pubsub::Space;
 use crate::slot::{key_slot, slot_owner};
-use crate::store::events;
 use crate::store::glob::glob_match;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -229,42 +228,13 @@ impl Conn {
                 r.null();
                 Ok(())
             }
-            Special::Msetnx => self.msetnx(a, r).await,
-            Special::Rename | Special::Renamenx => {
-                self.rename(a, r, which == Special::Renamenx).await
-            }
-            Special::Copy => self.copy(a, r).await,
-            Special::Sort | Special::SortRo => {
-                self.sort_cmd(None, a, r, which == Special::SortRo).await
-            }
-            Special::Move => {
-                let n = self.local.shard.borrow().settings.databases;
-                let dst = parse_db(&a[2], n)?;
-                if dst == self.db {
-                    return Err(CmdError::SameObject);
-                }
-                let (src, key, now) = (self.db, a[1].clone(), runtime::now_ms());
-                let moved = self
-                    .local
-                    .call(self.shard_of(&a[1]), Kind::Normal, move |sh| {
-                        if sh.ks.get(dst, &key, now).is_some() {
-                            return false;
-                        }
-                        match sh.ks.remove(src, &key, now) {
-                            Some(e) => {
-                                sh.ks.insert_entry(dst, e);
-                                let ev = &mut sh.ks.hooks.events;
-                                ev.emit(events::GENERIC, "move_from", src, &key);
-                                ev.emit(events::GENERIC, "move_to", dst, &key);
-                                true
-                            }
-                            None => false,
-                        }
-                    })
-                    .await;
-                r.int(moved as i64);
-                Ok(())
-            }
+            Special::Msetnx
+            | Special::Rename
+            | Special::Renamenx
+            | Special::Copy
+            | Special::Sort
+            | Special::SortRo
+            | Special::Move => self.key_special(None, which, a, r).await,
             Special::Replicaof => repl::replicaof(&self.local, a, r).await,
             Special::Role => repl::role(&self.local, r).await,
             Special::Durability => crate::repl::durability_cmd::durability(&self.local, a, r).await,
