@@ -112,3 +112,40 @@ fn moves_and_sorted_sets_wake_waiters_across_shards() {
     );
     blocked(&s, 0);
 }
+
+#[test]
+fn a_move_to_a_wrong_type_destination_blocks_and_answers_wrongtype_when_served() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    q::<()>(c, &["SET", "{t}dst", "not a list"]).unwrap();
+    let mut w = s.raw();
+    w.send(&["BRPOPLPUSH", "{t}src", "{t}dst", "0"]);
+    blocked(&s, 1);
+    // A source that becomes another type does not serve the waiter: it stays blocked.
+    q::<()>(c, &["SET", "{t}src", "a string"]).unwrap();
+    q::<i64>(c, &["DEL", "{t}src"]).unwrap();
+    blocked(&s, 1);
+    q::<i64>(c, &["RPUSH", "{t}src", "a", "b"]).unwrap();
+    assert!(w.read_reply()[0].starts_with("-WRONGTYPE"));
+    blocked(&s, 0);
+    // Nothing moved: the source keeps its elements in order.
+    assert_eq!(
+        q::<Vec<String>>(c, &["LRANGE", "{t}src", "0", "-1"]).unwrap(),
+        vec!["a", "b"]
+    );
+}
+
+#[test]
+fn swapdb_wakes_a_client_blocked_on_a_key_it_brings_in() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    q::<()>(c, &["SELECT", "1"]).unwrap();
+    q::<i64>(c, &["RPUSH", "k", "hello"]).unwrap();
+    let mut w = s.raw();
+    w.send(&["SELECT", "9"]);
+    w.read_reply();
+    w.send(&["BRPOP", "k", "0"]);
+    blocked(&s, 1);
+    q::<()>(c, &["SWAPDB", "1", "9"]).unwrap();
+    assert_eq!(w.read_reply(), vec!["*2", "$1", "k", "$5", "hello"]);
+}

@@ -85,10 +85,10 @@ fn bmove(
     mv: fn(&mut Shard, &Exec, &[Bytes], &mut Reply) -> CmdResult,
 ) -> CmdResult {
     timeout_ms(&a[timeout])?;
-    // A destination of the wrong type is reported before blocking (Valkey blocks and reports it when
-    // served; here a wake-up's WRONGTYPE is read as the source having changed type, which keeps waiting).
+    // As Valkey: an empty source blocks (or, where it may not block, answers nil) whatever the
+    // destination holds; the destination's type matters once there is something to move (a wake-up's
+    // WRONGTYPE with a list at the source is the answer: server/blocking.rs).
     if read(sh, ex, &a[1], LIST)?.is_none() {
-        read(sh, ex, &a[2], LIST)?;
         r.null();
         return Ok(());
     }

@@ -65,8 +65,13 @@ impl Conn {
             self.info.borrow_mut().ready = false;
             let out = self.attempt(spec, &args).await;
             // A key that became another type while this waited does not serve it (it stays blocked, as
-            // in Valkey); only the first attempt reports WRONGTYPE.
-            let wrong_later = !first && out.starts_with(b"-WRONGTYPE");
+            // in Valkey); only the first attempt reports WRONGTYPE. A move whose source holds a list is
+            // served: its WRONGTYPE is the destination's, and is its answer (Valkey's too).
+            let mut wrong_later = !first && out.starts_with(b"-WRONGTYPE");
+            if wrong_later && moves {
+                let src = self.fetch_with(&keys[..1], |e| e.kind()).await;
+                wrong_later = src[0] != Some(crate::store::types::LIST);
+            }
             first = false;
             if !is_null(&out) && !wrong_later {
                 break Some(out);

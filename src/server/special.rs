@@ -147,6 +147,7 @@ impl Conn {
                 let shards = tx.shards().to_vec();
                 tx.each(&shards, move |sh| {
                     sh.ks.swap_db(x, y);
+                    sh.signal_swapped(x, y);
                     let (a, b) = (x.to_string(), y.to_string());
                     sh.log_record(0, &[b"SWAPDB", a.as_bytes(), b.as_bytes()]);
                 })

@@ -67,6 +67,21 @@ impl Shard {
         }
     }
 
+    /// After SWAPDB: every key waited on in either database may now hold elements (Valkey wakes them
+    /// too; an expired one does not wake its waiter).
+    pub fn signal_swapped(&mut self, a: usize, b: usize) {
+        let keys: Vec<(usize, Bytes)> = self
+            .blocked
+            .waiters
+            .keys()
+            .filter(|(db, _)| *db == a || *db == b)
+            .cloned()
+            .collect();
+        for (db, key) in keys {
+            self.signal_ready(db, &key);
+        }
+    }
+
     /// After a write to `key`: wakes its first waiter if the key now holds a list or sorted set.
     pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
         if self.blocked.is_empty() {
