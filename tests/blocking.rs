@@ -149,3 +149,32 @@ fn swapdb_wakes_a_client_blocked_on_a_key_it_brings_in() {
     q::<()>(c, &["SWAPDB", "1", "9"]).unwrap();
     assert_eq!(w.read_reply(), vec!["*2", "$1", "k", "$5", "hello"]);
 }
+
+#[test]
+fn a_key_expiring_inside_the_exec_that_woke_a_waiter_does_not_serve_it() {
+    let s = Server::start(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let c = &mut s.conn();
+    q::<()>(c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    let mut w = s.raw();
+    w.send(&["BZPOPMIN", "z", "1"]);
+    blocked(&s, 1);
+    // The waiter is woken by the ZADD but runs after EXEC releases the key's shard, when the key has
+    // expired: it must see the time it runs at, not the time its retry was sent.
+    let start = Instant::now();
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("ZADD")
+        .arg("z")
+        .arg(1)
+        .arg("one")
+        .cmd("PEXPIRE")
+        .arg("z")
+        .arg(100)
+        .cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0.2")
+        .query(c)
+        .unwrap();
+    assert_eq!(w.read_reply(), vec!["*-1"], "timed out, not served");
+    assert!(start.elapsed().as_millis() >= 700, "served at its timeout");
+}

@@ -122,36 +122,32 @@ pub fn scan_args(a: &[bytes::Bytes], novalues_ok: bool) -> Result<ScanArgs, CmdE
     Ok(s)
 }
 
-/// Replies to a collection SCAN over `items` (pairs when `pairs`): the cursor is a position in the
-/// collection's iteration order, which stays put while the collection is not written. A compact
-/// collection is returned whole in one call, as Valkey does.
-pub fn scan_reply(
-    r: &mut Reply,
-    s: &ScanArgs,
-    compact: bool,
-    items: &mut dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
-) {
-    let mut out = Vec::new();
-    let mut pos = s.cursor;
-    let mut it = items.skip(s.cursor);
-    let mut visited = 0;
-    let mut next = 0;
-    for (k, v) in it.by_ref() {
-        pos += 1;
-        visited += 1;
-        if s.pattern.as_ref().is_none_or(|p| glob_match(p, &k, false)) {
-            out.push((k, v));
-        }
-        if !compact && visited >= s.count {
-            next = pos;
+/// One step of a collection's SCAN: visits the elements of the cursor's bucket (name, and value or
+/// score when the type has one) and returns the next cursor (0: done).
+pub type ScanStep<'a> = dyn FnMut(u64, &mut dyn FnMut(&[u8], Option<&[u8]>)) -> u64 + 'a;
+
+/// Replies to a collection SCAN: steps from the cursor until COUNT elements were visited, the scan is
+/// done, or ten steps per COUNT were taken (Valkey's bound). A compact collection is one step, so it is
+/// returned whole in one call, as Valkey does; a big one's cursor is its table's reverse-binary cursor
+/// (store/segtable.rs), so an element present for the whole scan is returned.
+pub fn scan_reply(r: &mut Reply, s: &ScanArgs, step: &mut ScanStep<'_>) {
+    let mut out: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut cursor = s.cursor as u64;
+    let (mut visited, mut steps) = (0usize, 0usize);
+    loop {
+        cursor = step(cursor, &mut |k, v| {
+            visited += 1;
+            if s.pattern.as_ref().is_none_or(|p| glob_match(p, k, false)) {
+                out.push((k.to_vec(), v.map(<[u8]>::to_vec)));
+            }
+        });
+        steps += 1;
+        if cursor == 0 || visited >= s.count || steps >= s.count.saturating_mul(10) {
             break;
         }
     }
-    if next != 0 && it.next().is_none() {
-        next = 0;
-    }
     r.array(2);
-    r.bulk(itoa::Buffer::new().format(next).as_bytes());
+    r.bulk(itoa::Buffer::new().format(cursor).as_bytes());
     let n: usize = out
         .iter()
         .map(|(_, v)| 1 + (v.is_some() && !s.novalues) as usize)

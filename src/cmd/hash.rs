@@ -231,11 +231,9 @@ pub fn hrandfield(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdR
 pub fn hscan(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let s = scan_args(a, true)?;
     let Some(h) = hash(read(sh, ex, &a[1], HASH)?) else {
-        scan_reply(r, &s, true, &mut std::iter::empty());
+        scan_reply(r, &s, &mut |_, _| 0);
         return Ok(());
     };
-    let compact = h.encoding() == "listpack";
-    let mut it = h.iter().map(|(f, v)| (f.to_vec(), Some(v.to_vec())));
-    scan_reply(r, &s, compact, &mut it);
+    scan_reply(r, &s, &mut |c, f| h.scan_step(c, |k, v| f(k, Some(v))));
     Ok(())
 }

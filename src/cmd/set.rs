@@ -165,11 +165,9 @@ pub fn srandmember(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> Cmd
 pub fn sscan(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let sa = scan_args(a, false)?;
     let Some(s) = set_of(read(sh, ex, &a[1], SET)?) else {
-        scan_reply(r, &sa, true, &mut std::iter::empty());
+        scan_reply(r, &sa, &mut |_, _| 0);
         return Ok(());
     };
-    let compact = s.encoding() != "hashtable";
-    let mut it = s.members().into_iter().map(|m| (m, None));
-    scan_reply(r, &sa, compact, &mut it);
+    scan_reply(r, &sa, &mut |c, f| s.scan_step(c, |m| f(m, None)));
     Ok(())
 }

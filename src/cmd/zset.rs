@@ -657,13 +657,13 @@ pub fn zremrangebylex(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> 
 pub fn zscan(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let sa = scan_args(a, true)?;
     let Some(z) = zset_of(read(sh, ex, &a[1], ZSET)?) else {
-        scan_reply(r, &sa, true, &mut std::iter::empty());
+        scan_reply(r, &sa, &mut |_, _| 0);
         return Ok(());
     };
-    let compact = z.encoding() == "listpack";
-    let mut it = z
-        .iter_from(0)
-        .map(|(m, s)| (m.to_vec(), Some(crate::resp::format_double(s).into_bytes())));
-    scan_reply(r, &sa, compact, &mut it);
+    scan_reply(r, &sa, &mut |c, f| {
+        z.scan_step(c, |m, s| {
+            f(m, Some(crate::resp::format_double(s).as_bytes()))
+        })
+    });
     Ok(())
 }

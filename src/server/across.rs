@@ -425,14 +425,15 @@ impl Conn {
                 .call(s, Kind::Normal, move |sh| {
                     let mut out = Vec::new();
                     let mut sl = slot;
+                    let wanted = |e: &Entry| {
+                        typ.as_deref()
+                            .is_none_or(|t| t == crate::store::types::type_name(e.kind()))
+                            && pat.as_ref().is_none_or(|p| glob_match(p, e.key(), false))
+                    };
                     while sl < end && out.len() < want {
-                        sh.ks.expire_slot(db, sl, now);
+                        sh.ks.expire_slot(db, sl, now, wanted);
                         for e in sh.ks.slot_entries(db, sl, now) {
-                            let type_ok = typ
-                                .as_deref()
-                                .is_none_or(|t| t == crate::store::types::type_name(e.kind()));
-                            if type_ok && pat.as_ref().is_none_or(|p| glob_match(p, e.key(), false))
-                            {
+                            if wanted(e) {
                                 out.push(Bytes::copy_from_slice(e.key()));
                             }
                         }

@@ -139,9 +139,10 @@ impl Conn {
     /// Runs a group of key commands: remote shards' parts are sent first (one message each) so they run
     /// in parallel with the local part; replies are then written in command order.
     async fn run_group(&mut self, group: Vec<(usize, Ready)>, out: &mut Vec<u8>) {
+        // The clock is read where the commands run (run_remote, and the fast path below).
         let ex = Exec {
             db: self.db,
-            now: runtime::now_ms(),
+            now: 0,
         };
         let proto = self.proto;
         let me = self.local.id;
@@ -155,6 +156,10 @@ impl Conn {
         // below, which can put a timeout error in place of any reply).
         if only == Some(me) && !self.local.shard.borrow().durable_active() {
             self.local.wait_unlocked().await;
+            let ex = Exec {
+                now: runtime::now_ms(),
+                ..ex
+            };
             let mut r = Reply {
                 buf: std::mem::take(out),
                 proto,
@@ -420,8 +425,14 @@ struct Ran {
     held: Option<Held>,
 }
 
-/// Runs commands on their shard.
+/// Runs commands on their shard. The clock is read here, when they run: a batch that waited for a
+/// transaction to release the shard must not see the time it was sent at (a key that expired meanwhile
+/// is gone for it).
 fn run_remote(sh: &mut crate::shard::Shard, cmds: Vec<Ready>, ex: Exec, proto: Proto) -> Ran {
+    let ex = Exec {
+        now: runtime::now_ms(),
+        ..ex
+    };
     let mut r = Reply::new(proto);
     let mut ends = Vec::with_capacity(cmds.len());
     let held = execute_batch(

@@ -55,12 +55,16 @@ fn key_special(which: Special) -> bool {
     )
 }
 
-/// Connection commands that need no shard: they run in place inside EXEC's transaction.
-fn inline(which: Special) -> bool {
-    matches!(
-        which,
-        Special::Ping | Special::Echo | Special::Select | Special::Time
-    )
+/// Connection commands that need no other shard: they run in place inside EXEC's transaction. DEBUG
+/// SLEEP stalls this shard with the transaction held, as Valkey's stalls the whole server inside EXEC.
+fn inline(which: Special, args: &[Bytes]) -> bool {
+    match which {
+        Special::Ping | Special::Echo | Special::Select | Special::Time => true,
+        Special::Debug => args
+            .get(1)
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"sleep")),
+        _ => false,
+    }
 }
 
 impl Conn {
@@ -280,7 +284,7 @@ impl Conn {
                     }
                 }
                 Handler::Special(which) => {
-                    if !inline(which) {
+                    if !inline(which, &args) {
                         // Server-wide commands take their own transaction, between two of EXEC's.
                         drop(tx.take());
                     }

@@ -614,7 +614,15 @@ impl Keyspace {
 
     /// Live entries of one slot (by absolute slot number) in database `db`.
     /// Deletes the expired keys of one slot, as lazy expiry would (SCAN meets them, as Valkey's does).
-    pub fn expire_slot(&mut self, db: usize, slot: usize, now: u64) {
+    /// Deletes the expired keys of `slot` that `matches` (SCAN: only the keys its MATCH and TYPE let
+    /// through, as in Valkey).
+    pub fn expire_slot(
+        &mut self,
+        db: usize,
+        slot: usize,
+        now: u64,
+        matches: impl Fn(&Entry) -> bool,
+    ) {
         if self.passive_expiry || !self.slots.contains(&slot) {
             return;
         }
@@ -623,7 +631,7 @@ impl Keyspace {
             Some(s) if s.expires > 0 => s
                 .table
                 .iter()
-                .filter(|e| is_expired(e, now))
+                .filter(|e| is_expired(e, now) && matches(e))
                 .map(|e| e.key().to_vec())
                 .collect(),
             _ => return,

@@ -245,6 +245,34 @@ impl<T: Keyed> SegTable<T> {
         None
     }
 
+    /// One step of a SCAN (Valkey's reverse-binary cursor, over the directory's bits): calls `f` for
+    /// each element whose directory bits are the cursor's, and returns the next cursor (0 once every
+    /// bucket was visited). An element present for a whole scan is returned at least once whatever the
+    /// table does meanwhile (segments split and never merge, the directory only doubles), and a step
+    /// costs one segment's walk, wherever the cursor is.
+    pub fn scan_step(&self, cursor: u64, mut f: impl FnMut(&T)) -> u64 {
+        let mask: u64 = if self.depth == 0 {
+            0
+        } else {
+            (1 << self.depth) - 1
+        };
+        let v = cursor & mask;
+        let seg = if self.depth == 0 {
+            &self.head
+        } else {
+            self.seg(self.dir[v as usize] as usize)
+        };
+        for e in seg.table.iter() {
+            if mask == 0 || (self.hasher.hash_one(e.key()) >> DIR_SHIFT) & mask == v {
+                f(e);
+            }
+        }
+        (cursor | !mask)
+            .reverse_bits()
+            .wrapping_add(1)
+            .reverse_bits()
+    }
+
     pub fn segment_count(&self) -> usize {
         1 + self.more.len()
     }
@@ -376,6 +404,40 @@ mod tests {
             prop_assert_eq!(t.len(), m.len());
             for (k, v) in &m {
                 prop_assert_eq!(t.get(k.to_string().as_bytes()).map(|e| e.value().to_vec()), Some(v.to_le_bytes().to_vec()));
+            }
+        });
+    }
+    #[test]
+    fn a_scan_returns_every_element_present_throughout_while_the_table_changes() {
+        use proptest::prelude::*;
+        proptest!(ProptestConfig::with_cases(64), |(
+            seed in 0u64..1000,
+            start in 0usize..3000,
+            churn in prop::collection::vec((any::<bool>(), 0u32..20_000), 0..400),
+        )| {
+            // Small segments, so that the scan meets splits and directory doublings.
+            let mut t = SegTable::with_segment_max(seed, 64);
+            let key = |i: u32| format!("k{i}").into_bytes();
+            for i in 0..start as u32 {
+                t.insert(Entry::new(&key(i), b"", None));
+            }
+            // Keys below `start` that the churn never removes are present for the whole scan.
+            let removed: std::collections::HashSet<u32> =
+                churn.iter().filter(|(ins, _)| !ins).map(|(_, k)| *k).collect();
+            let mut seen = std::collections::HashSet::new();
+            let (mut cursor, mut steps, mut churn) = (0u64, 0usize, churn.into_iter());
+            loop {
+                cursor = t.scan_step(cursor, |e| { seen.insert(e.key().to_vec()); });
+                steps += 1;
+                // Between steps: up to three inserts or removes.
+                for (ins, k) in churn.by_ref().take(3) {
+                    if ins { t.insert(Entry::new(&key(k), b"", None)); } else { t.remove(&key(k)); }
+                }
+                if cursor == 0 { break; }
+                prop_assert!(steps < 1_000_000);
+            }
+            for i in (0..start as u32).filter(|i| !removed.contains(i)) {
+                prop_assert!(seen.contains(&key(i)), "k{} was present throughout and not returned", i);
             }
         });
     }

@@ -143,6 +143,17 @@ impl Hash {
         }
     }
 
+    /// One HSCAN step from `cursor` (SegTable::scan_step); a packed hash is one step.
+    pub fn scan_step(&self, cursor: u64, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
+        match self {
+            Hash::Table(t) => t.scan_step(cursor, |e| f(e.field(), e.value())),
+            Hash::Pack(_) => {
+                self.iter().for_each(|(k, v)| f(k, v));
+                0
+            }
+        }
+    }
+
     /// A field chosen with `r` (HRANDFIELD).
     pub fn random(&self, r: u64) -> Option<(&[u8], &[u8])> {
         match self {

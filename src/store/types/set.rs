@@ -192,6 +192,17 @@ impl Set {
     }
 
     /// Calls `f` with every member (integers of an intset formatted on the way).
+    /// One SSCAN step from `cursor` (SegTable::scan_step); a compact set is one step.
+    pub fn scan_step(&self, cursor: u64, mut f: impl FnMut(&[u8])) -> u64 {
+        match self {
+            Set::Table(t) => t.scan_step(cursor, |e| f(e.field())),
+            _ => {
+                self.each(f);
+                0
+            }
+        }
+    }
+
     pub fn each(&self, mut f: impl FnMut(&[u8])) {
         match self {
             Set::Ints(v) => {

@@ -355,6 +355,18 @@ impl ZSet {
     }
 
     /// Elements in ascending order from rank `start`.
+    /// One ZSCAN step from `cursor` (SegTable::scan_step over the member table); a packed sorted set
+    /// is one step.
+    pub fn scan_step(&self, cursor: u64, mut f: impl FnMut(&[u8], f64)) -> u64 {
+        match self {
+            ZSet::Big(t, _) => t.scan_step(cursor, |n| f(n.member(), n.score())),
+            _ => {
+                self.iter_from(0).for_each(|(m, s)| f(m, s));
+                0
+            }
+        }
+    }
+
     pub fn iter_from(&self, start: usize) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
         match self {
             ZSet::Pack(p) => Box::new(Self::pack_pairs(p).skip(start)),
