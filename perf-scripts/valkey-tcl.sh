@@ -17,14 +17,22 @@ ensure_release tandem-server
 SKIP=(
   "/stream events"     # streams (XADD, XGROUP) do not exist yet
   "Blocking commands ignores the timeout"  # idem (XREADGROUP in MULTI)
+  "/for stream"        # idem (COPY of streams)
   "/evicted events"    # eviction policies other than noeviction do not exist yet
+  "/after loadaof"     # CONFIG SET appendonly at run time and DEBUG LOADAOF (the WAL is set at start)
+  "SRANDMEMBER with a dict containing long chain"  # Valkey's dict rehashing (DEBUG HTSTATS-KEY)
+  # These read the propagated stream through SYNC (which Tandem does not serve) without the needs:repl tag:
+  "SWAPDB wants to wake blocked client, but the key already expired"
+  "MULTI + LPUSH + EXPIRE + DEBUG SLEEP on blocked client, key already expired"
+  "Server should not propagate the read command on lazy expire"
+  "/Lazy-expire should not be wrapped in MULTI/EXEC"
   "/inside script"     # scripts do not run yet (EVAL)
   "/from scripts"      # idem
   "/script timeout"    # idem (SCRIPT KILL of a running script)
 )
 SKIPARGS=()
 for t in "${SKIP[@]}"; do SKIPARGS+=(--skiptest "$t"); done
-UNITS=${*:-unit/type/string unit/type/incr unit/keyspace unit/expire unit/type/hash unit/type/list unit/type/set unit/type/zset unit/multi unit/pubsub unit/scan}
+UNITS=${*:-unit/type/string unit/type/incr unit/keyspace unit/expire unit/type/hash unit/type/list unit/type/set unit/type/zset unit/multi unit/pubsub unit/scan unit/sort}
 OUT=$PWD/target/perf/valkey-tcl
 mkdir -p "$OUT"
 TANDEM_ABS=$PWD/$TANDEM

@@ -178,3 +178,42 @@ fn a_key_expiring_inside_the_exec_that_woke_a_waiter_does_not_serve_it() {
     assert_eq!(w.read_reply(), vec!["*-1"], "timed out, not served");
     assert!(start.elapsed().as_millis() >= 700, "served at its timeout");
 }
+
+#[test]
+fn a_key_renamed_copied_or_moved_into_place_wakes_its_waiter() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    // old (slot 5439) and foo (slot 12182): different shards of 2.
+    for (i, how) in [
+        &["RENAME", "old", "foo"][..],
+        &["COPY", "old", "foo"],
+        &["MOVE", "old", "0"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        q::<()>(c, &["SELECT", "1"]).unwrap();
+        q::<i64>(c, &["RPUSH", "old", "x"]).unwrap();
+        let mut w = s.raw();
+        let db = if how[0] == "MOVE" { "0" } else { "1" };
+        w.send(&["SELECT", db]);
+        w.read_reply();
+        let key = if how[0] == "MOVE" { "old" } else { "foo" };
+        w.send(&["BLPOP", key, "0"]);
+        blocked(&s, 1);
+        let _: redis::Value = q(c, how).unwrap();
+        assert_eq!(
+            w.read_reply(),
+            vec![
+                "*2".to_string(),
+                format!("${}", key.len()),
+                key.into(),
+                "$1".into(),
+                "x".into()
+            ],
+            "case {i}: {how:?}"
+        );
+        blocked(&s, 0);
+        q::<()>(c, &["FLUSHALL"]).unwrap();
+    }
+}

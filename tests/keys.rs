@@ -124,6 +124,21 @@ fn rename_copy_move_across_shards() {
         err(c, &["MOVE", "indb3", "3"]),
         "ERR source and destination objects are the same"
     );
+    // Valkey's words for a bad index: not a number, or out of range.
+    assert_eq!(
+        err(c, &["MOVE", "indb3", "x"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        err(c, &["MOVE", "indb3", "99"]),
+        "ERR DB index is out of range"
+    );
+    assert_eq!(err(c, &["SWAPDB", "x", "1"]), "ERR invalid first DB index");
+    assert_eq!(err(c, &["SWAPDB", "1", "x"]), "ERR invalid second DB index");
+    assert_eq!(
+        err(c, &["SWAPDB", "1", "99"]),
+        "ERR DB index is out of range"
+    );
 }
 
 #[test]

@@ -150,6 +150,15 @@ fn keys_that_did_not_change_logically_do_not_abort_exec() {
     q::<()>(c, &["WATCH", "absent"]).unwrap();
     q::<()>(other, &["FLUSHALL"]).unwrap();
     assert!(!exec_runs(c), "FLUSHALL of a present key is a change");
+    // SMOVE of a member the destination already holds does not write the destination.
+    q::<i64>(other, &["SADD", "{s}src", "a", "b"]).unwrap();
+    q::<i64>(other, &["SADD", "{s}dst", "a"]).unwrap();
+    q::<()>(c, &["WATCH", "{s}dst"]).unwrap();
+    assert_eq!(
+        q::<i64>(other, &["SMOVE", "{s}src", "{s}dst", "a"]).unwrap(),
+        1
+    );
+    assert!(exec_runs(c), "the destination did not change");
 }
 
 #[test]

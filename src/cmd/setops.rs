@@ -154,7 +154,8 @@ pub fn sintercard(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdR
 pub fn smove(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let (src, dst, m) = (&a[1], &a[2], &a[3]);
     let has = set_of(read(sh, ex, src, SET)?).is_some_and(|s| s.contains(m));
-    read(sh, ex, dst, SET)?;
+    // A destination that already holds the member is not written (a WATCH of it is not touched).
+    let dst_has = set_of(read(sh, ex, dst, SET)?).is_some_and(|s| s.contains(m));
     if !has {
         r.int(0);
         return Ok(());
@@ -167,7 +168,9 @@ pub fn smove(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult
     let sadd = [Bytes::from_static(b"SADD"), dst.clone(), m.clone()];
     let mut scratch = Reply::new(crate::resp::Proto::Resp2);
     super::set::srem(sh, ex, &srem, &mut scratch)?;
-    super::set::sadd(sh, ex, &sadd, &mut scratch)?;
+    if !dst_has {
+        super::set::sadd(sh, ex, &sadd, &mut scratch)?;
+    }
     r.int(1);
     Ok(())
 }

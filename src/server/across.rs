@@ -197,6 +197,7 @@ impl Conn {
 
     async fn move_key(&mut self, held: Option<&Tx>, a: &[Bytes], r: &mut Reply) -> CmdResult {
         let n = self.local.shard.borrow().settings.databases;
+        int(&a[2])?;
         let dst = parse_db(&a[2], n)?;
         if dst == self.db {
             return Err(CmdError::SameObject);
@@ -212,6 +213,7 @@ impl Conn {
                     let ev = &mut sh.ks.hooks.events;
                     ev.emit(events::GENERIC, "move_from", src, &key);
                     ev.emit(events::GENERIC, "move_to", dst, &key);
+                    sh.signal_ready(dst, &key);
                     true
                 }
                 None => false,
@@ -317,6 +319,7 @@ impl Conn {
                 .hooks
                 .events
                 .emit(events::GENERIC, "rename_to", db, &dst);
+            sh.signal_ready(db, &dst);
         })
         .await;
         if nx {
@@ -371,6 +374,7 @@ impl Conn {
                     .hooks
                     .events
                     .emit(events::GENERIC, "copy_to", dst_db, &dst);
+                sh.signal_ready(dst_db, &dst);
                 true
             })
             .await;

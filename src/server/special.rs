@@ -136,10 +136,10 @@ impl Conn {
             }
             Special::Swapdb => {
                 let n = self.local.shard.borrow().settings.databases;
-                let x = parse_db(&a[1], n)
-                    .map_err(|_| CmdError::other("ERR invalid first DB index"))?;
-                let y = parse_db(&a[2], n)
-                    .map_err(|_| CmdError::other("ERR invalid second DB index"))?;
+                // Valkey's words: a non-integer index names its position, a bad number the range.
+                int(&a[1]).map_err(|_| CmdError::other("ERR invalid first DB index"))?;
+                int(&a[2]).map_err(|_| CmdError::other("ERR invalid second DB index"))?;
+                let (x, y) = (parse_db(&a[1], n)?, parse_db(&a[2], n)?);
                 let tx = self
                     .local
                     .begin_tx((0..self.local.nshards()).collect(), true)
