@@ -325,7 +325,7 @@ fn flush_swapdb_time_echo() {
     assert_eq!(q::<i64>(c, &["DBSIZE"]).unwrap(), 2);
     assert_eq!(
         err(c, &["SWAPDB", "0", "99"]),
-        "ERR invalid second DB index"
+        "ERR DB index is out of range"
     );
     q::<()>(c, &["FLUSHDB"]).unwrap();
     assert_eq!(q::<i64>(c, &["DBSIZE"]).unwrap(), 0);
