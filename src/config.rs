@@ -629,9 +629,10 @@ impl Config {
                 set_value: self.int("set-max-listpack-value") as usize,
                 zset_entries: self.int("zset-max-listpack-entries") as usize,
                 zset_value: self.int("zset-max-listpack-value") as usize,
+                // Valkey's reading of out-of-range sizes: 0 is one element, below -5 is -5 (64 KiB).
                 list_size: match self.int("list-max-listpack-size") {
-                    0 => -2,
-                    n => n,
+                    0 => 1,
+                    n => n.max(-5),
                 },
                 ..Default::default()
             },

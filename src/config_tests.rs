@@ -63,6 +63,21 @@ fn config_set_rules() {
 }
 
 #[test]
+fn out_of_range_list_sizes_and_old_names_read_as_valkey() {
+    let mut c = Config::default();
+    for (given, used) in [("0", 1), ("-6", -5), ("-2", -2), ("7", 7)] {
+        c.set_many(&[("list-max-listpack-size".into(), given.into())])
+            .unwrap();
+        assert_eq!(c.settings().limits.list_size, used, "{given}");
+    }
+    // An old name sets and shows the listpack value.
+    c.set_many(&[("list-max-ziplist-size".into(), "16".into())])
+        .unwrap();
+    let got = c.get_matching(&[b"list-max-*-size"]);
+    assert!(got.iter().all(|(_, v)| v == "16"), "{got:?}");
+}
+
+#[test]
 fn defaults_are_normalised() {
     let s = Config::default().settings();
     assert_eq!(
