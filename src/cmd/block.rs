@@ -15,7 +15,18 @@ use bytes::Bytes;
 
 /// A timeout argument in seconds: None blocks forever (0); Valkey's errors otherwise.
 pub fn timeout_ms(a: &[u8]) -> Result<Option<u64>, CmdError> {
-    let t = float(a).map_err(|_| CmdError::other("ERR timeout is not a float or out of range"))?;
+    // Valkey reads the timeout with strtold, which takes a hexadecimal integer too.
+    let hex = std::str::from_utf8(a)
+        .ok()
+        .and_then(|s| s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")))
+        .and_then(|h| u128::from_str_radix(h, 16).ok())
+        .map(|v| v as f64);
+    let t = match hex {
+        Some(v) => v,
+        None => {
+            float(a).map_err(|_| CmdError::other("ERR timeout is not a float or out of range"))?
+        }
+    };
     if t < 0.0 {
         return Err(CmdError::other("ERR timeout is negative"));
     }
@@ -134,5 +145,11 @@ mod tests {
         assert!(timeout_ms(b"-1").is_err());
         assert!(timeout_ms(b"abc").is_err());
         assert!(timeout_ms(b"inf").is_err());
+        // strtold's hexadecimal, as Valkey reads it.
+        assert_eq!(timeout_ms(b"0x2").unwrap(), Some(2000));
+        assert_eq!(
+            timeout_ms(b"0x7FFFFFFFFFFFFF").unwrap_err().message(),
+            "ERR timeout is out of range"
+        );
     }
 }
