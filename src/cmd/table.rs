@@ -144,6 +144,23 @@ pub enum Special {
     Eval,
 }
 
+impl Special {
+    /// Key commands that a connection runs across shards itself (server/across.rs, server/sort.rs):
+    /// EXEC runs them inside its transaction, over their keys' shards.
+    pub fn is_key_command(self) -> bool {
+        matches!(
+            self,
+            Special::Msetnx
+                | Special::Rename
+                | Special::Renamenx
+                | Special::Copy
+                | Special::Move
+                | Special::Sort
+                | Special::SortRo
+        )
+    }
+}
+
 #[derive(Clone, Copy)]
 pub enum Handler {
     /// Runs where the keys live; `Some(merge)` if it may span shards.

@@ -140,10 +140,7 @@ impl Conn {
     /// in parallel with the local part; replies are then written in command order.
     async fn run_group(&mut self, group: Vec<(usize, Ready)>, out: &mut Vec<u8>) {
         // The clock is read where the commands run (run_remote, and the fast path below).
-        let ex = Exec {
-            db: self.db,
-            now: 0,
-        };
+        let db = self.db;
         let proto = self.proto;
         let me = self.local.id;
         let n = self.local.nshards();
@@ -157,8 +154,8 @@ impl Conn {
         if only == Some(me) && !self.local.shard.borrow().durable_active() {
             self.local.wait_unlocked().await;
             let ex = Exec {
+                db,
                 now: runtime::now_ms(),
-                ..ex
             };
             let mut r = Reply {
                 buf: std::mem::take(out),
@@ -191,7 +188,7 @@ impl Conn {
             pending.push((
                 s,
                 self.local
-                    .send_call(s, Kind::Normal, move |sh| run_remote(sh, cmds, ex, proto)),
+                    .send_call(s, Kind::Normal, move |sh| run_remote(sh, cmds, db, proto)),
             ));
         }
         let mut results: Vec<Option<Ran>> = (0..n).map(|_| None).collect();
@@ -199,7 +196,7 @@ impl Conn {
             let cmds = std::mem::take(&mut per_shard[me]);
             self.local.wait_unlocked().await;
             let mut sh = self.local.shard.borrow_mut();
-            results[me] = Some(run_remote(&mut sh, cmds, ex, proto));
+            results[me] = Some(run_remote(&mut sh, cmds, db, proto));
             drop(sh);
             self.local.after_work();
         }
@@ -384,11 +381,11 @@ impl Conn {
         spec: &'static Spec,
         args: Vec<Bytes>,
     ) -> Vec<u8> {
-        let (ex, proto) = (self.exec(), self.proto);
+        let (db, proto) = (self.db, self.proto);
         let ran = self
             .local
             .call(shard, Kind::Normal, move |sh| {
-                run_remote(sh, vec![Ready { spec, args }], ex, proto)
+                run_remote(sh, vec![Ready { spec, args }], db, proto)
             })
             .await;
         let failed = match ran.held {
@@ -428,10 +425,10 @@ struct Ran {
 /// Runs commands on their shard. The clock is read here, when they run: a batch that waited for a
 /// transaction to release the shard must not see the time it was sent at (a key that expired meanwhile
 /// is gone for it).
-fn run_remote(sh: &mut crate::shard::Shard, cmds: Vec<Ready>, ex: Exec, proto: Proto) -> Ran {
+fn run_remote(sh: &mut crate::shard::Shard, cmds: Vec<Ready>, db: usize, proto: Proto) -> Ran {
     let ex = Exec {
+        db,
         now: runtime::now_ms(),
-        ..ex
     };
     let mut r = Reply::new(proto);
     let mut ends = Vec::with_capacity(cmds.len());

@@ -40,21 +40,6 @@ pub fn runs_in_multi(name: &[u8]) -> bool {
         .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
-/// Key commands the connection runs across shards itself: they run inside EXEC's transaction, which
-/// locks their shards too (server/across.rs).
-fn key_special(which: Special) -> bool {
-    matches!(
-        which,
-        Special::Msetnx
-            | Special::Rename
-            | Special::Renamenx
-            | Special::Copy
-            | Special::Move
-            | Special::Sort
-            | Special::SortRo
-    )
-}
-
 /// Connection commands that need no other shard: they run in place inside EXEC's transaction. DEBUG
 /// SLEEP stalls this shard with the transaction held, as Valkey's stalls the whole server inside EXEC.
 fn inline(which: Special, args: &[Bytes]) -> bool {
@@ -210,7 +195,7 @@ impl Conn {
                         shards.extend(spec.keys_of(args).iter().map(|&p| self.shard_of(&args[p])));
                         write |= spec.is_write();
                     }
-                    Handler::Special(w) if key_special(w) => {
+                    Handler::Special(w) if w.is_key_command() => {
                         shards.extend(self.key_special_shards(w, spec, args));
                         write |= spec.is_write();
                     }
@@ -274,7 +259,7 @@ impl Conn {
                         out.error(&e.message());
                     }
                 }
-                Handler::Special(which) if key_special(which) => {
+                Handler::Special(which) if which.is_key_command() => {
                     if tx.is_none() {
                         tx = Some(self.local.begin_tx(shards.clone(), write).await);
                     }

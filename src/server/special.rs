@@ -229,6 +229,7 @@ impl Conn {
                 r.null();
                 Ok(())
             }
+            // Special::is_key_command (listed here for the exhaustive match).
             Special::Msetnx
             | Special::Rename
             | Special::Renamenx

@@ -21,6 +21,7 @@
 //! than the snapshot itself), the tables flushed before their slot was sent, and the pieces of the slot
 //! being sent.
 
+use super::entry::Entry;
 use super::keyspace::SlotData;
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -348,6 +349,80 @@ impl SlotSnapshot {
             self.queue.extend(pieces);
         }
     }
+}
+
+/// Serializes slot `idx` of every database as snapshot chunks (tandem_sync::snapshot) of about PIECE_BYTES,
+/// each preceded by room for its frame header; returns the pieces and the key count.
+pub(super) fn serialize_slot(
+    dbs: &[super::keyspace::Db],
+    first_slot: usize,
+    idx: usize,
+    view: &SlotView<'_>,
+) -> (Vec<Vec<u8>>, u64) {
+    use tandem_sync::frame::HEADER_LEN;
+    use tandem_sync::snapshot::{begin_chunk, encode, encoded_len, Record, CHUNK_HEADER};
+    // Each piece starts with room for its frame header, so the sender seals it in place (no copy).
+    const EMPTY: usize = HEADER_LEN + CHUNK_HEADER;
+    let slot_no = (first_slot + idx) as u16;
+    let mut pieces = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    let mut keys = 0;
+    let mut emit = |r: Record<'_>| {
+        let n = encoded_len(r.key, r.value);
+        if cur.len() > EMPTY && cur.len() + n > PIECE_BYTES {
+            pieces.push(std::mem::take(&mut cur));
+        }
+        if cur.is_empty() {
+            cur.reserve((n + EMPTY).max(16 << 10));
+            cur.resize(HEADER_LEN, 0);
+            begin_chunk(&mut cur, slot_no);
+        }
+        encode(&mut cur, &r);
+        keys += 1;
+    };
+    let mut handles: Vec<&Entry> = Vec::new();
+    for db in 0..dbs.len() {
+        let kept_here = view.kept.and_then(|k| k.get(db)).filter(|m| !m.is_empty());
+        let frozen = view.frozen.and_then(|f| f[db].as_deref());
+        if let Some(slot) = frozen.or_else(|| dbs[view.dbmap[db]].slots.get(idx)) {
+            // The table's handles are contiguous; the blocks they point to are not. Prefetching a few
+            // blocks ahead overlaps those cache misses instead of paying them one after another.
+            handles.clear();
+            handles.extend(slot.table.iter());
+            for (i, e) in handles.iter().enumerate() {
+                if let Some(ahead) = handles.get(i + 8) {
+                    ahead.prefetch();
+                }
+                // A key written since the snapshot started is sent as it was then (below).
+                if kept_here.is_some_and(|m| m.contains_key(e.key())) {
+                    continue;
+                }
+                let (kind, value) = e.image();
+                emit(Record {
+                    db: db as u16,
+                    key: e.key(),
+                    value: &value,
+                    kind,
+                    expire_at: e.expire_at(),
+                });
+            }
+        }
+        for (key, old) in kept_here.into_iter().flatten() {
+            if let Some((kind, value, expire_at)) = old {
+                emit(Record {
+                    db: db as u16,
+                    key,
+                    value,
+                    kind: *kind,
+                    expire_at: *expire_at,
+                });
+            }
+        }
+    }
+    if cur.len() > EMPTY {
+        pieces.push(cur);
+    }
+    (pieces, keys)
 }
 
 #[cfg(test)]
