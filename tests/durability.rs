@@ -5,7 +5,7 @@
 //! uncommitted key wait; only an eligible replica may be promoted.
 
 mod common;
-use common::repl::{field, follow, num, wait_caught_up};
+use common::repl::{field, follow, info, num, wait_caught_up};
 use common::{err, eventually, q, Server};
 use std::time::{Duration, Instant};
 
@@ -294,4 +294,37 @@ fn durability_turns_on_and_off_at_runtime() {
         err(&mut c, &["CONFIG", "SET", "durability-timeout", "0"]),
         "ERR CONFIG SET failed (possibly related to argument 'durability-timeout') - argument must be between 1 and 86400000 inclusive"
     );
+}
+
+/// The log a replica spooled while loading its snapshot is acknowledged once replayed, even when no write
+/// follows: otherwise an idle primary counts the replica behind forever and never grants it (the fault
+/// suite's "replicas did not sync at the start").
+#[test]
+fn a_replica_that_spooled_the_log_while_loading_is_granted_with_no_write_after() {
+    let p = Server::start(&["--shards", "2"]);
+    let _: String = q(&mut p.conn(), &["DEBUG", "POPULATE", "2000", "key", "10"]).unwrap();
+    let r = Server::start(&["--shards", "2", "--key-load-delay", "500"]);
+    follow(&r, &p);
+    let mut c = p.conn();
+    let loading = |flow: usize| {
+        field(&mut r.conn(), "replication", &format!("tandem_flow{flow}")).contains("phase=loading")
+    };
+    assert!(eventually(30, || loading(0) && loading(1)));
+    // Writes to both shards while both flows load: they are spooled, not applied.
+    for i in 0..50 {
+        let _: () = q(&mut c, &["SET", &format!("w{i}"), "v"]).unwrap();
+    }
+    let spooled = |flow: usize| {
+        let f = field(&mut r.conn(), "replication", &format!("tandem_flow{flow}"));
+        f.contains("phase=loading") && !f.contains("buffered_bytes=0,")
+    };
+    assert!(
+        spooled(0) && spooled(1),
+        "{}",
+        info(&mut r.conn(), "replication")
+    );
+    wait_caught_up(&p, &r, 60);
+    let _: () = q(&mut c, &["CONFIG", "SET", "durability", "yes"]).unwrap();
+    let _: () = q(&mut r.conn(), &["CONFIG", "SET", "durability", "yes"]).unwrap();
+    wait_eligible(&p, &r);
 }

@@ -344,6 +344,27 @@ impl Cluster {
         on_primary && self.info(i, "eligible").as_deref() == Some("yes")
     }
 
+    /// Every node's replication section, for a failure to say where the cluster stood.
+    fn describe(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| {
+                let text = self.nodes[i]
+                    .client()
+                    .and_then(|mut c| {
+                        c.set_timeout(Duration::from_secs(2));
+                        c.cmd(&["INFO", "replication"]).map_err(|e| e.to_string())
+                    })
+                    .map(|v| match v {
+                        Value::Bulk(Some(b)) => String::from_utf8_lossy(&b).replace("\r\n", " "),
+                        other => format!("{other:?}"),
+                    })
+                    .unwrap_or_else(|e| e);
+                format!("[node{i} port {}] {text}", self.nodes[i].port)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// A replica the operator may promote now.
     fn could_take_over(&self, i: usize) -> bool {
         if self.durability {
@@ -425,7 +446,7 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
             .all(|&i| cl.synced(i) && (!args.durability || cl.eligible(i)))
             .then_some(())
     })
-    .ok_or("replicas did not sync at the start")?;
+    .ok_or_else(|| format!("replicas did not sync at the start: {}", cl.describe()))?;
     let threads = spawn_workload(&sh, &args, writer, reader);
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let mut faults = Vec::new();

@@ -3,6 +3,8 @@
 use super::apply::Carry;
 use super::load::{finish_one, Loading};
 use super::*;
+use crate::shard::notify::Notify;
+use std::cell::Cell;
 
 /// The replica end of one primary shard's streams.
 pub(super) struct Flow {
@@ -20,6 +22,70 @@ pub(super) struct Pending {
     pub(super) spool: Spool,
     pub(super) live: bool,
     pub(super) carry: Carry,
+    /// The journal connection's acknowledgement writer, once that connection is open.
+    pub(super) acks: Option<Rc<Acks>>,
+}
+
+/// The one writer of a journal connection's acknowledgements. Whoever advances the flow's applied offset
+/// signals it: the journal task per burst of frames, and the snapshot side once it has replayed the
+/// spool. The latter matters because a replay may end with no frame left to come (an idle primary), and
+/// without its acknowledgement the primary would count the replica behind forever (durability mode would
+/// never grant it). One writer, so frames on the connection never interleave.
+#[derive(Default)]
+pub(super) struct Acks {
+    wake: Notify,
+    closed: Cell<bool>,
+}
+
+impl Acks {
+    pub(super) fn signal(&self) {
+        self.wake.notify();
+    }
+}
+
+/// Closes the writer when the journal task ends, however it ends.
+struct CloseAcks(Rc<Acks>);
+
+impl Drop for CloseAcks {
+    fn drop(&mut self) {
+        self.0.closed.set(true);
+        self.0.wake.notify();
+    }
+}
+
+/// Sends flow `i`'s applied offset whenever it moved past what was last sent; ends when the journal task
+/// does or the connection fails (the journal's read then fails too).
+async fn send_acks(
+    mut w: TcpStream,
+    acks: Rc<Acks>,
+    p: Arc<SyncProgress>,
+    i: usize,
+    mut acked: u64,
+) {
+    loop {
+        let seen = acks.wake.generation();
+        if acks.closed.get() {
+            return;
+        }
+        let applied = p.flows[i].applied.load(Ordering::Acquire);
+        if applied == acked {
+            acks.wake.wait_since(seen).await;
+            continue;
+        }
+        acked = applied;
+        let mut out = BytesMut::new();
+        Frame {
+            kind: FrameKind::Ack,
+            shard: i as u16,
+            offset: applied,
+            more: false,
+            payload: Bytes::new(),
+        }
+        .encode(&mut out);
+        if net::write(&mut w, out.to_vec()).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Flow {
@@ -124,6 +190,7 @@ impl Flow {
             spool: Spool::new(limit, &dir, name),
             live: false,
             carry: Carry::at(point),
+            acks: None,
         }));
         // The journal from the snapshot point, on its own connection, buffered until the snapshot is in.
         let journal = Flow {
@@ -212,6 +279,9 @@ impl Flow {
                     let mut pd = pending.borrow_mut();
                     pd.live = true;
                     pd.spool = Spool::new(0, &dir, String::new());
+                    if let Some(a) = &pd.acks {
+                        a.signal();
+                    }
                     break;
                 }
             }
@@ -249,8 +319,19 @@ impl Flow {
         let mut expected = from;
         let mut own_carry = Carry::at(from);
         // Acknowledgements go back on this connection as soon as a frame's units are applied.
-        let mut w = s.clone();
-        let mut acked = from;
+        let acks = Rc::new(Acks::default());
+        let _close = CloseAcks(acks.clone());
+        runtime::spawn(send_acks(
+            s.clone(),
+            acks.clone(),
+            self.p.clone(),
+            self.i,
+            from,
+        ))
+        .detach();
+        if let Some(pd) = &pending {
+            pd.borrow_mut().acks = Some(acks.clone());
+        }
         loop {
             let (f, _) = net::read_frame(&mut s, &mut buf, self.never(), &cancel).await?;
             // Checked per frame too: under a steady stream the read never idles long enough for its
@@ -294,19 +375,8 @@ impl Flow {
             }
             // One acknowledgement per burst: when the next frame is already here, its own (higher)
             // acknowledgement follows at once and covers this one.
-            let applied = self.progress().applied.load(Ordering::Acquire);
-            if applied != acked && !Frame::buffered(&buf) {
-                acked = applied;
-                let mut out = BytesMut::new();
-                Frame {
-                    kind: FrameKind::Ack,
-                    shard: self.i as u16,
-                    offset: applied,
-                    more: false,
-                    payload: Bytes::new(),
-                }
-                .encode(&mut out);
-                net::write(&mut w, out.to_vec()).await?;
+            if !Frame::buffered(&buf) {
+                acks.signal();
             }
         }
     }
