@@ -5,6 +5,7 @@ mod common;
 use common::repl::num;
 use common::{q, Server};
 use std::time::Instant;
+use tandem_server::slot::{key_slot, slot_owner};
 
 /// Waits until the server reports `n` blocked clients.
 fn blocked(s: &Server, n: i64) {
@@ -216,4 +217,41 @@ fn a_key_renamed_copied_or_moved_into_place_wakes_its_waiter() {
         blocked(&s, 0);
         q::<()>(c, &["FLUSHALL"]).unwrap();
     }
+}
+
+/// A blocking command counts once in INFO commandstats, however many attempts it took and however it
+/// ended (Valkey's accounting), and over keys of several shards too.
+#[test]
+fn a_blocking_command_counts_once_in_commandstats() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    let blpop = |c: &mut redis::Connection| common::repl::field(c, "commandstats", "cmdstat_blpop");
+    // Keys of both shards.
+    let (a, b) = ("a", "b");
+    let shard = |k: &str| slot_owner(key_slot(k.as_bytes()), 2);
+    assert_ne!(shard(a), shard(b));
+    q::<()>(c, &["CONFIG", "RESETSTAT"]).unwrap();
+    let mut w = s.raw();
+    w.send(&["BLPOP", a, b, "0"]);
+    blocked(&s, 1);
+    // A write to another key of the same shard wakes nothing; one to a waited key serves it.
+    assert_eq!(q::<i64>(c, &["RPUSH", b, "x"]).unwrap(), 1);
+    assert_eq!(w.read_reply(), vec!["*2", "$1", "b", "$1", "x"]);
+    assert!(blpop(c).starts_with("calls=1,"), "{}", blpop(c));
+    // Timed out: one call.
+    q::<()>(c, &["CONFIG", "RESETSTAT"]).unwrap();
+    assert_eq!(
+        q::<Option<Vec<String>>>(c, &["BLPOP", a, b, "0.05"]).unwrap(),
+        None
+    );
+    assert!(blpop(c).starts_with("calls=1,"), "{}", blpop(c));
+    // Unblocked by CLIENT UNBLOCK: one call.
+    q::<()>(c, &["CONFIG", "RESETSTAT"]).unwrap();
+    w.send(&["CLIENT", "ID"]);
+    let id = w.read_line()[1..].to_string();
+    w.send(&["BLPOP", a, b, "0"]);
+    blocked(&s, 1);
+    assert_eq!(q::<i64>(c, &["CLIENT", "UNBLOCK", &id]).unwrap(), 1);
+    assert_eq!(w.read_line(), "*-1");
+    assert!(blpop(c).starts_with("calls=1,"), "{}", blpop(c));
 }

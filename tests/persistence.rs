@@ -511,3 +511,29 @@ fn collections_survive_a_restart_from_snapshot_and_wal() {
         "intset"
     );
 }
+
+/// INFO's rdb_changes_since_last_save: a write that changed something counts, on either shard; a read
+/// and a write that changed nothing do not; SAVE brings it back to what came after its cut.
+#[test]
+fn changes_since_the_last_save_are_counted_until_a_save() {
+    let dir = Dir::new("dirty");
+    let server = Server::start(&["--shards", "2", "--dir", dir.arg()]);
+    let mut c = server.conn();
+    let dirty = |c: &mut redis::Connection| num(c, "persistence", "rdb_changes_since_last_save");
+    assert_eq!(dirty(&mut c), 0);
+    for k in ["a", "b", "c", "d"] {
+        let _: () = q(&mut c, &["SET", k, "1"]).unwrap();
+    }
+    assert_eq!(dirty(&mut c), 4);
+    let _: i64 = q(&mut c, &["RPUSH", "list", "x", "y", "z"]).unwrap();
+    let _: Option<String> = q(&mut c, &["GET", "a"]).unwrap();
+    let _: i64 = q(&mut c, &["DEL", "missing"]).unwrap();
+    assert_eq!(dirty(&mut c), 5);
+    // A pop that empties the list is one change (its key's removal is part of it).
+    let _: Vec<String> = q(&mut c, &["LPOP", "list", "3"]).unwrap();
+    assert_eq!(dirty(&mut c), 6);
+    let _: () = q(&mut c, &["SAVE"]).unwrap();
+    assert_eq!(dirty(&mut c), 0);
+    let _: i64 = q(&mut c, &["DEL", "a", "b", "c", "d"]).unwrap();
+    assert!(dirty(&mut c) >= 2, "keys of both shards deleted");
+}

@@ -13,6 +13,19 @@ use bytes::Bytes;
 pub struct Exec {
     pub db: usize,
     pub now: u64,
+    /// Whether the run counts in the command statistics. A blocking command's attempts do not: as in
+    /// Valkey it counts once, when it is served, times out or is unblocked (server/blocking.rs).
+    pub counted: bool,
+}
+
+impl Exec {
+    pub fn new(db: usize, now: u64) -> Exec {
+        Exec {
+            db,
+            now,
+            counted: true,
+        }
+    }
 }
 
 pub fn execute(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Exec, r: &mut Reply) {
@@ -20,18 +33,23 @@ pub fn execute(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Exec, r
         unreachable!("{} is not a key command", spec.name);
     };
     if spec.flags.has(Flags::DENYOOM) && sh.over_maxmemory() {
+        // Refused before it ran: a rejected call even for a blocking command's attempt.
         sh.stats.rejected(spec);
         r.error(&super::CmdError::Oom.message());
         return;
     }
+    sh.ks.dirty.begin_command();
     let res = run_events(sh, f, spec, args, ex, r);
+    sh.ks.dirty.end_command();
     if !sh.blocked.is_empty() && spec.is_write() {
         // Blocked pops waiting on a key this command wrote (shard/blocking.rs).
         for p in spec.keys_of(args) {
             sh.signal_ready(ex.db, &args[p]);
         }
     }
-    sh.stats.call(spec, res.is_err());
+    if ex.counted {
+        sh.stats.call(spec, res.is_err());
+    }
     if let Err(e) = res {
         r.error(&e.message());
     }
@@ -43,7 +61,10 @@ pub fn execute_part(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Ex
     let Handler::Key(f, _) = spec.handler else {
         unreachable!("{} is not a key command", spec.name);
     };
-    if let Err(e) = run_events(sh, f, spec, args, ex, r) {
+    sh.ks.dirty.begin_command();
+    let res = run_events(sh, f, spec, args, ex, r);
+    sh.ks.dirty.end_command();
+    if let Err(e) = res {
         r.error(&e.message());
     }
 }

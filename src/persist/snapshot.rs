@@ -94,6 +94,8 @@ struct Cut {
     id: u64,
     point: u64,
     identity: Identity,
+    /// The shard's change count at the cut: what the snapshot holds (store/dirty.rs).
+    dirty: u64,
 }
 
 impl Shard {
@@ -127,6 +129,7 @@ impl Shard {
             id,
             point,
             identity: self.repl.identity.clone(),
+            dirty: self.ks.dirty.count(),
         }
     }
 }
@@ -262,6 +265,7 @@ async fn save_inner(local: &Rc<Local>, rebase: bool) -> Result<Saved, String> {
     if rebase {
         local.broadcast(|sh| sh.durable_configure()).await;
     }
+    let dirty: Vec<u64> = cuts.iter().map(|c| c.dirty).collect();
     let mut parts = Vec::with_capacity(n);
     let mut waits = Vec::with_capacity(n);
     for (i, cut) in cuts.into_iter().enumerate() {
@@ -285,6 +289,13 @@ async fn save_inner(local: &Rc<Local>, rebase: bool) -> Result<Saved, String> {
             .map_err(|e| format!("renaming {}: {e}", tmp.display()))?;
         sync_dir(&dir).map_err(|e| e.to_string())?;
         delete_covered(&files, point);
+    }
+    for (i, d) in dirty.into_iter().enumerate() {
+        local
+            .call(i, crate::shard::mesh::Kind::Normal, move |sh| {
+                sh.ks.dirty.saved(d)
+            })
+            .await;
     }
     Ok(Saved {
         keys,

@@ -241,10 +241,7 @@ fn apply_work(sh: &mut Shard, w: &Work, n: usize) -> Result<(), String> {
         }
         let spec = lookup(name).expect("routed records are in the table");
         sink.buf.clear();
-        let ex = Exec {
-            db: op.db,
-            now: op.time,
-        };
+        let ex = Exec::new(op.db, op.time);
         execute_part(sh, spec, &op.args, &ex, &mut sink);
         if sink.buf.first() == Some(&b'-') {
             return Err(format!(

@@ -23,23 +23,35 @@ fn is_null(buf: &[u8]) -> bool {
 }
 
 impl Conn {
+    /// Runs a blocking command outside MULTI. It counts once in the command statistics, whatever its
+    /// attempts were: when served, when it fails, when it times out or is unblocked (Valkey's rule; its
+    /// attempts are not counted where they run).
     pub async fn run_blocking(&mut self, spec: &'static Spec, args: Vec<Bytes>, r: &mut Reply) {
+        let out = self.block(spec, args).await;
+        // An OOM refusal was counted as rejected where the attempt ran.
+        if !out.starts_with(b"-OOM") {
+            let failed = out.first() == Some(&b'-');
+            self.local.shard.borrow_mut().stats.call(spec, failed);
+        }
+        r.raw(&out);
+    }
+
+    async fn block(&mut self, spec: &'static Spec, args: Vec<Bytes>) -> Vec<u8> {
         let mpop = matches!(spec.name, "blmpop" | "bzmpop");
         let tpos = if mpop { 1 } else { args.len() - 1 };
         let timeout = match timeout_ms(&args[tpos]) {
             Ok(t) => t,
             Err(e) => {
+                let mut r = Reply::new(self.proto);
                 r.error(&e.message());
-                return;
+                return r.buf;
             }
         };
         let deadline = timeout.map(|t| runtime::now_ms() + t);
         let positions = spec.keys_of(&args);
         if mpop && positions.is_empty() {
             // A bad numkeys: the attempt reports it.
-            let out = self.attempt(spec, &args).await;
-            r.raw(&out);
-            return;
+            return self.attempt(spec, &args).await;
         }
         let moves = matches!(spec.name, "blmove" | "brpoplpush");
         let mut keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
@@ -109,10 +121,11 @@ impl Conn {
                 .await;
         }
         self.info.borrow_mut().blocked = false;
-        match outcome {
-            Some(out) => r.raw(&out),
-            None => r.null_array(),
-        }
+        outcome.unwrap_or_else(|| {
+            let mut r = Reply::new(self.proto);
+            r.null_array();
+            r.buf
+        })
     }
 
     /// One non-blocking attempt. Keys on one shard: the command itself there. Otherwise each key in
@@ -120,7 +133,7 @@ impl Conn {
     /// multi-shard path.
     async fn attempt(&mut self, spec: &'static Spec, args: &[Bytes]) -> Vec<u8> {
         if let Some(s) = self.target_shard(spec, args) {
-            return self.run_key_on(s, spec, args.to_vec()).await;
+            return self.run_key_counted(s, spec, args.to_vec(), false).await;
         }
         if matches!(spec.name, "blmove" | "brpoplpush") {
             let mut r = Reply::new(self.proto);
@@ -152,7 +165,7 @@ impl Conn {
                 ]
             };
             let s = self.shard_of(&args[p]);
-            let out = self.run_key_on(s, spec, one).await;
+            let out = self.run_key_counted(s, spec, one, false).await;
             if !is_null(&out) {
                 return out;
             }

@@ -153,10 +153,7 @@ impl Conn {
         // below, which can put a timeout error in place of any reply).
         if only == Some(me) && !self.local.shard.borrow().durable_active() {
             self.local.wait_unlocked().await;
-            let ex = Exec {
-                db,
-                now: runtime::now_ms(),
-            };
+            let ex = Exec::new(db, runtime::now_ms());
             let mut r = Reply {
                 buf: std::mem::take(out),
                 proto,
@@ -187,8 +184,9 @@ impl Conn {
             let cmds = std::mem::take(cmds);
             pending.push((
                 s,
-                self.local
-                    .send_call(s, Kind::Normal, move |sh| run_remote(sh, cmds, db, proto)),
+                self.local.send_call(s, Kind::Normal, move |sh| {
+                    run_remote(sh, cmds, db, proto, true)
+                }),
             ));
         }
         let mut results: Vec<Option<Ran>> = (0..n).map(|_| None).collect();
@@ -196,7 +194,7 @@ impl Conn {
             let cmds = std::mem::take(&mut per_shard[me]);
             self.local.wait_unlocked().await;
             let mut sh = self.local.shard.borrow_mut();
-            results[me] = Some(run_remote(&mut sh, cmds, db, proto));
+            results[me] = Some(run_remote(&mut sh, cmds, db, proto, true));
             drop(sh);
             self.local.after_work();
         }
@@ -381,11 +379,22 @@ impl Conn {
         spec: &'static Spec,
         args: Vec<Bytes>,
     ) -> Vec<u8> {
+        self.run_key_counted(shard, spec, args, true).await
+    }
+
+    /// `run_key_on`, counted in the command statistics or not (a blocking command's attempt).
+    pub(super) async fn run_key_counted(
+        &mut self,
+        shard: usize,
+        spec: &'static Spec,
+        args: Vec<Bytes>,
+        counted: bool,
+    ) -> Vec<u8> {
         let (db, proto) = (self.db, self.proto);
         let ran = self
             .local
             .call(shard, Kind::Normal, move |sh| {
-                run_remote(sh, vec![Ready { spec, args }], db, proto)
+                run_remote(sh, vec![Ready { spec, args }], db, proto, counted)
             })
             .await;
         let failed = match ran.held {
@@ -405,10 +414,7 @@ impl Conn {
     }
 
     pub fn exec(&self) -> Exec {
-        Exec {
-            db: self.db,
-            now: runtime::now_ms(),
-        }
+        Exec::new(self.db, runtime::now_ms())
     }
 }
 
@@ -425,10 +431,16 @@ struct Ran {
 /// Runs commands on their shard. The clock is read here, when they run: a batch that waited for a
 /// transaction to release the shard must not see the time it was sent at (a key that expired meanwhile
 /// is gone for it).
-fn run_remote(sh: &mut crate::shard::Shard, cmds: Vec<Ready>, db: usize, proto: Proto) -> Ran {
+fn run_remote(
+    sh: &mut crate::shard::Shard,
+    cmds: Vec<Ready>,
+    db: usize,
+    proto: Proto,
+    counted: bool,
+) -> Ran {
     let ex = Exec {
-        db,
-        now: runtime::now_ms(),
+        counted,
+        ..Exec::new(db, runtime::now_ms())
     };
     let mut r = Reply::new(proto);
     let mut ends = Vec::with_capacity(cmds.len());

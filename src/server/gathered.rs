@@ -53,7 +53,7 @@ impl Conn {
                 scratch.ks.insert_entry(0, e);
             }
         }
-        let ex = Exec { db: 0, now };
+        let ex = Exec::new(0, now);
         let mut out = Reply::new(self.proto);
         execute_part(&mut scratch, spec, &a, &ex, &mut out);
         if spec.is_write() {

@@ -43,6 +43,7 @@ struct ShardReport {
     stats: Stats,
     keys: Vec<(usize, usize)>,
     expired: u64,
+    dirty: u64,
     clients: usize,
     /// Blocked, subscribed, watching connections; watched keys.
     blocked: usize,
@@ -90,6 +91,7 @@ impl Conn {
                     .map(|d| (sh.ks.len(d), sh.ks.expires(d)))
                     .collect(),
                 expired: sh.ks.stats.expired,
+                dirty: sh.ks.dirty.count(),
                 clients: sh.clients.len(),
                 blocked: sh.clients.values().filter(|c| c.borrow().blocked).count(),
                 pubsub: sh.pubsub_clients(),
@@ -195,11 +197,12 @@ impl Conn {
                     let err = shared.repl.wal_error.get();
                     let _ = write!(
                         w,
-                        "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:{}\r\n\
+                        "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\n\
                          rdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\n\
                          aof_last_write_status:{}\r\naof_last_error:{}\r\ntandem_wal_writes:{}\r\ntandem_wal_bytes:{}\r\n\
                          tandem_wal_write_usec:{}\r\ntandem_wal_syncs:{}\r\ntandem_wal_sync_usec:{}\r\ntandem_wal_sync_max_usec:{}\r\n",
                         (loading || shared.repl.recovering.load(std::sync::atomic::Ordering::Acquire) > 0) as u8,
+                        reports.iter().map(|r| r.dirty).sum::<u64>(),
                         shared.repl.saving.load(std::sync::atomic::Ordering::Acquire) as u8,
                         match shared.repl.last_save_s.load(std::sync::atomic::Ordering::Acquire) {
                             0 => shared.start_ms / 1000,

@@ -236,10 +236,7 @@ impl Conn {
                     let held = tx.as_ref().expect("held");
                     let res = match self.target_shard_of(spec, &args) {
                         Some(s) => {
-                            let ex = Exec {
-                                db: self.db,
-                                now: runtime::now_ms(),
-                            };
+                            let ex = Exec::new(self.db, runtime::now_ms());
                             let proto = self.proto;
                             out = held
                                 .on(s, move |sh| {

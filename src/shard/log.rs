@@ -275,7 +275,7 @@ mod tests {
                 .map(|a| Bytes::copy_from_slice(a.as_bytes()))
                 .collect();
             let spec = lookup(&args[0]).unwrap();
-            execute(sh, spec, &args, &Exec { db: 0, now }, &mut r);
+            execute(sh, spec, &args, &Exec::new(0, now), &mut r);
         }
         sh.seal_unit();
         let b = sh.repl.backlog.as_ref().unwrap();

@@ -7,6 +7,7 @@
 //! - an expired key is invisible: reads delete it on the way (lazy expiry, on a primary) and the active
 //!   cycle deletes the rest a bounded number of segments at a time.
 
+use super::dirty::Dirty;
 use super::entry::Entry;
 use super::events;
 use super::hooks::{Hooks, SlotSnapshot};
@@ -51,6 +52,8 @@ pub struct Keyspace {
     pub hooks: Hooks,
     /// When collections leave their compact encodings (from the configuration).
     pub limits: Limits,
+    /// Changes since the last saved snapshot (dirty.rs).
+    pub dirty: Dirty,
 }
 
 /// A mutable handle on an entry that keeps the expiry counters right whatever the caller changes.
@@ -106,6 +109,7 @@ impl Keyspace {
             stats: ExpireStats::default(),
             hooks: Hooks::default(),
             limits: Limits::default(),
+            dirty: Dirty::default(),
         }
     }
 
@@ -318,6 +322,7 @@ impl Keyspace {
         let d = &mut self.dbs[db];
         let slot = d.slots.get_mut(idx)?;
         let entry = slot.table.get_mut(key)?;
+        self.dirty.changed();
         entry.touch(now / 1000);
         Some(EntryMut {
             had_expire: entry.expire_at().is_some(),
@@ -364,6 +369,7 @@ impl Keyspace {
         self.expire_if_needed(db, key, now);
         let idx = self.index(key);
         self.before_write(db, idx, key);
+        self.dirty.changed();
         self.slot_data(db, idx);
         let d = &mut self.dbs[db];
         let slot = &mut d.slots[idx];
@@ -402,6 +408,7 @@ impl Keyspace {
     /// A key it creates is a `new` keyspace event.
     pub fn insert_entry(&mut self, db: usize, entry: Entry) {
         let slot = key_slot(entry.key()) as usize;
+        self.dirty.changed();
         if !self.hooks.events.on() {
             self.insert_entry_in_slot(db, slot, entry);
             return;
@@ -462,6 +469,7 @@ impl Keyspace {
         let d = &mut self.dbs[db];
         let slot = d.slots.get_mut(idx)?;
         let e = slot.table.remove(key)?;
+        self.dirty.changed();
         d.keys -= 1;
         if e.expire_at().is_some() {
             slot.expires -= 1;
@@ -505,6 +513,7 @@ impl Keyspace {
     pub fn flush_db(&mut self, db: usize) {
         self.touch_watched_live(db, None);
         let old = std::mem::take(&mut self.dbs[db]);
+        self.dirty.add(old.keys as u64);
         if self.hooks.snapshots.is_empty() || old.slots.is_empty() {
             return;
         }
@@ -518,6 +527,7 @@ impl Keyspace {
     pub fn swap_db(&mut self, a: usize, b: usize) {
         self.touch_watched_live(a, Some(b));
         self.touch_watched_live(b, Some(a));
+        self.dirty.changed();
         self.dbs.swap(a, b);
         for snap in &mut self.hooks.snapshots {
             snap.swapped(a, b);
@@ -576,6 +586,7 @@ impl Keyspace {
                 );
                 db.keys -= old.table.len();
                 db.expires -= old.expires;
+                self.dirty.add(old.table.len() as u64);
             }
         }
     }
@@ -748,6 +759,7 @@ impl Keyspace {
         }
         self.cursor = (db, idx, seg);
         self.stats.expired += removed_total as u64;
+        self.dirty.add(removed_total as u64);
         removed_total
     }
 

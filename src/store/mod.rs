@@ -1,5 +1,6 @@
 //! Storage owned by one shard: entries, segmented tables, and the keyspace (databases of slots).
 
+pub mod dirty;
 pub mod entry;
 pub mod events;
 pub mod glob;
