@@ -182,3 +182,46 @@ fn a_replica_raises_the_events_of_what_it_applies() {
     q::<i64>(c, &["RPUSH", "q", "job"]).unwrap();
     assert_eq!(next_event(&mut sub), ev("__keyevent@0__:rpush", "q"));
 }
+
+/// A read command's lookup of a missing key raises `keymiss` (class m) and counts as a keyspace miss; a
+/// found key is a hit; a write's lookups are neither, as in Valkey.
+#[test]
+fn read_misses_raise_keymiss_and_reads_count_hits_and_misses() {
+    let s = Server::start(&["--shards", "2", "--notify-keyspace-events", "Em"]);
+    let mut sub = subscriber(&s, "__keyevent@0__:*");
+    let c = &mut s.conn();
+    let stat = |c: &mut redis::Connection, f: &str| common::repl::num(c, "stats", f);
+    q::<i64>(c, &["HSET", "h", "f", "1"]).unwrap();
+    q::<i64>(c, &["RPUSH", "l", "x"]).unwrap();
+    // Writes of missing keys: no miss, no event.
+    q::<i64>(c, &["HSET", "h2", "f", "1"]).unwrap();
+    q::<i64>(c, &["DEL", "nothing"]).unwrap();
+    assert_eq!(
+        (stat(c, "keyspace_hits"), stat(c, "keyspace_misses")),
+        (0, 0)
+    );
+    assert_eq!(
+        q::<Option<String>>(c, &["HGET", "h", "f"])
+            .unwrap()
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        q::<Vec<String>>(c, &["LRANGE", "l", "0", "-1"]).unwrap(),
+        vec!["x"]
+    );
+    assert_eq!(
+        q::<Option<String>>(c, &["HGET", "missing", "f"]).unwrap(),
+        None
+    );
+    assert_eq!(q::<Option<String>>(c, &["GET", "gone"]).unwrap(), None);
+    assert_eq!(
+        (stat(c, "keyspace_hits"), stat(c, "keyspace_misses")),
+        (2, 2)
+    );
+    assert_eq!(
+        next_event(&mut sub),
+        ev("__keyevent@0__:keymiss", "missing")
+    );
+    assert_eq!(next_event(&mut sub), ev("__keyevent@0__:keymiss", "gone"));
+}

@@ -90,7 +90,9 @@ fn servers_deciding_failover_lose_nothing_and_never_write_twice() {
 /// node killed at once, all restarted from their WALs): still no acknowledged write lost, no stale read.
 #[test]
 fn durability_mode_with_wals_loses_nothing_over_full_outages() {
-    let mut a = args(3, false);
+    // A seed's schedule of fault kinds is fixed, how many fit in the time is not: seed 9's first fault
+    // is a full outage (seed 3's first came eleventh, and a loaded machine ran only ten).
+    let mut a = args(9, false);
     a.durability = true;
     a.wal = true;
     a.seconds = 20;

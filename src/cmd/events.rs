@@ -13,7 +13,7 @@ use super::args::eq;
 use super::exec::Exec;
 use super::table::{Spec, TABLE};
 use crate::shard::Shard;
-use crate::store::events::{GENERIC, HASH, LIST, SET, STRING, ZSET};
+use crate::store::events::{GENERIC, HASH, KEY_MISS, LIST, SET, STRING, ZSET};
 use bytes::Bytes;
 use std::sync::LazyLock;
 
@@ -240,6 +240,13 @@ pub fn after(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Exec) {
     }
     for (db, key) in emptied {
         sh.ks.hooks.events.emit(GENERIC, "del", db, &key);
+    }
+    // A read command's misses (a write's lookups raise nothing, as in Valkey).
+    let missed = std::mem::take(&mut sh.ks.hooks.events.missed);
+    if !spec.is_write() {
+        for (db, key) in &missed {
+            sh.ks.hooks.events.emit(KEY_MISS, "keymiss", *db, key);
+        }
     }
     // The buffer goes back: a command per call should not allocate it anew.
     written.clear();

@@ -38,11 +38,12 @@ pub fn execute(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Exec, r
         r.error(&super::CmdError::Oom.message());
         return;
     }
-    sh.ks.dirty.begin_command();
-    let res = run_events(sh, f, spec, args, ex, r);
-    sh.ks.dirty.end_command();
-    if !sh.blocked.is_empty() && spec.is_write() {
-        // Blocked pops waiting on a key this command wrote (shard/blocking.rs).
+    let changes = sh.ks.dirty.count();
+    let res = run_command(sh, f, spec, args, ex, r);
+    if !sh.blocked.is_empty() && spec.is_write() && sh.ks.dirty.count() != changes {
+        // Blocked pops waiting on a key this command changed (shard/blocking.rs). A write that
+        // changed nothing signals nothing: a waiter's own attempt that could not be served must not
+        // make its key ready again.
         for p in spec.keys_of(args) {
             sh.signal_ready(ex.db, &args[p]);
         }
@@ -61,12 +62,32 @@ pub fn execute_part(sh: &mut Shard, spec: &'static Spec, args: &[Bytes], ex: &Ex
     let Handler::Key(f, _) = spec.handler else {
         unreachable!("{} is not a key command", spec.name);
     };
+    if let Err(e) = run_command(sh, f, spec, args, ex, r) {
+        r.error(&e.message());
+    }
+}
+
+/// Runs a handler as one command: its changes count once (store/dirty.rs), and a read command's lookups
+/// are its keyspace hits and misses (a write's are not, as in Valkey).
+#[inline]
+fn run_command(
+    sh: &mut Shard,
+    f: super::table::KeyFn,
+    spec: &'static Spec,
+    args: &[Bytes],
+    ex: &Exec,
+    r: &mut Reply,
+) -> super::CmdResult {
+    sh.ks.lookups = Default::default();
     sh.ks.dirty.begin_command();
     let res = run_events(sh, f, spec, args, ex, r);
     sh.ks.dirty.end_command();
-    if let Err(e) = res {
-        r.error(&e.message());
+    if !spec.is_write() {
+        let l = sh.ks.lookups;
+        sh.stats.hits += l.hits;
+        sh.stats.misses += l.misses;
     }
+    res
 }
 
 /// Runs a handler through `run_logged`, then turns what it wrote into keyspace events (cmd/events.rs).
@@ -138,6 +159,10 @@ pub fn execute_batch<'a>(
                 execute(sh, spec, args, ex, r);
                 h.push(sh.durable_cmd_hold(mark, spec, args, ex.db));
             }
+        }
+        // A command's waiters are served before the next command of the batch (shard/blocking.rs).
+        if sh.blocked.has_ready() {
+            sh.serve_ready();
         }
         if let Some(e) = ends.as_deref_mut() {
             e.push(r.len());

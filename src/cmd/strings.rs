@@ -10,7 +10,6 @@ use bytes::Bytes;
 
 pub fn get(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
     let hit = sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)?;
-    sh.stats.hit(hit.is_some());
     match hit {
         Some(e) => r.bulk(e.value()),
         None => r.null(),
@@ -230,7 +229,6 @@ pub fn mget(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult 
     for k in &a[1..] {
         // A key of another type reads as missing (Valkey's MGET).
         let hit = sh.ks.get(ex.db, k, ex.now).filter(|e| e.kind() == STRING);
-        sh.stats.hit(hit.is_some());
         match hit {
             Some(e) => r.bulk(e.value()),
             None => r.null(),

@@ -332,11 +332,18 @@ impl Conn {
                     sh.settings.client_query_buffer_limit,
                 )
             };
+            // A command that may block starts a batch of its own, so the replies of the commands before it
+            // are written before it waits (as Valkey writes them before a client blocks).
+            let mut blocking_next: Option<Vec<Bytes>> = None;
             loop {
-                let mut cmds = Vec::new();
+                let mut cmds: Vec<Vec<Bytes>> = blocking_next.take().into_iter().collect();
                 let mut proto_err: Option<ProtocolError> = None;
                 while cmds.len() < MAX_BATCH {
                     match parser.next(&mut rbuf, max_bulk, self.authed) {
+                        Ok(Some(c)) if !cmds.is_empty() && may_block(&c) => {
+                            blocking_next = Some(c);
+                            break;
+                        }
                         Ok(Some(c)) => cmds.push(c),
                         Ok(None) => break,
                         Err(e) => {
@@ -345,7 +352,7 @@ impl Conn {
                         }
                     }
                 }
-                let more = cmds.len() == MAX_BATCH;
+                let more = cmds.len() == MAX_BATCH || blocking_next.is_some();
                 if !cmds.is_empty() {
                     self.run_batch(cmds, &mut out).await;
                 }
@@ -381,6 +388,13 @@ impl Conn {
             }
         }
     }
+}
+
+/// Whether a command may wait for other clients (a blocking pop, WAIT).
+fn may_block(cmd: &[Bytes]) -> bool {
+    cmd.first()
+        .and_then(|name| crate::cmd::lookup(name))
+        .is_some_and(|spec| spec.flags.has(crate::cmd::Flags::BLOCKING) || spec.name == "wait")
 }
 
 #[cfg(test)]

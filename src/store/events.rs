@@ -106,6 +106,9 @@ pub struct KeyEvents {
     pub written: Vec<(usize, Vec<u8>)>,
     /// Keys the running command deleted because it emptied them (a `del` after its own event).
     pub emptied: Vec<(usize, Vec<u8>)>,
+    /// Keys the running command looked up and did not find (`keymiss` if it is a read command), kept only
+    /// when that class is enabled.
+    pub missed: Vec<(usize, Vec<u8>)>,
     /// Events ready to publish, in order.
     pub out: Vec<Notice>,
 }
@@ -132,6 +135,7 @@ impl KeyEvents {
     pub fn begin(&mut self) {
         self.written.clear();
         self.emptied.clear();
+        self.missed.clear();
     }
 
     /// The channel and message of each queued event, per the K and E flags.

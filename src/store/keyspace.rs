@@ -38,6 +38,14 @@ pub struct ExpireStats {
     pub expired: u64,
 }
 
+/// Lookups of the running command (`get`): the execution path counts them as keyspace hits and misses
+/// when the command is a read, as Valkey counts a read command's lookups and not a write's.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Lookups {
+    pub hits: u64,
+    pub misses: u64,
+}
+
 pub struct Keyspace {
     slots: Range<usize>,
     dbs: Vec<Db>,
@@ -49,6 +57,7 @@ pub struct Keyspace {
     /// so the replica never diverges from the primary's journal.
     pub passive_expiry: bool,
     pub stats: ExpireStats,
+    pub lookups: Lookups,
     pub hooks: Hooks,
     /// When collections leave their compact encodings (from the configuration).
     pub limits: Limits,
@@ -107,6 +116,7 @@ impl Keyspace {
             active_expire_enabled: true,
             passive_expiry: false,
             stats: ExpireStats::default(),
+            lookups: Lookups::default(),
             hooks: Hooks::default(),
             limits: Limits::default(),
             dirty: Dirty::default(),
@@ -252,21 +262,37 @@ impl Keyspace {
     /// per call; the second probe after the expiry check hits lines the first one just loaded.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
         let idx = self.index(key);
-        let slot = self.dbs[db].slots.get(idx)?;
-        let h = slot.table.hash(key);
-        if is_expired(slot.table.get_hashed(h, key)?, now) {
-            if self.passive_expiry {
+        let found = self.dbs[db].slots.get(idx).and_then(|slot| {
+            let h = slot.table.hash(key);
+            slot.table
+                .get_hashed(h, key)
+                .map(|e| (h, is_expired(e, now)))
+        });
+        let h = match found {
+            Some((h, false)) => h,
+            Some((_, true)) if !self.passive_expiry => {
+                // Rare: the second index computation in remove_raw costs nothing that matters here.
+                self.remove_raw(db, key, true);
+                self.stats.expired += 1;
+                self.missed(db, key);
                 return None;
             }
-            // Rare: the second index computation in remove_raw costs nothing that matters here.
-            self.remove_raw(db, key, true);
-            self.stats.expired += 1;
-            return None;
-        }
-        let slot = &self.dbs[db].slots[idx];
-        let e = slot.table.get_hashed(h, key)?;
+            _ => {
+                self.missed(db, key);
+                return None;
+            }
+        };
+        self.lookups.hits += 1;
+        let e = self.dbs[db].slots[idx].table.get_hashed(h, key)?;
         e.touch(now / 1000);
         Some(e)
+    }
+
+    fn missed(&mut self, db: usize, key: &[u8]) {
+        self.lookups.misses += 1;
+        if self.hooks.events.flags & events::KEY_MISS != 0 {
+            self.hooks.events.missed.push((db, key.to_vec()));
+        }
     }
 
     /// `get` for a command that works on values of type `kind` only: another type is an error.

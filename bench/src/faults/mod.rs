@@ -528,6 +528,9 @@ pub fn run(args: FaultArgs) -> Result<FaultReport, String> {
             .all(|&i| cl.synced(i) && cl.info(i, "slave_repl_offset") == Some(want.clone()))
             .then_some(())
     });
+    if settled.is_none() {
+        eprintln!("the replicas did not settle: {}", cl.describe());
+    }
     let final_index = read_all(&cl, p, args.keys)?;
     let digests: Vec<String> = (0..cl.nodes.len())
         .map(|i| {
