@@ -55,14 +55,6 @@ impl Stats {
         self.error_replies += 1;
     }
 
-    pub fn hit(&mut self, hit: bool) {
-        if hit {
-            self.hits += 1;
-        } else {
-            self.misses += 1;
-        }
-    }
-
     pub fn merge(&mut self, o: &Stats) {
         self.commands += o.commands;
         if self.per_cmd.is_empty() && !o.per_cmd.is_empty() {

@@ -12,6 +12,7 @@ use super::entry::Entry;
 use super::events;
 use super::hooks::{Hooks, SlotSnapshot};
 use super::segtable::SegTable;
+pub use super::stats::{ExpireStats, Lookups};
 use super::types::Limits;
 use crate::slot::key_slot;
 use std::ops::Range;
@@ -31,19 +32,6 @@ pub struct Db {
     pub(super) slots: Vec<SlotData>,
     keys: usize,
     expires: usize,
-}
-
-#[derive(Default, Debug, Clone, Copy)]
-pub struct ExpireStats {
-    pub expired: u64,
-}
-
-/// Lookups of the running command (`get`): the execution path counts them as keyspace hits and misses
-/// when the command is a read, as Valkey counts a read command's lookups and not a write's.
-#[derive(Default, Debug, Clone, Copy)]
-pub struct Lookups {
-    pub hits: u64,
-    pub misses: u64,
 }
 
 pub struct Keyspace {

@@ -10,6 +10,7 @@ mod hooks_tests;
 pub mod keyspace;
 pub mod pack;
 pub mod segtable;
+pub mod stats;
 pub mod types;
 
 pub use entry::Entry;
