@@ -147,9 +147,11 @@ fn main() {
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         repl: Default::default(),
+        // A recovered replica keeps its primary's id to continue from; a restarted primary takes a new
+        // one (its recovered history stays reachable as the previous id: persist::start_shard).
         replid: match &recovered {
-            Some(id) => id.replid,
-            None => tandem_sync::replid::ReplId::parse(random_hex(40).as_bytes())
+            Some(id) if settings.replicaof.is_some() => id.replid,
+            _ => tandem_sync::replid::ReplId::parse(random_hex(40).as_bytes())
                 .expect("40 hex characters"),
         },
     });

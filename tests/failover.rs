@@ -86,8 +86,12 @@ impl Member {
         field(&mut self.conn(), "replication", "eligible") == "yes"
     }
 
+    /// A connection the node closes (a restarted old primary closes its clients when it learns who
+    /// replaced it) does not accept writes either.
     fn accepts_writes(&self) -> bool {
-        q::<String>(&mut self.conn(), &["SET", "probe", "1"]).is_ok()
+        redis::Client::open(self.s().url())
+            .and_then(|c| c.get_connection())
+            .is_ok_and(|mut c| q::<String>(&mut c, &["SET", "probe", "1"]).is_ok())
     }
 }
 

@@ -259,7 +259,8 @@ fn corruption_before_the_end_stops_start_up_unless_told_to_truncate() {
     assert_eq!(n, 0, "cut at the first unit");
 }
 
-/// A restarted primary keeps its replication id and offsets: its replica continues by partial resync.
+/// A restarted primary takes a new replication id and keeps its recovered history as replid2 (Valkey's
+/// rule): its replica continues by partial resync.
 #[test]
 fn replicas_continue_a_restarted_primary_by_partial_resync() {
     let dir = Dir::new("primary");
@@ -279,13 +280,70 @@ fn replicas_continue_a_restarted_primary_by_partial_resync() {
     assert_eq!(primary.stop().code(), Some(0));
     let primary = start(&dir, &["--port", &port]);
     let mut p = primary.conn();
-    assert_eq!(field(&mut p, "replication", "master_replid"), id);
+    assert_ne!(field(&mut p, "replication", "master_replid"), id);
+    assert_eq!(field(&mut p, "replication", "master_replid2"), id);
+    assert_eq!(num(&mut p, "replication", "second_repl_offset"), off + 1);
     assert_eq!(num(&mut p, "replication", "master_repl_offset"), off);
     let _: () = q(&mut p, &["SET", "after", "restart"]).unwrap();
     assert!(eventually(30, || num(&mut p, "stats", "sync_partial_ok") >= 1));
     wait_caught_up(&primary, &replica, 60);
     assert_eq!(num(&mut p, "stats", "sync_full"), 0, "no full sync");
     assert_eq!(digest(&mut replica.conn()), digest(&mut p));
+}
+
+/// A replica that holds more of a primary's history than the primary recovered (here: the primary's
+/// directory put back to an older copy) is not continued under the old id into the log the primary went
+/// on writing, which would splice two histories mid-unit: it gets a full sync and ends equal to it.
+#[test]
+fn a_replica_ahead_of_its_restarted_primary_gets_a_full_sync() {
+    let (dir, old) = (Dir::new("ahead"), Dir::new("ahead-old"));
+    let primary = start(&dir, &[]);
+    let port = primary.port.to_string();
+    let replica = Server::start(&["--shards", "2"]);
+    let mut p = primary.conn();
+    for i in 0..100 {
+        let _: () = q(&mut p, &["SET", &format!("k{i}"), &i.to_string()]).unwrap();
+    }
+    follow(&replica, &primary);
+    wait_caught_up(&primary, &replica, 60);
+    assert_eq!(primary.stop().code(), Some(0));
+    copy_dir(&dir.0, &old.0);
+    let primary = start(&dir, &["--port", &port]);
+    let mut p = primary.conn();
+    for i in 0..1000 {
+        let _: () = q(&mut p, &["SET", &format!("j{i}"), &i.to_string()]).unwrap();
+    }
+    wait_caught_up(&primary, &replica, 60);
+    // The replica waits elsewhere, keeping what it would continue from.
+    let mut r = replica.conn();
+    let _: () = q(&mut r, &["REPLICAOF", "127.0.0.1", "1"]).unwrap();
+    assert_eq!(primary.stop().code(), Some(0));
+    std::fs::remove_dir_all(&dir.0).unwrap();
+    copy_dir(&old.0, &dir.0);
+    let primary = start(&dir, &["--port", &port]);
+    let mut p = primary.conn();
+    // Past the replica's offsets on every shard, under a history without the j keys.
+    for i in 0..3000 {
+        let _: () = q(&mut p, &["SET", &format!("l{i}"), &i.to_string()]).unwrap();
+    }
+    follow(&replica, &primary);
+    wait_caught_up(&primary, &replica, 60);
+    assert_eq!(digest(&mut r), digest(&mut p), "{}", replica.log_text());
+    assert_eq!(q::<i64>(&mut r, &["EXISTS", "j0"]).unwrap(), 0);
+    assert_eq!(num(&mut p, "stats", "sync_full"), 1);
+    assert_eq!(num(&mut p, "stats", "sync_partial_ok"), 0);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
 }
 
 #[test]

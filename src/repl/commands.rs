@@ -142,14 +142,22 @@ pub async fn follow(l: &Rc<Local>, host: String, port: u16) -> bool {
         return false;
     }
     if !l.shared.repl.is_replica.load(Ordering::Acquire) {
-        // A primary turning replica offers its own history to continue from.
-        let offsets = l
+        // A primary turning replica offers its own history to continue from: its previous id's when it
+        // wrote nothing under its own (a restarted primary, or one promoted and never written to), as a
+        // new primary can know only that one.
+        let ends = l
             .broadcast(|sh| {
                 sh.seal_unit();
-                sh.repl.offset()
+                let end = sh.repl.offset();
+                (end, sh.repl.identity.offered(end))
             })
             .await;
-        let id = l.shard.borrow().repl.identity.replid;
+        let id = if ends.iter().all(|e| e.1 == ends[0].1) {
+            ends[0].1
+        } else {
+            l.shard.borrow().repl.identity.replid
+        };
+        let offsets = ends.into_iter().map(|e| e.0).collect();
         l.shard.borrow_mut().link = Some(super::LinkStatus::new(
             String::new(),
             0,

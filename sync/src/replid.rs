@@ -99,6 +99,17 @@ impl Identity {
         self.replid = new_id;
     }
 
+    /// The id to offer for continuing a history that ends at `end`: the previous one when nothing was
+    /// written under the current one since the promotion (`end` is exactly where the previous one ends),
+    /// else the current one.
+    pub fn offered(&self, end: u64) -> ReplId {
+        if self.second_offset == end as i64 + 1 {
+            self.replid2
+        } else {
+            self.replid
+        }
+    }
+
     /// Valkey's rule (`primaryTryPartialResynchronization`): the id must be ours, or our previous one with
     /// the offset not past where that history ends; then the offset must be within `[first, end]` of
     /// the backlog.
@@ -140,6 +151,19 @@ mod tests {
         assert_eq!(ReplId::parse(b"xyz"), None);
         assert_eq!(ReplId::parse(&[b'G'; 40]), None);
         assert_eq!(ReplId::zero().as_str(), "0".repeat(40));
+    }
+
+    #[test]
+    fn a_history_is_offered_under_the_id_it_was_written_under() {
+        let mut me = Identity::new(id(1));
+        assert_eq!(me.offered(0), id(1));
+        me.promote(id(2), 100);
+        assert_eq!(
+            me.offered(100),
+            id(1),
+            "nothing written since the promotion"
+        );
+        assert_eq!(me.offered(120), id(2), "written under the new id");
     }
 
     #[test]

@@ -34,7 +34,18 @@ impl Flow {
         let mut spans = Vec::new();
         {
             let mut units = Vec::new();
-            split_units(&bytes, &mut next, &mut units).map_err(|e| err(e.to_string()))?;
+            if let Err(e) = split_units(&bytes, &mut next, &mut units) {
+                // Mid-unit where this replica's history ended (the primary's diverged from it after a
+                // restart or a failover) or corrupt: continuing again would fail the same way forever.
+                let why = format!(
+                    "flow {}: the primary's log at offset {next} is not a continuation of this \
+                     replica's ({e}); the next attempt is a full sync",
+                    self.i
+                );
+                tracing::warn!("{why}");
+                self.p.diverge(why.clone());
+                return Err(err(why));
+            }
             spans.extend(units.iter().map(|u| (u.len(), u.end(), u.tx)));
         }
         // Consecutive plain units go to the shards as one group (one message per target shard, not one

@@ -256,9 +256,9 @@ pub(super) async fn attempt(
     });
     // No flow may touch the data after this attempt ends (the next one may flush it).
     progress.wait_stopped().await;
-    // A completed sync can be continued from where its flows stopped; an incomplete full sync cannot.
-    let cached = (!progress.full || progress.finished_ms.load(Ordering::Acquire) > 0)
-        .then(|| (replid, progress.offsets()));
+    // A completed sync can be continued from where its flows stopped; an incomplete full sync, or a log
+    // that diverged from this replica's history, cannot.
+    let cached = progress.continuable().then(|| (replid, progress.offsets()));
     with_link(local, gen, |l| {
         l.cached = cached;
         l.up = false;

@@ -93,6 +93,9 @@ pub struct SyncProgress {
     pub finished_ms: AtomicU64,
     failed: Mutex<Option<String>>,
     cancelled: AtomicBool,
+    /// A flow received bytes that are no log units where its history ended: the primary's history is
+    /// not a continuation of this replica's, so nothing may be continued from this attempt.
+    diverged: AtomicBool,
     alive: AtomicUsize,
     /// Parts of multi-shard transactions waiting for their siblings on other flows.
     gather: Mutex<TxAssembler<TxPart>>,
@@ -111,6 +114,7 @@ impl SyncProgress {
             finished_ms: AtomicU64::new(0),
             failed: Mutex::new(None),
             cancelled: AtomicBool::new(false),
+            diverged: AtomicBool::new(false),
             alive: AtomicUsize::new(0),
             gather: Mutex::new(TxAssembler::default()),
         }
@@ -126,6 +130,20 @@ impl SyncProgress {
             *f = Some(why);
         }
         self.cancelled.store(true, Ordering::Release);
+    }
+
+    /// Ends the attempt on a log that does not continue this replica's history; the next one is a
+    /// full sync.
+    fn diverge(&self, why: String) {
+        self.diverged.store(true, Ordering::Release);
+        self.fail(why);
+    }
+
+    /// Whether what this attempt applied can be continued from by the next one: a partial sync's or a
+    /// finished full sync's, unless the log diverged.
+    fn continuable(&self) -> bool {
+        (!self.full || self.finished_ms.load(Ordering::Acquire) > 0)
+            && !self.diverged.load(Ordering::Acquire)
     }
 
     fn failure(&self) -> Option<String> {
@@ -248,8 +266,7 @@ pub async fn halt(local: &Rc<Local>) -> Option<(ReplId, Vec<u64>)> {
     let Some(p) = progress else { return cached };
     p.cancel();
     p.wait_stopped().await;
-    let complete = !p.full || p.finished_ms.load(Ordering::Acquire) > 0;
-    match (complete, replid) {
+    match (p.continuable(), replid) {
         (true, Some(id)) => Some((id, p.offsets())),
         _ => None,
     }
