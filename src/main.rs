@@ -135,6 +135,7 @@ fn main() {
         next_tx: AtomicU64::new(0),
         connected: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
+        closing_shards: AtomicUsize::new(shards),
         start_ms: runtime::now_ms(),
         run_id: random_hex(40),
         node_id,

@@ -276,3 +276,60 @@ fn a_blocking_pop_of_a_list_with_elements_takes_one() {
         );
     }
 }
+
+/// SIGTERM with clients blocked on keys of one shard: whichever shard their connections live on, every
+/// one leaves its keys' wait lists and the server exits (a shard that exited as soon as its own clients
+/// were gone left another shard's closing client waiting for its answer forever; 8 runs in 10 hung).
+#[test]
+fn shutdown_with_clients_blocked_on_another_shard_exits() {
+    let s = Server::start(&["--shards", "2"]);
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("k{i}"))
+        .filter(|k| slot_owner(key_slot(k.as_bytes()), 2) == 0)
+        .take(4)
+        .collect();
+    let mut waiters = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let mut r = s.raw();
+        r.send(&["BLPOP", k, "0"]);
+        blocked(&s, i as i64 + 1);
+        waiters.push(r);
+    }
+    // stop() fails the test if the server has not exited 10 s after SIGTERM.
+    assert!(s.stop().success());
+}
+
+/// A client that hangs up while blocked is gone at once (Valkey frees it): it is no longer counted, and a
+/// push that follows goes to the next waiter or stays in the list, never to the closed connection.
+#[test]
+fn a_blocked_client_that_hangs_up_is_not_served() {
+    let s = Server::start(&["--shards", "2"]);
+    let mut gone = s.raw();
+    gone.send(&["BLPOP", "q", "0"]);
+    blocked(&s, 1);
+    let mut next = s.raw();
+    next.send(&["BLPOP", "q", "0"]);
+    blocked(&s, 2);
+    drop(gone);
+    blocked(&s, 1);
+    let c = &mut s.conn();
+    assert_eq!(q::<i64>(c, &["RPUSH", "q", "a"]).unwrap(), 1);
+    assert_eq!(next.read_reply(), vec!["*2", "$1", "q", "$1", "a"]);
+    blocked(&s, 0);
+    let mut last = s.raw();
+    last.send(&["BLPOP", "q", "0"]);
+    blocked(&s, 1);
+    drop(last);
+    blocked(&s, 0);
+    assert_eq!(q::<i64>(c, &["RPUSH", "q", "b"]).unwrap(), 1);
+    assert_eq!(
+        q::<Vec<String>>(c, &["LRANGE", "q", "0", "-1"]).unwrap(),
+        ["b"]
+    );
+    // This connection and `next`: the two that hung up are closed.
+    assert!(common::eventually(10, || num(
+        c,
+        "clients",
+        "connected_clients"
+    ) == 2));
+}

@@ -289,6 +289,16 @@ fn replicas_continue_a_restarted_primary_by_partial_resync() {
     wait_caught_up(&primary, &replica, 60);
     assert_eq!(num(&mut p, "stats", "sync_full"), 0, "no full sync");
     assert_eq!(digest(&mut replica.conn()), digest(&mut p));
+    // Its WAL holds the history written under the second life's id: the third life continues that.
+    let second = field(&mut p, "replication", "master_replid");
+    let _: () = q(&mut p, &["SET", "second", "life"]).unwrap();
+    wait_caught_up(&primary, &replica, 60);
+    assert_eq!(primary.stop().code(), Some(0));
+    let primary = start(&dir, &["--port", &port]);
+    let mut p = primary.conn();
+    assert_eq!(field(&mut p, "replication", "master_replid2"), second);
+    assert!(eventually(30, || num(&mut p, "stats", "sync_partial_ok") >= 1));
+    assert_eq!(num(&mut p, "stats", "sync_full"), 0, "no full sync");
 }
 
 /// A replica that holds more of a primary's history than the primary recovered (here: the primary's

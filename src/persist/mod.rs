@@ -72,17 +72,19 @@ pub async fn start_shard(local: &Rc<Local>, plan: recover::ShardPlan) {
         if sh.repl.offset() != plan.end {
             sh.reset_journal(plan.end);
         }
-        if plan.identity.is_some() && sh.settings.replicaof.is_none() {
-            // Valkey's rule for a restarted primary: a new id, the recovered history reachable under the
-            // old one up to where it ends here. A replica that got more of that history than this WAL
-            // kept (sent before its fsync, or never acknowledged) so gets a full sync, where a
-            // continuation under the old id would splice two histories mid-unit.
-            sh.repl.identity.promote(local.shared.replid, plan.end);
-        }
         if appendonly {
             sh.ensure_backlog();
             sh.wal = Some(writer(sh, plan.writer_start()));
             sh.durable_configure();
+        }
+        if plan.identity.is_some() && sh.settings.replicaof.is_none() {
+            // Valkey's rule for a restarted primary: a new id, the recovered history reachable under the
+            // old one up to where it ends here. A replica that got more of that history than this WAL
+            // kept (sent before its fsync, or never acknowledged) so gets a full sync, where a
+            // continuation under the old id would splice two histories mid-unit. The WAL's next unit
+            // starts a segment under the new identity (its current one holds the old history).
+            sh.repl.identity.promote(local.shared.replid, plan.end);
+            sh.wal_identity();
         }
     }
     if appendonly {

@@ -23,6 +23,10 @@ pub struct Shared {
     pub next_tx: AtomicU64,
     pub connected: AtomicUsize,
     pub shutdown: AtomicBool,
+    /// Shards whose connections have not all closed since shutdown began. A closing connection may
+    /// still call another shard (a blocked client leaving its keys' wait lists): no shard stops
+    /// answering messages before this is 0.
+    pub closing_shards: AtomicUsize,
     pub start_ms: u64,
     pub run_id: String,
     /// Stable across restarts (kept in `dir`): how a primary knows its replicas.

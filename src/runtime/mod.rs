@@ -1,9 +1,11 @@
 //! The thin layer over compio (io_uring, thread per core): shard threads pinned to cores, listeners opened
 //! with SO_REUSEPORT so every shard accepts on the same port, and timers; and `local`, the handle each
-//! shard thread works through (`Local`, `Tx`, `Shared`, `current_local`). Nothing else in Tandem names
-//! compio's runtime directly, so swapping or tuning it stays local to this module.
+//! shard thread works through (`Local`, `Tx`, `Shared`, `current_local`); `file`, positioned and synced
+//! file writes through the ring; `hangup`, noticing a peer's close while nothing reads its socket.
+//! Nothing else in Tandem names compio's runtime directly, so swapping or tuning it stays local here.
 
 pub mod file;
+pub mod hangup;
 pub mod local;
 
 pub use local::{current_local, Local, Shared, Tx};

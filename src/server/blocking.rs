@@ -73,6 +73,7 @@ impl Conn {
                 .await;
         }
         let mut first = true;
+        let mut hung_up = false;
         let outcome = loop {
             self.info.borrow_mut().ready = false;
             let out = self.attempt(spec, &args).await;
@@ -92,14 +93,24 @@ impl Conn {
                 let i = c.info.borrow();
                 i.ready || i.unblock.is_some() || c.should_stop()
             }));
-            match deadline {
-                None => woken.await,
-                Some(d) => {
-                    let left = Duration::from_millis(d.saturating_sub(runtime::now_ms()));
-                    if let Either::Right(_) = select(woken, pin!(runtime::sleep(left))).await {
-                        break None;
-                    }
+            // A client that hung up while blocked is gone (Valkey frees it): it must not be served an
+            // element nobody will read.
+            let gone = pin!(self.hangup());
+            let waited = select(woken, gone);
+            let left = deadline.map(|d| Duration::from_millis(d.saturating_sub(runtime::now_ms())));
+            let timer = pin!(async {
+                match left {
+                    Some(l) => runtime::sleep(l).await,
+                    None => std::future::pending().await,
                 }
+            });
+            match select(waited, timer).await {
+                Either::Right(_) => break None,
+                Either::Left((Either::Right(_), _)) => {
+                    hung_up = true;
+                    break None;
+                }
+                Either::Left(_) => {}
             }
             if self.should_stop() {
                 break None;
@@ -121,11 +132,22 @@ impl Conn {
                 .await;
         }
         self.info.borrow_mut().blocked = false;
+        if hung_up {
+            self.closing = true;
+        }
         outcome.unwrap_or_else(|| {
             let mut r = Reply::new(self.proto);
             r.null_array();
             r.buf
         })
+    }
+
+    /// Resolves when the client closed its connection (never, for a connection with no socket).
+    async fn hangup(&self) {
+        match &self.socket {
+            Some(s) => runtime::hangup::peer_closed(s).await,
+            None => std::future::pending().await,
+        }
     }
 
     /// One non-blocking attempt. Keys on one shard: the command itself there. Otherwise each key in

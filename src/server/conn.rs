@@ -141,7 +141,10 @@ pub(super) async fn drive(
     parser: RequestParser,
 ) {
     let id = conn.id;
-    if let Some((to, rbuf, parser)) = conn.run(&mut stream, rbuf, parser).await {
+    let moved = conn.run(&mut stream, rbuf, parser).await;
+    // The socket's close waits for every handle of it.
+    conn.socket = None;
+    if let Some((to, rbuf, parser)) = moved {
         super::migrate::hand_over(local, stream, conn, rbuf, parser, to).await;
         return;
     }
@@ -180,6 +183,9 @@ pub struct Conn {
     /// Where its recent batches ran, and the shard it should move to (server/migrate.rs).
     pub(super) affinity: super::migrate::Affinity,
     pub(super) move_to: Option<usize>,
+    /// A handle of the connection's socket while it is served, for noticing its close while a blocking
+    /// command waits (nothing reads the socket then).
+    pub(super) socket: Option<TcpStream>,
 }
 
 /// CLIENT REPLY: whether the connection's replies are sent.
@@ -212,6 +218,7 @@ impl Conn {
             reply_mode: ReplyMode::On,
             affinity: Default::default(),
             move_to: None,
+            socket: None,
         }
     }
 
@@ -270,6 +277,7 @@ impl Conn {
     ) -> Option<(usize, BytesMut, RequestParser)> {
         let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut writer = stream.clone();
+        self.socket = Some(stream.clone());
         loop {
             if self.should_stop() {
                 return None;

@@ -212,6 +212,11 @@ pub async fn shard_main(
         )
         .await;
     }
+    // Other shards' closing connections may still call this one: it answers until they are all gone.
+    shared.closing_shards.fetch_sub(1, Ordering::AcqRel);
+    while shared.closing_shards.load(Ordering::Acquire) > 0 {
+        runtime::sleep(std::time::Duration::from_millis(5)).await;
+    }
     // Everything logged is on disk before the process exits.
     crate::persist::wal::drain(&local).await;
 }
