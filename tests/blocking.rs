@@ -256,6 +256,59 @@ fn a_blocking_command_counts_once_in_commandstats() {
     assert!(blpop(c).starts_with("calls=1,"), "{}", blpop(c));
 }
 
+/// A waiter is served when the write that readied its key finishes, before the writer's next command
+/// (Valkey's order): a pipelined push then pop or blocking pop from another client cannot take the
+/// element from a client that blocked first.
+#[test]
+fn a_waiter_is_served_before_the_pushing_clients_next_command() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    let mut first = s.raw();
+    first.send(&["BLPOP", "q", "0"]);
+    blocked(&s, 1);
+    let mut p = s.raw();
+    p.write(b"LPUSH q 1\r\nLPOP q\r\nLPUSH q 2\r\nBLPOP q 0\r\n");
+    assert_eq!(first.read_reply(), vec!["*2", "$1", "q", "$1", "1"]);
+    assert_eq!(p.read_line(), ":1");
+    assert_eq!(p.read_line(), "$-1", "the waiter took the element");
+    assert_eq!(p.read_line(), ":1");
+    // Its own BLPOP found the second element.
+    assert_eq!(p.read_reply(), vec!["*2", "$1", "q", "$1", "2"]);
+    blocked(&s, 0);
+    assert_eq!(q::<i64>(c, &["EXISTS", "q"]).unwrap(), 0);
+    // The replies before a blocking command reach the client before it waits.
+    p.write(b"LPUSH other x\r\nBLPOP q 0\r\n");
+    assert_eq!(p.read_line(), ":1");
+    blocked(&s, 1);
+    assert_eq!(q::<i64>(c, &["LPUSH", "q", "3"]).unwrap(), 1);
+    assert_eq!(p.read_reply(), vec!["*2", "$1", "q", "$1", "3"]);
+}
+
+/// Waiters readied by an EXEC are served after it, in the order its commands wrote their keys, and a
+/// move served among them readies its destination for the next (Valkey's "nested unblock").
+#[test]
+fn waiters_readied_by_an_exec_are_served_after_it_in_write_order() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    let mut w1 = s.raw();
+    w1.send(&["BRPOPLPUSH", "{t}l1", "{t}l3", "0"]);
+    blocked(&s, 1);
+    let mut w2 = s.raw();
+    w2.send(&["BLPOP", "{t}l2", "0"]);
+    blocked(&s, 2);
+    let mut w3 = s.raw();
+    w3.send(&["BLMPOP", "0", "2", "{t}l2", "{t}l3", "LEFT", "COUNT", "1"]);
+    blocked(&s, 3);
+    q::<()>(c, &["MULTI"]).unwrap();
+    q::<()>(c, &["LPUSH", "{t}l1", "1"]).unwrap();
+    q::<()>(c, &["LPUSH", "{t}l2", "2"]).unwrap();
+    let _: redis::Value = q(c, &["EXEC"]).unwrap();
+    blocked(&s, 0);
+    assert_eq!(w1.read_reply(), vec!["$1", "1"]);
+    assert_eq!(w2.read_reply(), vec!["*2", "$5", "{t}l2", "$1", "2"]);
+    assert_eq!(w3.read_reply(), vec!["*2", "$5", "{t}l3", "*1", "$1", "1"]);
+}
+
 /// A blocking pop of a list that has elements takes one, on either shard, and leaves the rest: its own
 /// attempt's write does not serve it a second time.
 #[test]

@@ -160,6 +160,10 @@ pub fn execute_batch<'a>(
                 h.push(sh.durable_cmd_hold(mark, spec, args, ex.db));
             }
         }
+        // A command's waiters are served before the next command of the batch (shard/blocking.rs).
+        if sh.blocked.has_ready() {
+            sh.serve_ready();
+        }
         if let Some(e) = ends.as_deref_mut() {
             e.push(r.len());
         }

@@ -88,6 +88,11 @@ impl Local {
     pub fn after_work(&self) {
         let (grew, events) = {
             let mut sh = self.shard.borrow_mut();
+            // Waiters of keys written by what just ran are served before anything else runs
+            // (shard/blocking.rs), and in the same log unit.
+            if sh.blocked.has_ready() {
+                sh.serve_ready();
+            }
             if sh.ks.hooks.capture && !sh.locked() {
                 sh.seal_unit();
             }

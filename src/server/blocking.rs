@@ -3,24 +3,24 @@
 //! The connection registers as a waiter on the shard of each key it waits for (shard/blocking.rs), then
 //! attempts the command (cmd/block.rs, one non-blocking try); while the attempt finds nothing it waits to
 //! be woken by a write to one of the keys, CLIENT UNBLOCK, its timeout, or its close, and attempts again.
-//! Registering before the first attempt means no push between the attempt and the wait is missed; each
-//! key's waiters are woken one at a time in arrival order, so they are served first come, first served.
+//! Registering before the first attempt means no push between the attempt and the wait is missed. When
+//! every key is on one shard, that shard runs the command itself as soon as a write readies a key
+//! (serving its waiters in arrival order) and keeps the reply until the connection's next attempt takes
+//! it; otherwise each key's waiters are woken one at a time in arrival order and retry.
 
 use super::conn::Conn;
+use super::dispatch::Attempt;
 use crate::cmd::block::timeout_ms;
 use crate::cmd::{CmdError, Spec};
 use crate::resp::Reply;
 use crate::runtime;
+use crate::shard::blocking::{is_null, WaitCmd};
 use crate::shard::mesh::Kind;
 use bytes::Bytes;
 use futures_util::future::{select, Either};
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Whether a reply is a null (the attempt found nothing).
-fn is_null(buf: &[u8]) -> bool {
-    buf == b"*-1\r\n" || buf == b"$-1\r\n" || buf == b"_\r\n"
-}
 
 impl Conn {
     /// Runs a blocking command outside MULTI. It counts once in the command statistics, whatever its
@@ -51,7 +51,7 @@ impl Conn {
         let positions = spec.keys_of(&args);
         if mpop && positions.is_empty() {
             // A bad numkeys: the attempt reports it.
-            return self.attempt(spec, &args).await;
+            return self.attempt(spec, &args, &[]).await;
         }
         let moves = matches!(spec.name, "blmove" | "brpoplpush");
         let mut keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
@@ -65,18 +65,27 @@ impl Conn {
             i.unblock = None;
         }
         let (db, id, me) = (self.db, self.id, self.local.id);
+        // With every key on one shard, that shard can run the command itself when a key is written.
+        let cmd = self.target_shard(spec, &args).map(|_| {
+            Arc::new(WaitCmd {
+                spec,
+                args: args.clone(),
+                db,
+                proto: self.proto,
+            })
+        });
         for k in &keys {
-            let k = k.clone();
+            let (k, cmd) = (k.clone(), cmd.clone());
             let s = self.shard_of(&k);
             self.local
-                .call(s, Kind::Normal, move |sh| sh.block_on(db, k, id, me))
+                .call(s, Kind::Normal, move |sh| sh.block_on(db, k, id, me, cmd))
                 .await;
         }
         let mut first = true;
         let mut hung_up = false;
         let outcome = loop {
             self.info.borrow_mut().ready = false;
-            let out = self.attempt(spec, &args).await;
+            let out = self.attempt(spec, &args, &keys).await;
             // A key that became another type while this waited does not serve it (it stays blocked, as
             // in Valkey); only the first attempt reports WRONGTYPE. A move whose source holds a list is
             // served: its WRONGTYPE is the destination's, and is its answer (Valkey's too).
@@ -125,17 +134,23 @@ impl Conn {
                 None => {}
             }
         };
+        // A reply a shard served meanwhile is the answer whatever ended the wait (a timeout, CLIENT
+        // UNBLOCK, a WRONGTYPE seen just before): the command ran there and its element left the key.
+        // Only a connection closing drops it.
+        let mut served = None;
         for k in keys {
             let s = self.shard_of(&k);
-            self.local
+            let got = self
+                .local
                 .call(s, Kind::Normal, move |sh| sh.unblock_from(db, &k, id))
                 .await;
+            served = served.or(got);
         }
         self.info.borrow_mut().blocked = false;
         if hung_up {
             self.closing = true;
         }
-        outcome.unwrap_or_else(|| {
+        served.or(outcome).unwrap_or_else(|| {
             let mut r = Reply::new(self.proto);
             r.null_array();
             r.buf
@@ -153,9 +168,13 @@ impl Conn {
     /// One non-blocking attempt. Keys on one shard: the command itself there. Otherwise each key in
     /// order as a command of its own (a pop from the first that has something), and moves through the
     /// multi-shard path.
-    async fn attempt(&mut self, spec: &'static Spec, args: &[Bytes]) -> Vec<u8> {
+    async fn attempt(&mut self, spec: &'static Spec, args: &[Bytes], keys: &[Bytes]) -> Vec<u8> {
+        let client = self.id;
         if let Some(s) = self.target_shard(spec, args) {
-            return self.run_key_counted(s, spec, args.to_vec(), false).await;
+            let keys = keys.to_vec();
+            return self
+                .run_key_as(s, spec, args.to_vec(), Some(Attempt { client, keys }))
+                .await;
         }
         if matches!(spec.name, "blmove" | "brpoplpush") {
             let mut r = Reply::new(self.proto);
@@ -187,7 +206,10 @@ impl Conn {
                 ]
             };
             let s = self.shard_of(&args[p]);
-            let out = self.run_key_counted(s, spec, one, false).await;
+            let keys = Vec::new();
+            let out = self
+                .run_key_as(s, spec, one, Some(Attempt { client, keys }))
+                .await;
             if !is_null(&out) {
                 return out;
             }

@@ -13,6 +13,7 @@ use crate::cmd::{lookup, CmdError, Flags, Handler, Spec};
 use crate::repl::durable::{Held, TIMEOUT_ERR, TIMEOUT_READ_ERR};
 use crate::resp::{Proto, Reply};
 use crate::runtime;
+use crate::shard::blocking::is_null;
 use crate::shard::mesh::Kind;
 use crate::shard::PauseKind;
 use crate::slot::{key_slot, slot_owner};
@@ -379,22 +380,47 @@ impl Conn {
         spec: &'static Spec,
         args: Vec<Bytes>,
     ) -> Vec<u8> {
-        self.run_key_counted(shard, spec, args, true).await
+        self.run_key_as(shard, spec, args, None).await
     }
 
-    /// `run_key_on`, counted in the command statistics or not (a blocking command's attempt).
-    pub(super) async fn run_key_counted(
+    /// `run_key_on`, or with `attempt` a blocking command's attempt (server/blocking.rs): run uncounted
+    /// in the statistics, after taking any reply the shard already served the client (shard/blocking.rs);
+    /// a reply that serves it takes it out of its keys' queues in the same step, so the shard cannot
+    /// serve it a second time.
+    pub(super) async fn run_key_as(
         &mut self,
         shard: usize,
         spec: &'static Spec,
         args: Vec<Bytes>,
-        counted: bool,
+        attempt: Option<Attempt>,
     ) -> Vec<u8> {
         let (db, proto) = (self.db, self.proto);
         let ran = self
             .local
             .call(shard, Kind::Normal, move |sh| {
-                run_remote(sh, vec![Ready { spec, args }], db, proto, counted)
+                let Some(a) = attempt else {
+                    return run_remote(sh, vec![Ready { spec, args }], db, proto, true);
+                };
+                if let Some(buf) = sh.blocked.take_served(a.client) {
+                    return Ran {
+                        buf,
+                        ends: Vec::new(),
+                        specs: Vec::new(),
+                        held: None,
+                    };
+                }
+                sh.blocked.attempting = true;
+                let ran = run_remote(sh, vec![Ready { spec, args }], db, proto, false);
+                sh.blocked.attempting = false;
+                if !is_null(&ran.buf) && ran.buf.first() != Some(&b'-') {
+                    for k in &a.keys {
+                        // Nothing was served to it meanwhile: serving waited for its attempt.
+                        let none = sh.unblock_from(db, k, a.client);
+                        debug_assert!(none.is_none());
+                    }
+                }
+                // The keys it wrote are served when this call is done (after_work).
+                ran
             })
             .await;
         let failed = match ran.held {
@@ -416,6 +442,12 @@ impl Conn {
     pub fn exec(&self) -> Exec {
         Exec::new(self.db, runtime::now_ms())
     }
+}
+
+/// A blocking command's attempt: the waiting client, and the keys it waits on at the attempt's shard.
+pub(super) struct Attempt {
+    pub client: u64,
+    pub keys: Vec<Bytes>,
 }
 
 /// What a shard answers for a batch: the concatenated replies, where each one ends and, in durability
