@@ -126,13 +126,20 @@ impl List {
         })
     }
 
+    /// LSET. Valkey's conversions around a replacement: before it, a listpack that could not take `v`
+    /// as one more element becomes a quicklist (its check for additions, applied to the replacement as
+    /// is); after it, the shrinking rule (a small value in place of a big one).
     pub fn set(&mut self, i: usize, v: &[u8], lim: &Limits) -> bool {
         if i >= self.len {
             return false;
         }
+        if !self.quick && !lim.list_node_fits(self.nodes[0].len(), self.nodes[0].bytes(), v.len()) {
+            self.quick = true;
+        }
         let (k, pos) = self.locate(i);
         self.nodes[k].replace_at(pos, v);
         self.grew(v.len(), lim);
+        self.shrunk(lim);
         true
     }
 
@@ -294,6 +301,28 @@ mod tests {
         l.pop_back();
         l.shrunk(&lim);
         assert_eq!(l.encoding(), "listpack");
+        // LSET: a full listpack becomes a quicklist (Valkey checks it as an addition); a small value in
+        // place of a big one in a quicklist's only node makes it a listpack again.
+        let lim3 = Limits {
+            list_size: 3,
+            ..Limits::default()
+        };
+        let mut s = List::default();
+        for v in [b"a", b"b", b"c"] {
+            s.push_back(v, &lim3);
+        }
+        assert_eq!(s.encoding(), "listpack");
+        s.set(0, b"hello", &lim3);
+        assert_eq!(s.encoding(), "quicklist");
+        let lim1 = Limits {
+            list_size: -1,
+            ..Limits::default()
+        };
+        let mut s = List::default();
+        s.push_back(&[b'x'; 5000], &lim1);
+        assert_eq!(s.encoding(), "quicklist");
+        s.set(0, b"c", &lim1);
+        assert_eq!(s.encoding(), "listpack");
         // An element that fills a node by itself is a quicklist from the start.
         let mut big = List::default();
         big.push_back(&[b'x'; 8192], &Limits::default());
