@@ -34,7 +34,9 @@ impl Flags {
     /// Non-deterministic, logged as the deterministic command its handler says it amounted to (SPOP as
     /// the SREM of the members it popped; shard/log.rs).
     pub const LOG_REWRITE: u32 = 1 << 12;
-    /// Blocks until a key is ready (server/blocking.rs); runs once, without blocking, inside MULTI.
+    /// May wait for other clients: a key command blocks until a key is ready (server/blocking.rs) and runs
+    /// once, without blocking, inside MULTI; WAIT waits for replicas. Either starts a batch of its own on
+    /// its connection, so the replies before it are written first.
     pub const BLOCKING: u32 = 1 << 13;
     /// Refused inside MULTI, dooming the transaction (SAVE, SHUTDOWN, PSYNC).
     pub const NO_MULTI: u32 = 1 << 14;
@@ -324,7 +326,7 @@ pub static TABLE: &[Spec] = &[
     spec!("replicaof", 3, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Replicaof), "server", "Configures a server as replica of another, or promotes it to a master."),
     spec!("slaveof", 3, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Replicaof), "server", "Sets a server as a replica of another, or promotes it to being a master."),
     spec!("role", 1, F | LS | Flags::NOSCRIPT, 0, 0, 0, S(X::Role), "server", "Returns the replication role."),
-    spec!("wait", 3, Flags::NOSCRIPT, 0, 0, 0, S(X::Wait), "generic", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
+    spec!("wait", 3, BL, 0, 0, 0, S(X::Wait), "generic", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
     spec!("failover", -1, A | Flags::STALE | Flags::NOSCRIPT, 0, 0, 0, S(X::Failover), "server", "Hands the primary role to a replica (in failover mode, through the group record; TAKEOVER: the operator's resume after a full outage)."),
     spec!("tgroup", 2, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Tgroup), "server", "Tandem, internal: a message between the members of a replication group (docs/failover.md)."),
     spec!("replconf", -1, A | LS | NP | Flags::NOSCRIPT, 0, 0, 0, S(X::Replconf), "server", "An internal command for configuring the replication stream."),

@@ -398,11 +398,11 @@ impl Conn {
     }
 }
 
-/// Whether a command may wait for other clients (a blocking pop, WAIT).
+/// Whether a command may wait for other clients (the table's `blocking` flag: the blocking pops, WAIT).
 fn may_block(cmd: &[Bytes]) -> bool {
     cmd.first()
         .and_then(|name| crate::cmd::lookup(name))
-        .is_some_and(|spec| spec.flags.has(crate::cmd::Flags::BLOCKING) || spec.name == "wait")
+        .is_some_and(|spec| spec.flags.has(crate::cmd::Flags::BLOCKING))
 }
 
 #[cfg(test)]
