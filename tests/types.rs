@@ -651,6 +651,27 @@ fn encodings_follow_valkeys_conversions() {
     let big = "x".repeat(8192);
     let _: i64 = q(c, &["LPUSH", "big", &big]).unwrap();
     assert_eq!(enc(c, "big"), "quicklist");
+    // DEBUG RELOAD gives every collection the encoding a load would: a quicklist left with one node of 3
+    // (more than half of 4: it stayed a quicklist) fits a listpack; a hash grown past its limit and
+    // shrunk back fits one too. The data is unchanged.
+    let _: () = q(c, &["CONFIG", "SET", "list-max-listpack-size", "4"]).unwrap();
+    let _: i64 = q(c, &["RPUSH", "r", "a", "b", "c", "d", "e"]).unwrap();
+    let _: Vec<String> = q(c, &["RPOP", "r", "2"]).unwrap();
+    assert_eq!(enc(c, "r"), "quicklist");
+    let _: () = q(c, &["CONFIG", "SET", "hash-max-listpack-entries", "2"]).unwrap();
+    let _: i64 = q(c, &["HSET", "h", "f1", "1", "f2", "2", "f3", "3"]).unwrap();
+    let _: i64 = q(c, &["HDEL", "h", "f3"]).unwrap();
+    assert_eq!(enc(c, "h"), "hashtable");
+    let before: String = q(c, &["DEBUG", "DIGEST"]).unwrap();
+    let _: () = q(c, &["DEBUG", "RELOAD"]).unwrap();
+    assert_eq!(enc(c, "r"), "listpack");
+    assert_eq!(enc(c, "h"), "listpack");
+    assert_eq!(enc(c, "big"), "quicklist");
+    assert_eq!(q::<String>(c, &["DEBUG", "DIGEST"]).unwrap(), before);
+    assert_eq!(
+        q::<Vec<String>>(c, &["LRANGE", "r", "0", "-1"]).unwrap(),
+        ["a", "b", "c"]
+    );
 }
 
 #[test]

@@ -120,9 +120,14 @@ impl Conn {
                 std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.0)));
                 r.ok();
             }
-            // Valkey's RELOAD saves and reloads the RDB; Tandem's data is what it would reload, so this
-            // only answers (the suite calls it between checks of the data).
-            "reload" => r.ok(),
+            // Valkey's RELOAD saves the RDB and loads it back. Tandem's data is what it would load; what
+            // a load changes is encodings (store/reload.rs), so that is what this does. Nothing is saved.
+            "reload" => {
+                self.local
+                    .broadcast(|sh| sh.ks.reload_encodings())
+                    .await;
+                r.ok();
+            }
             // An element this long makes its list a quicklist (Valkey keeps it in a "plain" node of its
             // own; Tandem's nodes hold it like any other).
             "quicklist-packed-threshold" if a.len() == 3 => {

@@ -36,7 +36,7 @@ pub struct Db {
 
 pub struct Keyspace {
     slots: Range<usize>,
-    dbs: Vec<Db>,
+    pub(super) dbs: Vec<Db>,
     seed: u64,
     /// Where the active expiry cycle resumes: (db, slot index, segment).
     cursor: (usize, usize, usize),

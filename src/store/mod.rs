@@ -1,4 +1,5 @@
-//! Storage owned by one shard: entries, segmented tables, and the keyspace (databases of slots).
+//! Storage owned by one shard: entries, segmented tables, and the keyspace (databases of slots); `reload`
+//! rebuilds every collection as a snapshot load would (DEBUG RELOAD).
 
 pub mod dirty;
 pub mod entry;
@@ -9,6 +10,7 @@ pub mod hooks;
 mod hooks_tests;
 pub mod keyspace;
 pub mod pack;
+pub mod reload;
 pub mod segtable;
 pub mod stats;
 pub mod types;

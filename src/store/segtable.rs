@@ -222,6 +222,14 @@ impl<T: Keyed> SegTable<T> {
         self.segments().flat_map(|s| s.table.iter())
     }
 
+    /// Every element, mutably. The caller must not change what an element's key hashes to.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut T)) {
+        self.head.table.iter_mut().for_each(&mut f);
+        for s in &mut self.more {
+            s.table.iter_mut().for_each(&mut f);
+        }
+    }
+
     /// An element chosen with `r`: a directory entry (segments in proportion to their share of the hash
     /// space, which tracks their share of the elements), then an element of that segment. Costs at most one
     /// segment's walk, never the whole table's.
