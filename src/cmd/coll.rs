@@ -32,13 +32,10 @@ pub fn write<'a>(
     kind: u8,
     make: Option<&dyn Fn(&Limits) -> Coll>,
 ) -> Result<Option<EntryMut<'a>>, CmdError> {
-    let exists = sh.ks.get_kind(ex.db, key, ex.now, kind)?.is_some();
-    if !exists {
-        let Some(make) = make else { return Ok(None) };
-        let c = make(&sh.ks.limits);
-        sh.ks.insert_entry(ex.db, Entry::with_coll(key, c, None));
-    }
-    Ok(sh.ks.get_mut(ex.db, key, ex.now))
+    let lim = sh.ks.limits;
+    let new = make.map(|m| move || Entry::with_coll(key, m(&lim), None));
+    let new = new.as_ref().map(|f| f as &dyn Fn() -> Entry);
+    Ok(sh.ks.get_mut_kind(ex.db, key, ex.now, kind, new)?)
 }
 
 /// Deletes `key` if its collection is empty (after a removal): a `del` event after the command's own.

@@ -186,6 +186,17 @@ pub struct Conn {
     /// A handle of the connection's socket while it is served, for noticing its close while a blocking
     /// command waits (nothing reads the socket then).
     pub(super) socket: Option<TcpStream>,
+    /// The last command name looked up in the table (see `Conn::spec`).
+    last_name: LastName,
+}
+
+/// A pipeline repeats one command: remembering the last name's spec lets the table's lookup (lower-casing,
+/// hashing) run once per run of equal names instead of at each step that needs the spec.
+#[derive(Default)]
+struct LastName {
+    name: [u8; 16],
+    len: usize,
+    spec: Option<&'static crate::cmd::Spec>,
 }
 
 /// CLIENT REPLY: whether the connection's replies are sent.
@@ -219,7 +230,32 @@ impl Conn {
             affinity: Default::default(),
             move_to: None,
             socket: None,
+            last_name: LastName::default(),
         }
+    }
+
+    /// The table's entry for a command name (None: unknown), remembered for the next lookup of the same
+    /// bytes.
+    pub(super) fn spec(&mut self, name: &[u8]) -> Option<&'static crate::cmd::Spec> {
+        let c = &mut self.last_name;
+        if name.len() == c.len && c.name[..c.len] == *name {
+            return c.spec;
+        }
+        let spec = crate::cmd::lookup(name);
+        if name.len() <= c.name.len() {
+            c.name[..name.len()].copy_from_slice(name);
+            c.len = name.len();
+            c.spec = spec;
+        }
+        spec
+    }
+
+    /// Whether a command may wait for other clients (the table's `blocking` flag: the blocking pops,
+    /// WAIT).
+    fn may_block(&mut self, cmd: &[Bytes]) -> bool {
+        cmd.first()
+            .and_then(|name| self.spec(name))
+            .is_some_and(|spec| spec.flags.has(crate::cmd::Flags::BLOCKING))
     }
 
     /// Resolves once `cond` holds, re-checked whenever the shard wakes this client (kill, unpause,
@@ -348,7 +384,7 @@ impl Conn {
                 let mut proto_err: Option<ProtocolError> = None;
                 while cmds.len() < MAX_BATCH {
                     match parser.next(&mut rbuf, max_bulk, self.authed) {
-                        Ok(Some(c)) if !cmds.is_empty() && may_block(&c) => {
+                        Ok(Some(c)) if !cmds.is_empty() && self.may_block(&c) => {
                             blocking_next = Some(c);
                             break;
                         }
@@ -396,13 +432,6 @@ impl Conn {
             }
         }
     }
-}
-
-/// Whether a command may wait for other clients (the table's `blocking` flag: the blocking pops, WAIT).
-fn may_block(cmd: &[Bytes]) -> bool {
-    cmd.first()
-        .and_then(|name| crate::cmd::lookup(name))
-        .is_some_and(|spec| spec.flags.has(crate::cmd::Flags::BLOCKING))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use super::conn::{Conn, ReplyMode};
 use crate::cmd::exec::{execute_batch, Exec};
-use crate::cmd::{lookup, CmdError, Flags, Handler, Spec};
+use crate::cmd::{CmdError, Flags, Handler, Spec};
 use crate::repl::durable::{Held, TIMEOUT_ERR, TIMEOUT_READ_ERR};
 use crate::resp::{Proto, Reply};
 use crate::runtime;
@@ -57,8 +57,8 @@ impl Conn {
     }
 
     /// A key command that can join the current group, with its target shard.
-    fn classify(&self, args: &[Bytes]) -> Option<(&'static Spec, usize)> {
-        let spec = lookup(&args[0])?;
+    fn classify(&mut self, args: &[Bytes]) -> Option<(&'static Spec, usize)> {
+        let spec = self.spec(&args[0])?;
         if !matches!(spec.handler, Handler::Key(..))
             || !spec.arity_ok(args.len())
             || spec.flags.has(Flags::BLOCKING)
@@ -77,11 +77,14 @@ impl Conn {
 
     pub(super) async fn run_batch(&mut self, cmds: Vec<Vec<Bytes>>, out: &mut Vec<u8>) {
         {
+            // The table's own name: no allocation per batch.
+            let last = cmds
+                .last()
+                .map(|l| self.spec(&l[0]).map_or("unknown", |s| s.name));
             let mut info = self.info.borrow_mut();
             info.last_ms = runtime::now_ms();
-            if let Some(last) = cmds.last() {
-                // The table's own name: no allocation per batch.
-                info.last_cmd = lookup(&last[0]).map_or("unknown", |s| s.name);
+            if let Some(last) = last {
+                info.last_cmd = last;
             }
         }
         let mut group: Vec<(usize, Ready)> = Vec::new();
@@ -100,7 +103,9 @@ impl Conn {
                 let before = self.reply_mode;
                 // Subscription confirmations are pushes (in RESP2 too), sent whatever CLIENT REPLY
                 // says, as in Valkey.
-                let push = lookup(&args[0]).is_some_and(|s| s.name.ends_with("subscribe"));
+                let push = self
+                    .spec(&args[0])
+                    .is_some_and(|s| s.name.ends_with("subscribe"));
                 if !self.queue_in_multi(&args, &mut r) {
                     self.run_one(args, &mut r).await;
                 }
@@ -282,7 +287,7 @@ impl Conn {
     /// A command that runs alone: errors found before dispatch, connection and server commands, and key
     /// commands whose keys span shards.
     async fn run_one(&mut self, args: Vec<Bytes>, r: &mut Reply) {
-        let Some(spec) = lookup(&args[0]) else {
+        let Some(spec) = self.spec(&args[0]) else {
             let name = String::from_utf8_lossy(&args[0]).into_owned();
             let e = CmdError::UnknownCommand {
                 name,

@@ -324,8 +324,35 @@ impl Keyspace {
     }
 
     pub fn get_mut(&mut self, db: usize, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
-        self.expire_if_needed(db, key, now);
         let idx = self.index(key);
+        self.expire_if_needed_at(db, idx, key, now);
+        self.get_mut_at(db, idx, key, now)
+    }
+
+    /// `get_mut` for a command that works on values of type `kind` only (another type is an error),
+    /// creating the key with `make` when it is missing and `make` is given; one slot hash for all of it.
+    pub fn get_mut_kind(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: u64,
+        kind: u8,
+        make: Option<&dyn Fn() -> Entry>,
+    ) -> Result<Option<EntryMut<'_>>, WrongType> {
+        let idx = self.index(key);
+        self.expire_if_needed_at(db, idx, key, now);
+        match self.slot_ref(db, idx).and_then(|s| s.table.get(key)) {
+            Some(e) if e.kind() != kind => return Err(WrongType),
+            Some(_) => {}
+            None => match make {
+                Some(make) => self.insert_entry(db, make()),
+                None => return Ok(None),
+            },
+        }
+        Ok(self.get_mut_at(db, idx, key, now))
+    }
+
+    fn get_mut_at(&mut self, db: usize, idx: usize, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
         if self.hooks.active()
             && self
                 .slot_ref(db, idx)
@@ -494,6 +521,10 @@ impl Keyspace {
 
     fn expire_if_needed(&mut self, db: usize, key: &[u8], now: u64) {
         let idx = self.index(key);
+        self.expire_if_needed_at(db, idx, key, now);
+    }
+
+    fn expire_if_needed_at(&mut self, db: usize, idx: usize, key: &[u8], now: u64) {
         let expired = self
             .slot_ref(db, idx)
             .and_then(|s| {
