@@ -158,10 +158,21 @@ pub fn scan_reply(r: &mut Reply, s: &ScanArgs, step: &mut ScanStep<'_>) {
     }
 }
 
-/// Positions (in iteration order) for a random pick of `count` among `len` elements, Valkey's rules: a
-/// positive count gives distinct elements (all of them if it is at least `len`), a negative one |count|
-/// elements that may repeat.
-pub fn pick(len: usize, count: i64, seed: u64) -> Vec<usize> {
+/// A random choice of `count` among a collection's `len` elements, Valkey's rules: a positive count gives
+/// distinct elements (all of them if it is at least `len`), a negative one |count| elements that may
+/// repeat. `draw(r)` is one element chosen with `r` (bounded work: a table's random element walks one
+/// segment at most), `key` what makes two elements the same, `all` every element. A small count draws
+/// (distinct ones by rejection, Valkey's SRANDMEMBER "case 4": under 1.5 draws per pick since it asks a
+/// third of the elements at most), so SRANDMEMBER 5 of a million members never copies the million; only
+/// a count of a third of the collection or more takes every element and shuffles a prefix.
+pub fn random_choice<T>(
+    len: usize,
+    count: i64,
+    seed: u64,
+    draw: impl Fn(u64) -> T,
+    key: impl Fn(&T) -> &[u8],
+    all: impl FnOnce() -> Vec<T>,
+) -> Vec<T> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     if len == 0 || count == 0 {
@@ -169,20 +180,29 @@ pub fn pick(len: usize, count: i64, seed: u64) -> Vec<usize> {
     }
     if count < 0 {
         return (0..count.unsigned_abs())
-            .map(|_| rng.random_range(0..len))
+            .map(|_| draw(rng.random()))
             .collect();
     }
     let n = count as usize;
-    if n >= len {
-        return (0..len).collect();
+    if n.saturating_mul(3) > len {
+        let mut items = all();
+        let n = n.min(items.len());
+        for i in 0..n {
+            let j = rng.random_range(i..items.len());
+            items.swap(i, j);
+        }
+        items.truncate(n);
+        return items;
     }
-    let mut all: Vec<usize> = (0..len).collect();
-    for i in 0..n {
-        let j = rng.random_range(i..len);
-        all.swap(i, j);
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let t = draw(rng.random());
+        if seen.insert(key(&t).to_vec()) {
+            out.push(t);
+        }
     }
-    all.truncate(n);
-    all
+    out
 }
 
 /// HDEL, SREM, ZREM: removes `items` from the collection at `key` (of type `kind`) and deletes the key
@@ -218,4 +238,54 @@ pub fn random_count(a: Option<&bytes::Bytes>) -> Result<Option<i64>, CmdError> {
         return Err(CmdError::other("ERR value is out of range"));
     }
     Ok(Some(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::random_choice;
+    use std::cell::Cell;
+
+    /// Elements 0..len as their decimal bytes; `draw` picks by `r % len`, and `all` says when it runs.
+    fn choose(len: usize, count: i64, copied: &Cell<bool>) -> Vec<Vec<u8>> {
+        random_choice(
+            len,
+            count,
+            7,
+            |r| (r as usize % len).to_string().into_bytes(),
+            |m| m,
+            || {
+                copied.set(true);
+                (0..len).map(|i| i.to_string().into_bytes()).collect()
+            },
+        )
+    }
+
+    #[test]
+    fn random_choices_follow_valkeys_rules_and_copy_only_for_large_counts() {
+        let copied = Cell::new(false);
+        // A few of many: distinct, and the collection is never copied.
+        let few = choose(1_000_000, 5, &copied);
+        assert_eq!(few.len(), 5);
+        assert_eq!(
+            few.iter().collect::<std::collections::HashSet<_>>().len(),
+            5
+        );
+        assert!(!copied.get());
+        // Negative: that many, repeats allowed, no copy.
+        assert_eq!(choose(3, -10, &copied).len(), 10);
+        assert!(!copied.get());
+        // A third or more: distinct elements out of a copy; at least all of them: every element.
+        let most = choose(30, 20, &copied);
+        assert!(copied.get());
+        assert_eq!(
+            most.iter().collect::<std::collections::HashSet<_>>().len(),
+            20
+        );
+        let mut every = choose(30, 100, &copied);
+        every.sort();
+        let mut want: Vec<Vec<u8>> = (0..30).map(|i: usize| i.to_string().into_bytes()).collect();
+        want.sort();
+        assert_eq!(every, want);
+        assert!(choose(0, 5, &copied).is_empty() && choose(5, 0, &copied).is_empty());
+    }
 }

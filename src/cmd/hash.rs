@@ -1,7 +1,7 @@
 //! Hash commands (Valkey's replies and errors).
 
 use super::args::{eq, float, int};
-use super::coll::{pick, read, remove_items, scan_args, scan_reply, write};
+use super::coll::{random_choice, read, remove_items, scan_args, scan_reply, write};
 use super::exec::Exec;
 use super::{CmdError, CmdResult};
 use crate::resp::Reply;
@@ -211,12 +211,17 @@ pub fn hrandfield(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdR
         r.bulk(f);
         return Ok(());
     }
-    let picks = pick(h.len(), count.unwrap_or(1), seed);
-    let all: Vec<(&[u8], &[u8])> = h.iter().collect();
+    let picks = random_choice(
+        h.len(),
+        count.unwrap_or(1),
+        seed,
+        |r| h.random(r).expect("non-empty"),
+        |p| p.0,
+        || h.iter().collect(),
+    );
     let pairs = withvalues && r.is_resp3();
     r.array(picks.len() * if withvalues && !pairs { 2 } else { 1 });
-    for i in picks {
-        let (f, v) = all[i];
+    for (f, v) in picks {
         if pairs {
             r.array(2);
         }

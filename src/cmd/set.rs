@@ -3,7 +3,7 @@
 //! across shards they run over gathered copies (server/gathered.rs).
 
 use super::coll::{
-    count_arg, drop_if_empty, pick, read, remove_items, scan_args, scan_reply, write,
+    count_arg, drop_if_empty, random_choice, read, remove_items, scan_args, scan_reply, write,
 };
 use super::exec::Exec;
 use super::{CmdError, CmdResult};
@@ -107,13 +107,14 @@ pub fn spop(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult 
             return Ok(());
         }
         Some(n) if n >= s.len() => s.members(),
-        Some(n) => {
-            let all = s.members();
-            pick(all.len(), n as i64, seed)
-                .into_iter()
-                .map(|i| all[i].clone())
-                .collect()
-        }
+        Some(n) => random_choice(
+            s.len(),
+            n as i64,
+            seed,
+            |r| s.random(r).expect("non-empty"),
+            |m| m,
+            || s.members(),
+        ),
     };
     let mut e = write(sh, ex, &a[1], SET, None)?.expect("checked");
     let s = set_mut(e.coll_mut());
@@ -153,10 +154,16 @@ pub fn srandmember(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> Cmd
     match count {
         None => r.bulk(&s.random(seed).expect("non-empty")),
         Some(n) => {
-            let all = s.members();
-            let picks = pick(all.len(), n, seed);
+            let picks = random_choice(
+                s.len(),
+                n,
+                seed,
+                |r| s.random(r).expect("non-empty"),
+                |m| m,
+                || s.members(),
+            );
             r.array(picks.len());
-            picks.iter().for_each(|i| r.bulk(&all[*i]));
+            picks.iter().for_each(|m| r.bulk(m));
         }
     }
     Ok(())

@@ -3,7 +3,8 @@
 
 use super::args::{eq, float, int};
 use super::coll::{
-    count_arg, drop_if_empty, index_range, pick, read, remove_items, scan_args, scan_reply, write,
+    count_arg, drop_if_empty, index_range, random_choice, read, remove_items, scan_args,
+    scan_reply, write,
 };
 use super::exec::Exec;
 use super::{CmdError, CmdResult};
@@ -601,11 +602,17 @@ pub fn zrandmember(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> Cmd
     match count {
         None => r.bulk(z.random(seed).expect("non-empty").0),
         Some(n) => {
-            let all = z.range(0, z.len());
-            let items: Vec<(Vec<u8>, f64)> = pick(all.len(), n, seed)
-                .into_iter()
-                .map(|i| (all[i].0.to_vec(), all[i].1))
-                .collect();
+            let items: Vec<(Vec<u8>, f64)> = random_choice(
+                z.len(),
+                n,
+                seed,
+                |r| z.random(r).expect("non-empty"),
+                |p| p.0,
+                || z.range(0, z.len()),
+            )
+            .into_iter()
+            .map(|(m, s)| (m.to_vec(), s))
+            .collect();
             reply_pairs(r, &items, withscores);
         }
     }
