@@ -153,6 +153,8 @@ pub fn lrange(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
     match index_range(start, end, l.len()) {
         Some((s, e)) => {
             let items = l.range(s, e);
+            // One growth of the reply for the whole range (a bulk header is at most 15 bytes).
+            r.reserve(items.iter().map(|v| v.len() + 15).sum::<usize>() + 15);
             r.array(items.len());
             items.iter().for_each(|v| r.bulk(v));
         }

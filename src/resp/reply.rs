@@ -25,6 +25,11 @@ impl Reply {
         }
     }
 
+    /// Room for `n` more bytes, so a long reply grows its buffer once.
+    pub fn reserve(&mut self, n: usize) {
+        self.buf.reserve(n);
+    }
+
     pub fn len(&self) -> usize {
         self.buf.len()
     }
