@@ -520,6 +520,44 @@ fn bitmaps_and_hyperloglogs() {
         q::<i64>(c, &["BITCOUNT", "s", "5", "30", "BIT"]).unwrap(),
         17
     );
+    // Valkey 8's start-only form ("oobar" has 22 bits set, "r" 4), a negative start after a negative
+    // end counts nothing, and an unknown unit is a syntax error even for a missing key.
+    assert_eq!(q::<i64>(c, &["BITCOUNT", "s", "1"]).unwrap(), 22);
+    assert_eq!(q::<i64>(c, &["BITCOUNT", "s", "-1"]).unwrap(), 4);
+    assert_eq!(q::<i64>(c, &["BITCOUNT", "s", "-6", "-7"]).unwrap(), 0);
+    assert_eq!(
+        q::<i64>(c, &["BITCOUNT", "s", "-6", "-15", "BIT"]).unwrap(),
+        0
+    );
+    assert_eq!(
+        err(c, &["BITCOUNT", "nokey", "0", "1", "hello"]),
+        "ERR syntax error"
+    );
+    // BITPOS checks its arguments before the key too.
+    assert_eq!(
+        err(c, &["BITPOS", "nokey", "0", "1", "2", "hello"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        err(c, &["BITPOS", "nokey", "a"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        err(c, &["BITPOS", "nokey", "2"]),
+        "ERR The bit argument must be 1 or 0."
+    );
+    // SETBIT and BITFIELD that leave the string as it was change nothing (Valkey's dirty count).
+    let dirty = |c: &mut redis::Connection| {
+        common::repl::num(c, "persistence", "rdb_changes_since_last_save")
+    };
+    q::<()>(c, &["SET", "f", "foobar"]).unwrap();
+    let before = dirty(c);
+    q::<i64>(c, &["SETBIT", "f", "1", "1"]).unwrap();
+    let _: Vec<i64> = q(c, &["BITFIELD", "f", "SET", "u8", "0", "102"]).unwrap();
+    assert_eq!(dirty(c), before, "'f' is 102 and its bit 1 is set");
+    let _: Vec<i64> = q(c, &["BITFIELD", "f", "SET", "u8", "0", "103"]).unwrap();
+    assert_eq!(dirty(c), before + 1);
+    assert_eq!(q::<String>(c, &["GET", "f"]).unwrap(), "goobar");
     assert_eq!(q::<i64>(c, &["BITOP", "NOT", "d", "s"]).unwrap(), 6);
     assert_eq!(
         q::<Vec<u8>>(c, &["GET", "d"]).unwrap(),

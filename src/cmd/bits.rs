@@ -52,12 +52,19 @@ pub fn setbit(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
         }
         old
     };
-    // The bit is set in place: a SETBIT on a big bitmap costs no copy of it unless it grows.
-    let len = sh
+    // The bit is set in place: a SETBIT on a big bitmap costs no copy of it unless it grows. One that
+    // finds the bit as asked changes nothing (no dirty count, event or WATCH), as in Valkey.
+    let found = sh
         .ks
         .get_kind(ex.db, &a[1], ex.now, STRING)?
-        .map(|e| e.value().len());
-    let old = match len {
+        .map(|e| (e.value().len(), e.value().get(byte).map(|b| b & mask != 0)));
+    if let Some((_, Some(bit))) = found {
+        if bit == on {
+            r.int(bit as i64);
+            return Ok(());
+        }
+    }
+    let old = match found.map(|f| f.0) {
         Some(len) => {
             let mut e = sh.ks.get_mut(ex.db, &a[1], ex.now).expect("checked above");
             let old = if byte < len {
@@ -95,18 +102,27 @@ pub fn getbit(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
     Ok(())
 }
 
-/// Resolves `start end [BYTE|BIT]` over a string of `len` bytes: a bit range [s, e] inclusive, or None
-/// when empty. Negative indexes count from the end.
-fn bit_range(a: &[Bytes], at: usize, len: usize) -> Result<Option<(u64, u64)>, CmdError> {
+/// BITCOUNT's and BITPOS's `[start [end [BYTE|BIT]]]` from argument `at` on, in Valkey's order: start,
+/// the unit (unknown: a syntax error before end is read), then end. None when no start is given.
+fn range_args(a: &[Bytes], at: usize) -> Result<Option<(i64, Option<i64>, bool)>, CmdError> {
+    if a.len() <= at {
+        return Ok(None);
+    }
+    let start = int(&a[at])?;
     let bits = match a.get(at + 2) {
         None => false,
         Some(u) if eq(u, "bit") => true,
         Some(u) if eq(u, "byte") => false,
         Some(_) => return Err(CmdError::Syntax),
     };
+    let end = a.get(at + 1).map(|e| int(e)).transpose()?;
+    Ok(Some((start, end, bits)))
+}
+
+/// A start/end pair (bytes, or bits if `bits`) over `len` bytes as an inclusive bit range, Valkey's
+/// conversions: negative counts from the end, both clamped into the value; None when empty.
+fn span(mut s: i64, mut e: i64, bits: bool, len: usize) -> Option<(u64, u64)> {
     let total = if bits { len as i64 * 8 } else { len as i64 };
-    let mut s = int(&a[at])?;
-    let mut e = int(&a[at + 1])?;
     if s < 0 {
         s += total;
     }
@@ -116,13 +132,13 @@ fn bit_range(a: &[Bytes], at: usize, len: usize) -> Result<Option<(u64, u64)>, C
     let s = s.max(0);
     let e = e.max(0).min(total - 1);
     if total == 0 || s > e {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(if bits {
+    Some(if bits {
         (s as u64, e as u64)
     } else {
         (s as u64 * 8, e as u64 * 8 + 7)
-    }))
+    })
 }
 
 fn bit_at(v: &[u8], i: u64) -> bool {
@@ -130,17 +146,25 @@ fn bit_at(v: &[u8], i: u64) -> bool {
 }
 
 pub fn bitcount(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    if a.len() == 3 || a.len() > 5 {
+    if a.len() > 5 {
         return Err(CmdError::Syntax);
     }
+    // Every argument is checked before the key is looked up; end defaults to the last byte.
+    let args = range_args(a, 2)?;
     let e = sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)?;
     let v = e.map_or(&[][..], |e| e.value());
-    let range = if a.len() >= 4 {
-        bit_range(a, 2, v.len())?
-    } else if v.is_empty() {
-        None
-    } else {
-        Some((0, v.len() as u64 * 8 - 1))
+    let range = match args {
+        Some((s, e, bits)) => {
+            let e = e.unwrap_or(v.len() as i64 - 1);
+            // Both negative with start after end counts nothing (before any clamping, as Valkey).
+            if s < 0 && e < 0 && s > e {
+                None
+            } else {
+                span(s, e, bits, v.len())
+            }
+        }
+        None if v.is_empty() => None,
+        None => Some((0, v.len() as u64 * 8 - 1)),
     };
     let n = match range {
         None => 0,
@@ -161,14 +185,16 @@ pub fn bitcount(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdRes
 }
 
 pub fn bitpos(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResult {
-    let want = match &a[2][..] {
-        b"1" => true,
-        b"0" => false,
-        _ => return Err(CmdError::other("ERR The bit argument must be 1 or 0.")),
-    };
     if a.len() > 6 {
         return Err(CmdError::Syntax);
     }
+    // Valkey's order: every argument is checked before the key is looked up.
+    let want = match int(&a[2])? {
+        1 => true,
+        0 => false,
+        _ => return Err(CmdError::other("ERR The bit argument must be 1 or 0.")),
+    };
+    let args = range_args(a, 3)?;
     let Some(v) = sh
         .ks
         .get_kind(ex.db, &a[1], ex.now, STRING)?
@@ -178,14 +204,9 @@ pub fn bitpos(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply) -> CmdResul
         return Ok(());
     };
     let end_given = a.len() >= 5;
-    let range = match a.len() {
-        3 => (!v.is_empty()).then(|| (0, v.len() as u64 * 8 - 1)),
-        4 => {
-            let mut extra: Vec<Bytes> = a.to_vec();
-            extra.push(Bytes::from_static(b"-1"));
-            bit_range(&extra, 3, v.len())?
-        }
-        _ => bit_range(a, 3, v.len())?,
+    let range = match args {
+        None => (!v.is_empty()).then(|| (0, v.len() as u64 * 8 - 1)),
+        Some((s, e, bits)) => span(s, e.unwrap_or(v.len() as i64 - 1), bits, v.len()),
     };
     let Some((s, e)) = range else {
         r.int(-1);
@@ -281,13 +302,11 @@ fn field_offset(a: &[u8], f: Field) -> Result<u64, CmdError> {
     Ok(off as u64)
 }
 
-fn read_field(v: &[u8], off: u64, f: Field) -> i64 {
+fn read_field(v: &(impl Bytes8 + ?Sized), off: u64, f: Field) -> i64 {
     let mut x: u64 = 0;
     for i in 0..f.bits as u64 {
         let p = off + i;
-        let bit = v
-            .get((p / 8) as usize)
-            .is_some_and(|b| b & (0x80 >> (p % 8)) != 0);
+        let bit = v.byte((p / 8) as usize) & (0x80 >> (p % 8)) != 0;
         x = (x << 1) | bit as u64;
     }
     if f.signed && f.bits < 64 && x & (1 << (f.bits - 1)) != 0 {
@@ -297,21 +316,78 @@ fn read_field(v: &[u8], off: u64, f: Field) -> i64 {
     }
 }
 
-fn write_field(v: &mut Vec<u8>, off: u64, f: Field, val: i64) {
-    let end = ((off + f.bits as u64).div_ceil(8)) as usize;
-    if v.len() < end {
-        v.resize(end, 0);
-    }
+/// Writes a field into `v`, which the caller has sized to hold it.
+fn write_field(v: &mut (impl Bytes8 + ?Sized), off: u64, f: Field, val: i64) {
     let x = val as u64;
     for i in 0..f.bits as u64 {
         let p = off + i;
         let bit = (x >> (f.bits as u64 - 1 - i)) & 1 == 1;
         let m = 0x80u8 >> (p % 8);
-        if bit {
-            v[(p / 8) as usize] |= m;
-        } else {
-            v[(p / 8) as usize] &= !m;
+        let at = (p / 8) as usize;
+        let b = v.byte(at);
+        v.set_byte(at, if bit { b | m } else { b & !m });
+    }
+}
+
+/// Bytes that BITFIELD's fields are read from and written to: a string's own bytes, or `Patched`.
+trait Bytes8 {
+    /// The byte at `i`; past the end, 0 (a string reads as zero-padded).
+    fn byte(&self, i: usize) -> u8;
+    fn set_byte(&mut self, i: usize, b: u8);
+}
+
+impl Bytes8 for [u8] {
+    fn byte(&self, i: usize) -> u8 {
+        self.get(i).copied().unwrap_or(0)
+    }
+
+    fn set_byte(&mut self, i: usize, b: u8) {
+        self[i] = b;
+    }
+}
+
+impl Bytes8 for Vec<u8> {
+    fn byte(&self, i: usize) -> u8 {
+        self[..].byte(i)
+    }
+
+    fn set_byte(&mut self, i: usize, b: u8) {
+        self[i] = b;
+    }
+}
+
+/// A string's bytes with the writes of a BITFIELD kept beside them: run first, so a command whose
+/// writes leave every byte as it was changes nothing (no dirty count, no event, no WATCH), as Valkey
+/// counts only changes; and one that changes bytes writes just those into the string.
+struct Patched<'a> {
+    base: &'a [u8],
+    patch: Vec<(usize, u8)>,
+}
+
+impl Bytes8 for Patched<'_> {
+    fn byte(&self, i: usize) -> u8 {
+        match self.patch.iter().rev().find(|p| p.0 == i) {
+            Some(p) => p.1,
+            None => self.base.byte(i),
         }
+    }
+
+    fn set_byte(&mut self, i: usize, b: u8) {
+        self.patch.push((i, b));
+    }
+}
+
+impl Patched<'_> {
+    /// The final value of each byte that differs from the string's.
+    fn changes(&self) -> Vec<(usize, u8)> {
+        let mut out: Vec<(usize, u8)> = Vec::new();
+        for &(i, _) in &self.patch {
+            let b = self.byte(i);
+            if b != self.base.byte(i) && !out.iter().any(|o| o.0 == i) {
+                out.push((i, b));
+            }
+        }
+        out
     }
 }
 
@@ -403,39 +479,85 @@ fn bitfield_gen(sh: &mut Shard, ex: &Exec, a: &[Bytes], r: &mut Reply, ro: bool)
         }
         ovs.push(ov);
     }
-    let (mut v, exp) = value_of(sh, ex, &a[1])?.unwrap_or_default();
-    let mut wrote = false;
-    r.array(ops.len());
-    for (op, ov) in ops.iter().zip(ovs) {
-        match *op {
-            Op::Get(f, off) => r.int(read_field(&v, off, f)),
-            Op::Set(f, off, val) => {
-                check_len(sh, (off + f.bits as u64).div_ceil(8))?;
-                let old = read_field(&v, off, f);
-                match add_field(0, val, f, ov) {
-                    Some(nv) => {
-                        write_field(&mut v, off, f, nv);
-                        wrote = true;
-                        r.int(old);
-                    }
-                    None => r.null(),
-                }
+    // Like Valkey, a command with a write grows the string to its highest written byte before running
+    // (creating the key if missing), and the size limit is checked before anything runs.
+    let need = ops
+        .iter()
+        .map(|op| match *op {
+            Op::Get(..) => 0,
+            Op::Set(f, off, _) | Op::Incr(f, off, _) => (off + f.bits as u64).div_ceil(8),
+        })
+        .max()
+        .unwrap_or(0);
+    if need == 0 {
+        let e = sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)?;
+        let v = e.map_or(&[][..], |e| e.value());
+        r.array(ops.len());
+        for op in &ops {
+            if let Op::Get(f, off) = *op {
+                r.int(read_field(v, off, f));
             }
-            Op::Incr(f, off, by) => {
-                check_len(sh, (off + f.bits as u64).div_ceil(8))?;
-                match add_field(read_field(&v, off, f), by, f, ov) {
+        }
+        return Ok(());
+    }
+    check_len(sh, need)?;
+    let run = |v: &mut dyn Bytes8, r: &mut Reply| {
+        r.array(ops.len());
+        for (op, ov) in ops.iter().zip(&ovs) {
+            match *op {
+                Op::Get(f, off) => r.int(read_field(v, off, f)),
+                Op::Set(f, off, val) => {
+                    let old = read_field(v, off, f);
+                    match add_field(0, val, f, *ov) {
+                        Some(nv) => {
+                            write_field(v, off, f, nv);
+                            r.int(old);
+                        }
+                        None => r.null(),
+                    }
+                }
+                Op::Incr(f, off, by) => match add_field(read_field(v, off, f), by, f, *ov) {
                     Some(nv) => {
-                        write_field(&mut v, off, f, nv);
-                        wrote = true;
+                        write_field(v, off, f, nv);
                         r.int(nv);
                     }
                     None => r.null(),
-                }
+                },
             }
         }
-    }
-    if wrote {
-        sh.ks.set_raw(ex.db, &a[1], &v, exp, ex.now);
+    };
+    let len = sh
+        .ks
+        .get_kind(ex.db, &a[1], ex.now, STRING)?
+        .map(|e| e.value().len());
+    match len {
+        // Long enough: the fields run against the string with their writes kept aside, and only the
+        // bytes that changed are written in place, so a BITFIELD on a big bitmap copies none of it.
+        Some(len) if len as u64 >= need => {
+            let changes = {
+                let e = sh.ks.get_kind(ex.db, &a[1], ex.now, STRING)?;
+                let mut p = Patched {
+                    base: e.expect("checked above").value(),
+                    patch: Vec::new(),
+                };
+                run(&mut p, r);
+                p.changes()
+            };
+            if !changes.is_empty() {
+                let mut e = sh.ks.get_mut(ex.db, &a[1], ex.now).expect("checked above");
+                let v = e.value_mut();
+                for (i, b) in changes {
+                    v[i] = b;
+                }
+                e.mark_raw();
+            }
+        }
+        _ => {
+            let (mut v, exp) = value_of(sh, ex, &a[1])?.unwrap_or_default();
+            v.resize(v.len().max(need as usize), 0);
+            run(&mut v, r);
+            sh.ks.set_raw(ex.db, &a[1], &v, exp, ex.now);
+        }
     }
     Ok(())
 }
@@ -454,7 +576,8 @@ mod tests {
 
     #[test]
     fn fields_read_write_and_overflow_like_valkey() {
-        let mut v = Vec::new();
+        // Sized by the caller (bits 100..105 end in byte 13).
+        let mut v = vec![0u8; 14];
         let u8f = Field {
             signed: false,
             bits: 8,
@@ -472,6 +595,6 @@ mod tests {
         assert_eq!(add_field(-16, -1, i5, Overflow::Sat), Some(-16));
         write_field(&mut v, 100, i5, -3);
         assert_eq!(read_field(&v, 100, i5), -3);
-        assert_eq!(v.len(), 14);
+        assert_eq!(v[12..], [0b0000_1110, 0b1000_0000]);
     }
 }
