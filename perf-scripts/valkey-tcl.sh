@@ -32,7 +32,7 @@ SKIP=(
 )
 SKIPARGS=()
 for t in "${SKIP[@]}"; do SKIPARGS+=(--skiptest "$t"); done
-UNITS=${*:-unit/type/string unit/type/incr unit/keyspace unit/expire unit/type/hash unit/type/list unit/type/set unit/type/zset unit/multi unit/pubsub unit/scan unit/sort}
+UNITS=${*:-unit/type/string unit/type/incr unit/keyspace unit/expire unit/type/hash unit/type/list unit/type/set unit/type/zset unit/multi unit/pubsub unit/scan unit/sort unit/bitops unit/bitfield}
 OUT=$PWD/target/perf/valkey-tcl
 mkdir -p "$OUT"
 TANDEM_ABS=$PWD/$TANDEM
