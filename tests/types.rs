@@ -495,6 +495,37 @@ fn multi_key_commands_across_shards_and_within_one() {
     }
 }
 
+/// Commands across shards run in a scratch shard each thread keeps between uses: a result is encoded by the
+/// configuration of the moment, and nothing a command read stays behind for the next.
+#[test]
+fn commands_across_shards_follow_config_between_uses() {
+    let s = Server::start(&["--shards", "2"]);
+    let c = &mut s.conn();
+    q::<()>(c, &["SADD", "a", "1", "2"]).unwrap();
+    q::<()>(c, &["SADD", "b", "3"]).unwrap();
+    for _ in 0..3 {
+        assert_eq!(q::<i64>(c, &["SUNIONSTORE", "u", "a", "b"]).unwrap(), 3);
+        assert_eq!(
+            q::<String>(c, &["OBJECT", "ENCODING", "u"]).unwrap(),
+            "intset"
+        );
+    }
+    q::<()>(c, &["CONFIG", "SET", "set-max-intset-entries", "2"]).unwrap();
+    assert_eq!(q::<i64>(c, &["SUNIONSTORE", "u", "a", "b"]).unwrap(), 3);
+    assert_eq!(
+        q::<String>(c, &["OBJECT", "ENCODING", "u"]).unwrap(),
+        "listpack"
+    );
+    // A read across shards, then a write whose source is gone: the earlier copies are not seen.
+    let mut all: Vec<String> = q(c, &["SUNION", "a", "b"]).unwrap();
+    all.sort();
+    assert_eq!(all, vec!["1", "2", "3"]);
+    q::<()>(c, &["DEL", "b"]).unwrap();
+    assert_eq!(q::<i64>(c, &["SUNIONSTORE", "u", "a", "b"]).unwrap(), 2);
+    assert_eq!(q::<i64>(c, &["SINTERSTORE", "u", "a", "b"]).unwrap(), 0);
+    assert_eq!(q::<i64>(c, &["EXISTS", "u"]).unwrap(), 0);
+}
+
 /// Bitmaps and HyperLogLogs, with the answers redis-server 7.0.15 gives for the same commands.
 #[test]
 fn bitmaps_and_hyperloglogs() {

@@ -65,6 +65,10 @@ pub struct Local {
     /// shutdown.
     pub wal: Notify,
     pub wal_idle: Notify,
+    /// An empty shard over every slot that multi-key commands across shards run in (server/gathered.rs),
+    /// kept between uses: building one allocates a table per slot. Taken while in use (None then: a
+    /// concurrent use builds its own).
+    pub scratch: RefCell<Option<Box<Shard>>>,
 }
 
 impl Local {

@@ -155,6 +155,7 @@ pub async fn shard_main(
         journal: Notify::default(),
         wal: Notify::default(),
         wal_idle: Notify::default(),
+        scratch: RefCell::new(None),
     });
     runtime::local::install(local.clone());
     if let Some(plan) = boot.plan {
