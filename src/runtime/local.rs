@@ -7,7 +7,7 @@
 //! shards in ascending order and releases every lock it holds or asked for when dropped (shard/tx.rs).
 
 use crate::runtime;
-use crate::shard::mesh::{Kind, Mesh};
+use crate::shard::mesh::{Job, Kind, Mesh};
 use crate::shard::notify::Notify;
 use crate::shard::Shard;
 use futures_channel::oneshot;
@@ -69,7 +69,20 @@ pub struct Local {
     /// kept between uses: building one allocates a table per slot. Taken while in use (None then: a
     /// concurrent use builds its own).
     pub scratch: RefCell<Option<Box<Shard>>>,
+    /// Transactions of this thread's connections waiting for the one in flight (`tx_combined`).
+    pub tx_queue: RefCell<TxQueue>,
 }
+
+/// Multi-shard transactions queued on one thread: while one runs, the next ones gather, and all of them
+/// run as the next transaction.
+#[derive(Default)]
+pub struct TxQueue {
+    waiting: Vec<Waiting>,
+    running: bool,
+}
+
+/// A transaction asked for: its parts, whether it writes, and whom to tell when it ran.
+type Waiting = (Vec<(usize, Job)>, bool, oneshot::Sender<()>);
 
 impl Local {
     pub fn nshards(&self) -> usize {
@@ -278,6 +291,111 @@ impl Local {
             .await;
         }
         tx
+    }
+}
+
+/// A transaction's work on one shard (`Local::begin_tx_with`).
+pub type Part<R> = Box<dyn FnOnce(&mut Shard) -> R + Send>;
+
+impl Local {
+    /// `begin_tx` that runs each shard's part in the message that locks it: two-phase locking allows work
+    /// under a lock before the next lock is taken, and the transaction is still seen whole (every shard it
+    /// has worked on stays locked until the last one is taken). The last shard's part also releases that
+    /// shard (`Kind::Once`) unless the WAL must hold it: every other lock is held by then, so nothing can
+    /// see that shard's part without the others'. A shard is held for one hop less per part (MSET, MGET,
+    /// DEL across shards: one message per shard in all). `parts` holds each shard at most once; the
+    /// results come back in ascending shard order, with the transaction holding the other shards.
+    pub async fn begin_tx_with<R: Send + 'static>(
+        self: &Rc<Self>,
+        mut parts: Vec<(usize, Part<R>)>,
+        write: bool,
+    ) -> (Tx, Vec<R>) {
+        parts.sort_unstable_by_key(|p| p.0);
+        debug_assert!(parts.windows(2).all(|w| w[0].0 != w[1].0));
+        let id = self.shared.next_tx.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = parts.len();
+        let now = runtime::now_ms();
+        let last_once = !(write && self.shard.borrow().wal_holds());
+        let mut tx = Tx {
+            local: self.clone(),
+            id,
+            shards: Vec::new(),
+            write,
+        };
+        let mut out = Vec::with_capacity(n);
+        for (i, (s, part)) in parts.into_iter().enumerate() {
+            let once = last_once && i + 1 == n;
+            let kind = if once { Kind::Once(id) } else { Kind::Lock(id) };
+            if !once {
+                // Recorded before the await, so a cancelled coordinator still releases it (see Drop).
+                tx.shards.push(s);
+            }
+            let r = self
+                .call(s, kind, move |sh| {
+                    sh.log_tx_begin(id, n, write, now);
+                    part(sh)
+                })
+                .await;
+            out.push(r);
+        }
+        (tx, out)
+    }
+}
+
+impl Local {
+    /// Runs `parts` (work on shards, each shard at most once) as one transaction with the others this
+    /// thread's connections asked for meanwhile: a shard locked by a transaction is held for at least a
+    /// round trip between threads, so one transaction per command caps every command across shards at
+    /// one per round trip, while one for everything that queued during the previous one does not. Each
+    /// shard runs the parts it is given in the order they were asked for; the transaction is seen whole,
+    /// so each one in it is. Returns when every part has run.
+    pub async fn tx_combined(self: &Rc<Self>, parts: Vec<(usize, Job)>, write: bool) {
+        let (done, rx) = oneshot::channel();
+        let start = {
+            let mut q = self.tx_queue.borrow_mut();
+            q.waiting.push((parts, write, done));
+            !std::mem::replace(&mut q.running, true)
+        };
+        if start {
+            // A task of its own: a caller that goes away (its connection closed) cannot strand the others.
+            let me = self.clone();
+            runtime::spawn(async move { me.drive_tx_queue().await }).detach();
+        }
+        let _ = rx.await;
+    }
+
+    async fn drive_tx_queue(self: Rc<Self>) {
+        loop {
+            let batch = {
+                let mut q = self.tx_queue.borrow_mut();
+                if q.waiting.is_empty() {
+                    q.running = false;
+                    return;
+                }
+                std::mem::take(&mut q.waiting)
+            };
+            let write = batch.iter().any(|b| b.1);
+            let mut per: std::collections::BTreeMap<usize, Vec<Job>> = Default::default();
+            let mut dones = Vec::with_capacity(batch.len());
+            for (parts, _, done) in batch {
+                for (s, job) in parts {
+                    per.entry(s).or_default().push(job);
+                }
+                dones.push(done);
+            }
+            let parts: Vec<(usize, Part<()>)> = per
+                .into_iter()
+                .map(|(s, jobs)| {
+                    let run: Part<()> = Box::new(move |sh| jobs.into_iter().for_each(|j| j(sh)));
+                    (s, run)
+                })
+                .collect();
+            let (tx, _) = self.begin_tx_with(parts, write).await;
+            drop(tx);
+            for d in dones {
+                let _ = d.send(());
+            }
+        }
     }
 }
 

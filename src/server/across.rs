@@ -1,14 +1,12 @@
-//! Key commands whose keys may span shards, run by the connection: a split run (each shard's part under
-//! one transaction, the replies merged: MGET, MSET, DEL...), and MSETNX, RENAME, COPY, MOVE (a key's entry
-//! moves between shards under one transaction, EXEC's when queued), SORT (server/sort.rs) and SCAN (slot
-//! by slot, shard by shard). Multi-key collection
-//! commands run over gathered copies instead (server/gathered.rs).
+//! Key commands whose keys may span shards that a connection runs itself: MSETNX, RENAME, COPY, MOVE (a
+//! key's entry moves between shards under one transaction, EXEC's when queued), SORT (server/sort.rs) and
+//! SCAN (slot by slot, shard by shard). Commands with a merge rule run split by shard (server/split.rs),
+//! other multi-key commands over gathered copies (server/gathered.rs).
 
 use super::conn::Conn;
 use crate::cmd::args::{eq, int, lower};
-use crate::cmd::exec::execute_part;
 use crate::cmd::keys::parse_db;
-use crate::cmd::{lookup, CmdError, CmdResult, Merge, Spec, Special};
+use crate::cmd::{CmdError, CmdResult, Spec, Special};
 use crate::resp::Reply;
 use crate::runtime::{self, Tx};
 use crate::shard::mesh::Kind;
@@ -34,120 +32,6 @@ impl Conn {
             out.push(tx.on(s, move |sh| sh.ks.get(db, &key, now).map(f)).await);
         }
         out
-    }
-
-    /// A key command whose keys span shards: split by shard, run the parts in one transaction, merge.
-    pub async fn run_split(
-        &mut self,
-        spec: &'static Spec,
-        a: Vec<Bytes>,
-        merge: Option<Merge>,
-        r: &mut Reply,
-    ) -> CmdResult {
-        self.run_split_in(None, spec, a, merge, r).await
-    }
-
-    /// `run_split` inside a transaction that already holds the keys' shards (EXEC), or in its own.
-    pub async fn run_split_in(
-        &mut self,
-        held: Option<&crate::runtime::Tx>,
-        spec: &'static Spec,
-        a: Vec<Bytes>,
-        merge: Option<Merge>,
-        r: &mut Reply,
-    ) -> CmdResult {
-        let Some(merge) = merge else {
-            // No merge rule: the handler runs over copies of the keys (server/gathered.rs).
-            return self.run_gathered(held, spec, a, r).await;
-        };
-        if merge == Merge::AllOk && a.len().is_multiple_of(2) {
-            return Err(CmdError::WrongArity(spec.name.into()));
-        }
-        let step = spec.step.max(1) as usize;
-        let positions: Vec<usize> = spec.keys_of(&a);
-        let mut parts: Vec<(usize, Vec<Bytes>, Vec<usize>)> = Vec::new();
-        for (i, &p) in positions.iter().enumerate() {
-            let s = self.shard_of(&a[p]);
-            let idx = match parts.iter().position(|(ps, _, _)| *ps == s) {
-                Some(x) => x,
-                None => {
-                    parts.push((s, vec![a[0].clone()], Vec::new()));
-                    parts.len() - 1
-                }
-            };
-            parts[idx].1.extend_from_slice(&a[p..p + step]);
-            parts[idx].2.push(i);
-        }
-        let tx = self
-            .local
-            .tx_or_held(held, parts.iter().map(|p| p.0).collect(), spec.is_write())
-            .await;
-        let ex = self.exec();
-        let proto = self.proto;
-        let mut replies: Vec<(Vec<u8>, Vec<usize>)> = Vec::new();
-        for (s, args, _) in &parts {
-            let args = args.clone();
-            let get = lookup(b"get").expect("get");
-            let out = tx
-                .on(*s, move |sh| {
-                    let mut r = Reply::new(proto);
-                    let mut ends = Vec::new();
-                    if merge == Merge::Gather {
-                        // One GET per key, so the replies can be interleaved back into key order.
-                        for k in &args[1..] {
-                            execute_part(
-                                sh,
-                                get,
-                                &[Bytes::from_static(b"get"), k.clone()],
-                                &ex,
-                                &mut r,
-                            );
-                            ends.push(r.len());
-                        }
-                    } else {
-                        execute_part(sh, spec, &args, &ex, &mut r);
-                        ends.push(r.len());
-                    }
-                    (r.buf, ends)
-                })
-                .await;
-            replies.push(out);
-        }
-        match merge {
-            Merge::Gather => {
-                let mut per_key: Vec<&[u8]> = vec![&[]; positions.len()];
-                for ((_, _, idxs), (buf, ends)) in parts.iter().zip(&replies) {
-                    for (j, &ki) in idxs.iter().enumerate() {
-                        let start = if j == 0 { 0 } else { ends[j - 1] };
-                        per_key[ki] = &buf[start..ends[j]];
-                    }
-                }
-                r.array(per_key.len());
-                per_key.iter().for_each(|b| r.raw(b));
-            }
-            Merge::Sum => {
-                let mut total = 0i64;
-                for (buf, _) in &replies {
-                    match buf
-                        .strip_prefix(b":")
-                        .and_then(|b| std::str::from_utf8(b).ok())
-                        .and_then(|s| s.trim_end().parse::<i64>().ok())
-                    {
-                        Some(n) => total += n,
-                        None => {
-                            r.raw(buf);
-                            return Ok(());
-                        }
-                    }
-                }
-                r.int(total);
-            }
-            Merge::AllOk => match replies.iter().find(|(b, _)| !b.starts_with(b"+OK")) {
-                Some((b, _)) => r.raw(b),
-                None => r.ok(),
-            },
-        }
-        Ok(())
     }
 
     /// The key commands a connection runs across shards itself (MSETNX, RENAME, RENAMENX, COPY, MOVE,

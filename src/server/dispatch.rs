@@ -8,6 +8,7 @@
 //! becomes a timeout error if that does not come.
 
 use super::conn::{Conn, ReplyMode};
+use super::split::Split;
 use crate::cmd::exec::{execute_batch, Exec};
 use crate::cmd::{CmdError, Flags, Handler, Spec};
 use crate::repl::durable::{Held, TIMEOUT_ERR, TIMEOUT_READ_ERR};
@@ -22,6 +23,13 @@ use futures_util::future::{select, Either};
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+/// What a pipelined command joins: the group of key commands on one shard each, or the run of split
+/// commands across shards.
+enum Class {
+    One(&'static Spec, usize),
+    Split(Split),
+}
 
 /// A key command ready to run on one shard.
 struct Ready {
@@ -56,8 +64,9 @@ impl Conn {
         }
     }
 
-    /// A key command that can join the current group, with its target shard.
-    fn classify(&mut self, args: &[Bytes]) -> Option<(&'static Spec, usize)> {
+    /// A key command that can join the current group (`One`: with its target shard), or the current run
+    /// of split commands across shards (`Split`).
+    fn classify(&mut self, args: &[Bytes]) -> Option<Class> {
         let spec = self.spec(&args[0])?;
         if !matches!(spec.handler, Handler::Key(..))
             || !spec.arity_ok(args.len())
@@ -72,7 +81,21 @@ impl Conn {
         if g != 0 && crate::repl::gate::refusal(g, spec, &self.local.shared.repl).is_some() {
             return None;
         }
-        Some((spec, self.target_shard(spec, args)?))
+        if let Some(s) = self.target_shard(spec, args) {
+            return Some(Class::One(spec, s));
+        }
+        let Handler::Key(_, Some(merge)) = spec.handler else {
+            return None;
+        };
+        // Durability mode settles each command across shards alone, and over maxmemory one that may use
+        // memory is refused: both in run_one.
+        {
+            let sh = self.local.shard.borrow();
+            if sh.durable_active() || (spec.flags.has(Flags::DENYOOM) && sh.over_maxmemory()) {
+                return None;
+            }
+        }
+        self.split(spec, args, merge).ok().map(Class::Split)
     }
 
     pub(super) async fn run_batch(&mut self, cmds: Vec<Vec<Bytes>>, out: &mut Vec<u8>) {
@@ -88,6 +111,7 @@ impl Conn {
             }
         }
         let mut group: Vec<(usize, Ready)> = Vec::new();
+        let mut splits: Vec<Split> = Vec::new();
         for args in cmds {
             if self.closing {
                 break;
@@ -96,9 +120,7 @@ impl Conn {
                 || (self.subscribed() && self.proto == Proto::Resp2)
                 || self.reply_mode != ReplyMode::On
             {
-                if !group.is_empty() {
-                    self.run_group(std::mem::take(&mut group), out).await;
-                }
+                self.flush(&mut group, &mut splits, out).await;
                 let mut r = Reply::new(self.proto);
                 let before = self.reply_mode;
                 // Subscription confirmations are pushes (in RESP2 too), sent whatever CLIENT REPLY
@@ -125,20 +147,60 @@ impl Conn {
                 out.extend_from_slice(&r.buf);
                 continue;
             }
-            if let Some((spec, shard)) = self.classify(&args) {
-                self.repl.wrote |= spec.is_write();
-                group.push((shard, Ready { spec, args }));
-                continue;
+            match self.classify(&args) {
+                Some(Class::One(spec, shard)) => {
+                    if !splits.is_empty() {
+                        self.run_split_group(std::mem::take(&mut splits), out).await;
+                    }
+                    self.repl.wrote |= spec.is_write();
+                    group.push((shard, Ready { spec, args }));
+                    continue;
+                }
+                Some(Class::Split(sp)) => {
+                    if !group.is_empty() {
+                        self.run_group(std::mem::take(&mut group), out).await;
+                    }
+                    self.repl.wrote |= sp.spec.is_write();
+                    splits.push(sp);
+                    continue;
+                }
+                None => {}
             }
-            if !group.is_empty() {
-                self.run_group(std::mem::take(&mut group), out).await;
-            }
+            self.flush(&mut group, &mut splits, out).await;
             let mut r = Reply::new(self.proto);
             self.run_one(args, &mut r).await;
             out.extend_from_slice(&r.buf);
         }
+        self.flush(&mut group, &mut splits, out).await;
+    }
+
+    /// Runs what is grouped (at most one of the two is non-empty).
+    async fn flush(
+        &mut self,
+        group: &mut Vec<(usize, Ready)>,
+        splits: &mut Vec<Split>,
+        out: &mut Vec<u8>,
+    ) {
         if !group.is_empty() {
-            self.run_group(group, out).await;
+            self.run_group(std::mem::take(group), out).await;
+        }
+        if !splits.is_empty() {
+            self.run_split_group(std::mem::take(splits), out).await;
+        }
+    }
+
+    /// Runs consecutive split commands in one transaction (server/split.rs); statistics as run_one's.
+    async fn run_split_group(&mut self, splits: Vec<Split>, out: &mut Vec<u8>) {
+        let start = std::time::Instant::now();
+        let specs: Vec<&'static Spec> = splits.iter().map(|s| s.spec).collect();
+        for reply in self.run_splits(splits).await {
+            out.extend_from_slice(&reply);
+        }
+        let per = start.elapsed().as_micros() as u64 / specs.len() as u64;
+        let mut sh = self.local.shard.borrow_mut();
+        for spec in specs {
+            sh.stats.call(spec, false);
+            sh.stats.add_usec(spec, per);
         }
     }
 

@@ -16,6 +16,7 @@ pub mod pubsub;
 pub mod scripting;
 pub mod sort;
 pub mod special;
+pub mod split;
 
 use crate::config::Config;
 use crate::runtime;
@@ -156,6 +157,7 @@ pub async fn shard_main(
         wal: Notify::default(),
         wal_idle: Notify::default(),
         scratch: RefCell::new(None),
+        tx_queue: RefCell::default(),
     });
     runtime::local::install(local.clone());
     if let Some(plan) = boot.plan {

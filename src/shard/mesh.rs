@@ -21,6 +21,9 @@ pub enum Kind {
     InTx(u64),
     /// Runs, then releases transaction `tx`'s lock.
     Unlock(u64),
+    /// Lock, run and Unlock in one step: a transaction's part on its last shard, when nothing needs that
+    /// shard held after it (runtime/local.rs `begin_tx_with`).
+    Once(u64),
 }
 
 pub struct Msg {

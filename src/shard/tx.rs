@@ -26,7 +26,7 @@ pub struct LockState {
 impl LockState {
     pub fn is_free_for(&self, kind: Kind) -> bool {
         match (self.holder, kind) {
-            (None, Kind::Normal | Kind::Lock(_)) => true,
+            (None, Kind::Normal | Kind::Lock(_) | Kind::Once(_)) => true,
             (Some(h), Kind::InTx(t) | Kind::Unlock(t)) => h == t,
             _ => false,
         }
@@ -59,11 +59,11 @@ impl Shard {
     /// after. The one place these transitions happen, for messages and for direct calls alike. Callers
     /// ensure `is_free_for(kind)`; after an Unlock they run `drain_deferred`.
     pub fn with_lock_kind<R>(&mut self, kind: Kind, f: impl FnOnce(&mut Shard) -> R) -> R {
-        if let Kind::Lock(t) = kind {
+        if let Kind::Lock(t) | Kind::Once(t) = kind {
             self.lock.holder = Some(t);
         }
         let out = f(self);
-        if let Kind::Unlock(_) = kind {
+        if let Kind::Unlock(_) | Kind::Once(_) = kind {
             self.lock.holder = None;
             // The transaction's part of this shard's log is complete: it becomes a unit now.
             self.seal_unit();
@@ -179,5 +179,39 @@ mod tests {
         });
         assert_eq!(log.lock().unwrap().last(), Some(&"b"));
         assert!(!sh.locked() && sh.lock.deferred.is_empty());
+    }
+
+    #[test]
+    fn a_once_waits_its_turn_runs_and_releases() {
+        let mut sh = shard();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        sh.deliver(Msg {
+            kind: Kind::Lock(1),
+            job: logger(&log, "lock1"),
+        });
+        sh.deliver(Msg {
+            kind: Kind::Once(2),
+            job: logger(&log, "once2"),
+        });
+        sh.deliver(Msg {
+            kind: Kind::Normal,
+            job: logger(&log, "a"),
+        });
+        assert_eq!(*log.lock().unwrap(), vec!["lock1"]);
+        sh.deliver(Msg {
+            kind: Kind::Unlock(1),
+            job: logger(&log, "unlock1"),
+        });
+        // The Once ran holding the shard, and left it free: what waited behind it ran too.
+        assert_eq!(*log.lock().unwrap(), vec!["lock1", "unlock1", "once2", "a"]);
+        assert!(!sh.locked() && sh.lock.deferred.is_empty());
+        let seen = Arc::new(Mutex::new(None));
+        let s2 = seen.clone();
+        sh.deliver(Msg {
+            kind: Kind::Once(3),
+            job: Box::new(move |sh| *s2.lock().unwrap() = sh.lock.holder),
+        });
+        assert_eq!(*seen.lock().unwrap(), Some(3));
+        assert!(!sh.locked());
     }
 }
