@@ -13,8 +13,11 @@ use crate::cmd::exec::{execute_part, Exec};
 use crate::cmd::{CmdResult, Spec};
 use crate::resp::Reply;
 use crate::runtime;
+use crate::shard::mesh::Job;
 use crate::shard::Shard;
+use crate::store::Entry;
 use bytes::Bytes;
+use futures_channel::oneshot;
 
 impl Conn {
     pub async fn run_gathered(
@@ -28,11 +31,23 @@ impl Conn {
         keys.sort();
         keys.dedup();
         let owners: Vec<usize> = keys.iter().map(|k| self.shard_of(k)).collect();
-        let tx = self
-            .local
-            .tx_or_held(held, owners.clone(), spec.is_write())
-            .await;
         let (db, now) = (self.db, runtime::now_ms());
+        // A read takes its copies in a combined transaction (its parts run as the shards are locked,
+        // server/split.rs) and needs no lock after; a write holds its shards until written back.
+        let (tx, mut fetched) = if spec.is_write() || held.is_some() {
+            let tx = self
+                .local
+                .tx_or_held(held, owners.clone(), spec.is_write())
+                .await;
+            let mut fetched = Vec::with_capacity(keys.len());
+            for (k, &s) in keys.iter().zip(&owners) {
+                let key = k.clone();
+                fetched.push(tx.on(s, move |sh| sh.ks.get(db, &key, now).cloned()).await);
+            }
+            (Some(tx), fetched)
+        } else {
+            (None, self.fetch_combined(db, now, &keys, &owners).await)
+        };
         let mut scratch = self.local.scratch.borrow_mut().take().unwrap_or_else(|| {
             let sh = self.local.shard.borrow();
             Box::new(Shard::new(
@@ -55,10 +70,8 @@ impl Conn {
         // itself: written even if to the same value, as Valkey's signalModifiedKey counts it); only those
         // go back to their shards.
         let mut before = Vec::with_capacity(keys.len());
-        for (k, &s) in keys.iter().zip(&owners) {
-            let key = k.clone();
-            let e = tx.on(s, move |sh| sh.ks.get(db, &key, now).cloned()).await;
-            if let Some(e) = e {
+        for (k, e) in keys.iter().zip(fetched.iter_mut()) {
+            if let Some(e) = e.take() {
                 scratch.ks.insert_entry(0, e);
             }
             before.push(scratch.ks.watch(0, k, now));
@@ -66,7 +79,7 @@ impl Conn {
         let ex = Exec::new(0, now);
         let mut out = Reply::new(self.proto);
         execute_part(&mut scratch, spec, &a, &ex, &mut out);
-        if spec.is_write() {
+        if let Some(tx) = tx.as_ref().filter(|_| spec.is_write()) {
             for ((k, &s), (seq, existed)) in keys.iter().zip(&owners).zip(&before) {
                 if !scratch.ks.watch_changed(0, k, *seq, *existed, now) {
                     continue;
@@ -99,5 +112,52 @@ impl Conn {
         }
         r.raw(&out.buf);
         Ok(())
+    }
+
+    /// Copies of `keys` (on `owners`) taken in one transaction combined with others (`Local::tx_combined`).
+    async fn fetch_combined(
+        &self,
+        db: usize,
+        now: u64,
+        keys: &[Bytes],
+        owners: &[usize],
+    ) -> Vec<Option<Entry>> {
+        let mut shards: Vec<usize> = owners.to_vec();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut rxs = Vec::with_capacity(shards.len());
+        let jobs: Vec<(usize, Job)> = shards
+            .iter()
+            .map(|&s| {
+                let mine: Vec<Bytes> = keys
+                    .iter()
+                    .zip(owners)
+                    .filter(|(_, &o)| o == s)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let (tx, rx) = oneshot::channel();
+                rxs.push(rx);
+                let job: Job = Box::new(move |sh| {
+                    let got: Vec<Option<Entry>> = mine
+                        .iter()
+                        .map(|k| sh.ks.get(db, k, now).cloned())
+                        .collect();
+                    let _ = tx.send(got);
+                });
+                (s, job)
+            })
+            .collect();
+        self.local.tx_combined(jobs, false).await;
+        let mut per_shard = Vec::with_capacity(shards.len());
+        for rx in rxs {
+            per_shard.push(rx.await.expect("every part ran").into_iter());
+        }
+        owners
+            .iter()
+            .map(|o| {
+                let i = shards.binary_search(o).expect("an owner's shard");
+                per_shard[i].next().expect("one copy per key")
+            })
+            .collect()
     }
 }
