@@ -311,6 +311,61 @@ fn exec_is_atomic_across_shards_under_concurrent_writers() {
     assert_eq!(logged.iter().sum::<i64>(), total);
 }
 
+/// FLUSHALL, DBSIZE and KEYS inside EXEC run in its transaction: a reader never sees the keys the
+/// transaction set before its FLUSHALL, nor the empty keyspace between the FLUSHALL and the sets after it.
+#[test]
+fn a_flushall_inside_exec_stays_inside_it() {
+    let s = Server::start(&["--shards", "2"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (mut wc, stop) = (s.conn(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rounds = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && rounds < 2000 {
+                let (n, keys): (i64, Vec<String>) = redis::pipe()
+                    .atomic()
+                    .cmd("MSET")
+                    .arg("a")
+                    .arg("x")
+                    .arg("b")
+                    .arg("x")
+                    .ignore()
+                    .cmd("FLUSHALL")
+                    .ignore()
+                    .cmd("SET")
+                    .arg("a")
+                    .arg("y")
+                    .ignore()
+                    .cmd("DBSIZE")
+                    .cmd("KEYS")
+                    .arg("*")
+                    .cmd("SET")
+                    .arg("b")
+                    .arg("y")
+                    .ignore()
+                    .query(&mut wc)
+                    .unwrap();
+                assert_eq!((n, keys), (1, vec!["a".to_string()]));
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let c = &mut s.conn();
+    let mut seen_done = 0;
+    while seen_done < 500 && !writer.is_finished() {
+        let v: Vec<Option<String>> = q(c, &["MGET", "a", "b"]).unwrap();
+        match v.as_slice() {
+            [None, None] if seen_done == 0 => {}
+            [Some(a), Some(b)] if a == "y" && b == "y" => seen_done += 1,
+            _ => panic!("a transaction was seen half done: {v:?}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+    assert!(seen_done > 0);
+}
+
 #[test]
 fn a_transaction_is_replicated_whole_to_other_shard_counts() {
     let primary = Server::start(&["--shards", "2"]);

@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod gathered;
 pub mod info;
 pub mod introspect;
+pub mod keyspace_wide;
 pub mod migrate;
 pub mod multi;
 pub mod pubsub;

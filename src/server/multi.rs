@@ -199,6 +199,10 @@ impl Conn {
                         shards.extend(self.key_special_shards(w, spec, args));
                         write |= spec.is_write();
                     }
+                    Handler::Special(w) if w.is_keyspace_wide() => {
+                        shards.extend(0..self.local.nshards());
+                        write |= spec.is_write();
+                    }
                     Handler::Special(_) => {}
                 }
             }
@@ -262,6 +266,15 @@ impl Conn {
                     }
                     let held = tx.as_ref().expect("held");
                     if let Err(e) = self.key_special(Some(held), which, &args, &mut out).await {
+                        out.error(&e.message());
+                    }
+                }
+                Handler::Special(which) if which.is_keyspace_wide() => {
+                    if tx.is_none() {
+                        tx = Some(self.local.begin_tx(shards.clone(), write).await);
+                    }
+                    let held = tx.as_ref().expect("held");
+                    if let Err(e) = self.keyspace_wide(Some(held), which, &args, &mut out).await {
                         out.error(&e.message());
                     }
                 }

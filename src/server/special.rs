@@ -4,7 +4,6 @@
 
 use super::conn::Conn;
 use crate::cmd::args::{eq, int, lower};
-use crate::cmd::keys::parse_db;
 use crate::cmd::{CmdError, CmdResult, Special};
 use crate::repl::commands as repl;
 use crate::resp::{Proto, Reply};
@@ -12,7 +11,6 @@ use crate::runtime;
 use crate::shard::mesh::Kind;
 use crate::shard::pubsub::Space;
 use crate::slot::{key_slot, slot_owner};
-use crate::store::glob::glob_match;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -98,63 +96,12 @@ impl Conn {
             Special::Command => self.command(a, r),
             Special::Info => self.info_cmd(a, r).await,
             Special::Config => self.config(a, r).await,
-            Special::Dbsize => {
-                let db = self.db;
-                let n: usize = self
-                    .local
-                    .broadcast(move |sh| sh.ks.len(db))
-                    .await
-                    .into_iter()
-                    .sum();
-                r.int(n as i64);
-                Ok(())
-            }
-            Special::Flushdb | Special::Flushall => {
-                if a.len() > 2 || (a.len() == 2 && !eq(&a[1], "async") && !eq(&a[1], "sync")) {
-                    return Err(CmdError::Syntax);
-                }
-                let db = (which == Special::Flushdb).then_some(self.db);
-                let tx = self
-                    .local
-                    .begin_tx((0..self.local.nshards()).collect(), true)
-                    .await;
-                let shards = tx.shards().to_vec();
-                tx.each(&shards, move |sh| {
-                    match db {
-                        Some(d) => sh.ks.flush_db(d),
-                        None => (0..sh.ks.databases()).for_each(|d| sh.ks.flush_db(d)),
-                    }
-                    match db {
-                        Some(d) => sh.log_record(d, &[b"FLUSHDB"]),
-                        None => sh.log_record(0, &[b"FLUSHALL"]),
-                    }
-                })
-                .await;
-                drop(tx);
-                r.ok();
-                Ok(())
-            }
-            Special::Swapdb => {
-                let n = self.local.shard.borrow().settings.databases;
-                // Valkey's words: a non-integer index names its position, a bad number the range.
-                int(&a[1]).map_err(|_| CmdError::other("ERR invalid first DB index"))?;
-                int(&a[2]).map_err(|_| CmdError::other("ERR invalid second DB index"))?;
-                let (x, y) = (parse_db(&a[1], n)?, parse_db(&a[2], n)?);
-                let tx = self
-                    .local
-                    .begin_tx((0..self.local.nshards()).collect(), true)
-                    .await;
-                let shards = tx.shards().to_vec();
-                tx.each(&shards, move |sh| {
-                    sh.ks.swap_db(x, y);
-                    sh.signal_swapped(x, y);
-                    let (a, b) = (x.to_string(), y.to_string());
-                    sh.log_record(0, &[b"SWAPDB", a.as_bytes(), b.as_bytes()]);
-                })
-                .await;
-                r.ok();
-                Ok(())
-            }
+            Special::Dbsize
+            | Special::Flushdb
+            | Special::Flushall
+            | Special::Swapdb
+            | Special::Keys
+            | Special::Randomkey => self.keyspace_wide(None, which, a, r).await,
             Special::Time => {
                 let us = runtime::now_us();
                 r.array(2);
@@ -185,50 +132,7 @@ impl Conn {
                 Ok(())
             }
             Special::Debug => self.debug(a, r).await,
-            Special::Keys => {
-                let (db, pat) = (self.db, a[1].clone());
-                let now = runtime::now_ms();
-                let parts = self
-                    .local
-                    .broadcast(move |sh| {
-                        sh.ks
-                            .entries(db, now)
-                            .filter(|e| glob_match(&pat, e.key(), false))
-                            .map(|e| Bytes::copy_from_slice(e.key()))
-                            .collect::<Vec<_>>()
-                    })
-                    .await;
-                let total: usize = parts.iter().map(Vec::len).sum();
-                r.array(total);
-                parts.iter().flatten().for_each(|k| r.bulk(k));
-                Ok(())
-            }
             Special::Scan => self.scan(a, r).await,
-            Special::Randomkey => {
-                let db = self.db;
-                let n = self.local.nshards();
-                let start = self.local.shard.borrow_mut().rand_below(n);
-                for i in 0..n {
-                    let s = (start + i) % n;
-                    let now = runtime::now_ms();
-                    let k = self.local.call(s, Kind::Normal, move |sh| {
-                        let seed = sh.rand_below(usize::MAX);
-                        let mut x = seed;
-                        sh.ks.random_key(db, now, |m| {
-                            x = x
-                                .wrapping_mul(6364136223846793005)
-                                .wrapping_add(1442695040888963407);
-                            (x >> 17) % m
-                        })
-                    });
-                    if let Some(k) = k.await {
-                        r.bulk(&k);
-                        return Ok(());
-                    }
-                }
-                r.null();
-                Ok(())
-            }
             // Special::is_key_command (listed here for the exhaustive match).
             Special::Msetnx
             | Special::Rename
