@@ -196,3 +196,84 @@ fn a_mixed_pipeline_answers_in_order() {
 
     assert_eq!(text, expect);
 }
+
+/// Members moved back and forth between two sets on different shards (SMOVE over gathered copies) are
+/// always in exactly one of them for a reader taking both at once.
+fn smoves_keep_every_member_in_one_set(s: &Server) {
+    let mut c = s.conn();
+    assert_ne!(slot_owner(key_slot(b"a"), 2), slot_owner(key_slot(b"b"), 2));
+    let members: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    cmd("SADD")
+        .arg("a")
+        .arg(&members)
+        .query::<()>(&mut c)
+        .unwrap();
+    let movers: Vec<_> = (0..2)
+        .map(|w| {
+            let url = s.url();
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+                let mut moved = 0;
+                for i in 0..1500 {
+                    let m = ((i * 7 + w * 3) % 20).to_string();
+                    let (from, to) = if (i + w) % 2 == 0 {
+                        ("a", "b")
+                    } else {
+                        ("b", "a")
+                    };
+                    moved += cmd("SMOVE")
+                        .arg(from)
+                        .arg(to)
+                        .arg(m)
+                        .query::<i64>(&mut c)
+                        .unwrap();
+                }
+                moved
+            })
+        })
+        .collect();
+    let mut checks = 0;
+    while movers.iter().any(|m| !m.is_finished()) || checks == 0 {
+        let union: Vec<String> = cmd("SUNION").arg("a").arg("b").query(&mut c).unwrap();
+        assert_eq!(union.len(), 20, "a member was in neither set");
+        let both: Vec<String> = cmd("SINTER").arg("a").arg("b").query(&mut c).unwrap();
+        assert!(both.is_empty(), "members in both sets: {both:?}");
+        checks += 1;
+    }
+    let moved: i64 = movers.into_iter().map(|m| m.join().unwrap()).sum();
+    assert!(moved > 0);
+    let (na, nb): (i64, i64) = redis::pipe()
+        .cmd("SCARD")
+        .arg("a")
+        .cmd("SCARD")
+        .arg("b")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(na + nb, 20);
+}
+
+#[test]
+fn smoves_across_shards_keep_every_member_in_one_set() {
+    smoves_keep_every_member_in_one_set(&Server::start(&["--shards", "2"]));
+}
+
+/// The same with a WAL that holds write transactions until their parts are on disk (their shards are
+/// released only then).
+#[test]
+fn smoves_across_shards_with_a_wal_keep_every_member_in_one_set() {
+    let dir = std::env::temp_dir().join(format!("tandem-smove-wal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = Server::start(&[
+        "--shards",
+        "2",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]);
+    smoves_keep_every_member_in_one_set(&s);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -422,6 +422,36 @@ impl Tx {
         self.local.call(shard, Kind::InTx(self.id), f).await
     }
 
+    /// Runs `f` on `shard` and releases it in the same message: the transaction's last work there. The
+    /// result arrives on the receiver. With a WAL that holds write transactions (see Drop) the shard stays
+    /// held until the transaction is dropped.
+    pub fn release_with<R, F>(&mut self, shard: usize, f: F) -> oneshot::Receiver<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Shard) -> R + Send + 'static,
+    {
+        debug_assert!(self.shards.contains(&shard));
+        let keep = self.write && self.local.shard.borrow().wal_holds();
+        let kind = if keep {
+            Kind::InTx(self.id)
+        } else {
+            self.shards.retain(|&s| s != shard);
+            Kind::Unlock(self.id)
+        };
+        if shard != self.local.id {
+            return self.local.send_call(shard, kind, f);
+        }
+        let (tx, rx) = oneshot::channel();
+        let mut sh = self.local.shard.borrow_mut();
+        let _ = tx.send(sh.with_lock_kind(kind, f));
+        drop(sh);
+        if !keep {
+            self.local.released_if(true);
+        }
+        self.local.after_work();
+        rx
+    }
+
     /// Runs `f(shard)` on each listed shard at once and returns the results in the same order.
     pub async fn each<R, F>(&self, shards: &[usize], f: F) -> Vec<R>
     where

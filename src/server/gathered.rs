@@ -3,21 +3,34 @@
 //! command's own handler runs there, and the keys it changed are written back to their shards. So every
 //! multi-key command has one implementation, and is atomic for every other client.
 //!
-//! Cost: each key is copied once to the coordinator and, if changed, once back (the scratch shard itself
-//! is built once per shard thread and kept: `Local::scratch`); the shard log records the
-//! changed keys' resulting states (a collection as its whole value), as for any multi-key write across
-//! slots (shard/log.rs).
+//! Where the handler runs: a read, on the connection's thread over copies taken in a combined transaction
+//! (server/split.rs); a write, on the last shard it locks, in the message that locks it, with the other
+//! shards' copies sent as they were locked (`write_last`: two hops between threads in all); inside EXEC,
+//! on the connection's thread, a hop per key read and written back.
+//!
+//! Cost: each key is copied once and, if changed, once back (the scratch shard itself is built once per
+//! shard thread and kept: `Local::scratch`); the shard log records the changed keys' resulting states (a
+//! collection as its whole value), as for any multi-key write across slots (shard/log.rs).
 
 use super::conn::Conn;
 use crate::cmd::exec::{execute_part, Exec};
 use crate::cmd::{CmdResult, Spec};
-use crate::resp::Reply;
+use crate::resp::{Proto, Reply};
 use crate::runtime;
+use crate::runtime::local::{Local, Part};
 use crate::shard::mesh::Job;
 use crate::shard::Shard;
+use crate::slot::{key_slot, slot_owner};
 use crate::store::Entry;
 use bytes::Bytes;
 use futures_channel::oneshot;
+use std::sync::{Arc, Mutex};
+
+/// A key's copy, or the state a command left it in.
+type Copy = (Bytes, Option<Entry>);
+
+/// What the handler's run gives: its reply, and the keys of other shards it wrote.
+type Ran = (Vec<u8>, Vec<Copy>);
 
 impl Conn {
     pub async fn run_gathered(
@@ -31,86 +44,140 @@ impl Conn {
         keys.sort();
         keys.dedup();
         let owners: Vec<usize> = keys.iter().map(|k| self.shard_of(k)).collect();
-        let (db, now) = (self.db, runtime::now_ms());
-        // A read takes its copies in a combined transaction (its parts run as the shards are locked,
-        // server/split.rs) and needs no lock after; a write holds its shards until written back.
-        let (tx, mut fetched) = if spec.is_write() || held.is_some() {
-            let tx = self
-                .local
-                .tx_or_held(held, owners.clone(), spec.is_write())
-                .await;
-            let mut fetched = Vec::with_capacity(keys.len());
-            for (k, &s) in keys.iter().zip(&owners) {
-                let key = k.clone();
-                fetched.push(tx.on(s, move |sh| sh.ks.get(db, &key, now).cloned()).await);
-            }
-            (Some(tx), fetched)
-        } else {
-            (None, self.fetch_combined(db, now, &keys, &owners).await)
-        };
-        let mut scratch = self.local.scratch.borrow_mut().take().unwrap_or_else(|| {
-            let sh = self.local.shard.borrow();
-            Box::new(Shard::new(
-                0,
-                1,
-                sh.config.clone(),
+        let (db, now, proto) = (self.db, runtime::now_ms(), self.proto);
+        if !spec.is_write() && held.is_none() {
+            // A read takes its copies in a combined transaction (its parts run as the shards are locked,
+            // server/split.rs) and needs no lock after.
+            let fetched = self.fetch_combined(db, now, &keys, &owners).await;
+            let copies = keys.iter().cloned().zip(fetched).collect();
+            let (out, _) = in_scratch(
+                &self.local,
+                &self.local.shard.borrow(),
+                spec,
+                &a,
+                copies,
                 now,
-                tandem_sync::replid::ReplId::from_random([0; 20]),
-            ))
-        });
-        {
-            // The handler reads the configuration the shard has now (CONFIG SET since the last use).
-            let sh = self.local.shard.borrow();
-            scratch.settings = sh.settings.clone();
-            scratch.ks.limits = sh.ks.limits;
+                proto,
+            );
+            r.raw(&out);
+            return Ok(());
         }
-        // Events are raised where the keys live, when they are written back.
-        scratch.ks.hooks.events.flags = 0;
-        // A key the handler writes is one whose WATCH sequence in the scratch shard moves (as for WATCH
-        // itself: written even if to the same value, as Valkey's signalModifiedKey counts it); only those
-        // go back to their shards.
-        let mut before = Vec::with_capacity(keys.len());
-        for (k, e) in keys.iter().zip(fetched.iter_mut()) {
-            if let Some(e) = e.take() {
-                scratch.ks.insert_entry(0, e);
-            }
-            before.push(scratch.ks.watch(0, k, now));
+        if held.is_none() {
+            return self.write_last(spec, a, keys, owners, r).await;
         }
-        let ex = Exec::new(0, now);
-        let mut out = Reply::new(self.proto);
-        execute_part(&mut scratch, spec, &a, &ex, &mut out);
-        if let Some(tx) = tx.as_ref().filter(|_| spec.is_write()) {
-            for ((k, &s), (seq, existed)) in keys.iter().zip(&owners).zip(&before) {
-                if !scratch.ks.watch_changed(0, k, *seq, *existed, now) {
-                    continue;
-                }
-                let after = scratch.ks.remove(0, k, now);
-                let (key, args) = (k.clone(), a.clone());
-                tx.on(s, move |sh| {
-                    sh.ks.remove(db, &key, now);
-                    let exists = after.is_some();
-                    if let Some(e) = after {
-                        sh.ks.insert_entry(db, e);
-                        sh.signal_ready(db, &key);
-                    }
-                    if let Some(e) =
-                        crate::cmd::events::of(spec).filter(|_| sh.ks.hooks.events.on())
-                    {
-                        crate::cmd::events::raise(sh, e, &args, db, &key, exists);
-                    }
+        // Inside EXEC's transaction: a hop per key read and per key written back.
+        let tx = self.local.tx_or_held(held, owners.clone(), true).await;
+        let mut copies = Vec::with_capacity(keys.len());
+        for (k, &s) in keys.iter().zip(&owners) {
+            let key = k.clone();
+            copies.push((
+                k.clone(),
+                tx.on(s, move |sh| sh.ks.get(db, &key, now).cloned()).await,
+            ));
+        }
+        let (out, changed) = in_scratch(
+            &self.local,
+            &self.local.shard.borrow(),
+            spec,
+            &a,
+            copies,
+            now,
+            proto,
+        );
+        for (key, after) in changed {
+            let (s, args) = (self.shard_of(&key), a.clone());
+            tx.on(s, move |sh| {
+                write_back(sh, spec, &args, db, key, after, now)
+            })
+            .await;
+        }
+        r.raw(&out);
+        Ok(())
+    }
+
+    /// A write in a transaction of its own: each shard but the last sends copies of its keys as it is
+    /// locked; the last (locked last, so the transaction holds everything by then) runs the handler over
+    /// them and its own, writes its own keys back and is released in the same message (`Kind::Once`);
+    /// then each other shard whose keys changed is written back and released in one message. Two hops in
+    /// all between threads, however many keys (a hop per key read and written before).
+    async fn write_last(
+        &mut self,
+        spec: &'static Spec,
+        a: Vec<Bytes>,
+        keys: Vec<Bytes>,
+        owners: Vec<usize>,
+        r: &mut Reply,
+    ) -> CmdResult {
+        let (db, now, proto) = (self.db, runtime::now_ms(), self.proto);
+        let mut shards = owners.clone();
+        shards.sort_unstable();
+        shards.dedup();
+        let last = *shards.last().expect("a command across shards has keys");
+        let gathered: Arc<Mutex<Vec<Copy>>> = Arc::default();
+        let mut parts: Vec<(usize, Part<Option<Ran>>)> = Vec::new();
+        for &s in &shards {
+            let mine: Vec<Bytes> = keys
+                .iter()
+                .zip(&owners)
+                .filter(|(_, &o)| o == s)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let gathered = gathered.clone();
+            let args = a.clone();
+            let part: Part<_> = if s != last {
+                Box::new(move |sh: &mut Shard| {
+                    let mut g = gathered.lock().expect("not poisoned");
+                    g.extend(mine.into_iter().map(|k| {
+                        let e = sh.ks.get(db, &k, now).cloned();
+                        (k, e)
+                    }));
+                    None
                 })
-                .await;
+            } else {
+                Box::new(move |sh: &mut Shard| {
+                    let mut copies = std::mem::take(&mut *gathered.lock().expect("not poisoned"));
+                    copies.extend(mine.into_iter().map(|k| {
+                        let e = sh.ks.get(db, &k, now).cloned();
+                        (k, e)
+                    }));
+                    let local = runtime::current_local();
+                    let (out, changed) = in_scratch(&local, sh, spec, &args, copies, now, proto);
+                    let n = sh.nshards;
+                    let (own, others): (Vec<Copy>, Vec<Copy>) = changed
+                        .into_iter()
+                        .partition(|(k, _)| slot_owner(key_slot(k), n) == sh.id);
+                    for (key, after) in own {
+                        write_back(sh, spec, &args, db, key, after, now);
+                    }
+                    Some((out, others))
+                })
+            };
+            parts.push((s, part));
+        }
+        let (mut tx, mut ran) = self.local.begin_tx_with(parts, true).await;
+        let (out, others) = ran.pop().flatten().expect("the last shard ran the command");
+        let mut pending = Vec::new();
+        for s in shards.iter().copied().filter(|&s| s != last) {
+            let mine: Vec<Copy> = others
+                .iter()
+                .filter(|(k, _)| self.shard_of(k) == s)
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                continue;
             }
+            let args = a.clone();
+            pending.push(tx.release_with(s, move |sh: &mut Shard| {
+                for (key, after) in mine {
+                    write_back(sh, spec, &args, db, key, after, now);
+                }
+            }));
         }
-        // Left empty for the next use (a read leaves its copies there); one that is not is dropped.
-        for k in &keys {
-            scratch.ks.hooks.watched.unwatch(0, k);
-            scratch.ks.remove(0, k, now);
+        for p in pending {
+            let _ = p.await;
         }
-        if scratch.ks.total_keys() == 0 && scratch.ks.hooks.watched.is_empty() {
-            *self.local.scratch.borrow_mut() = Some(scratch);
-        }
-        r.raw(&out.buf);
+        drop(tx);
+        r.raw(&out);
         Ok(())
     }
 
@@ -159,5 +226,80 @@ impl Conn {
                 per_shard[i].next().expect("one copy per key")
             })
             .collect()
+    }
+}
+
+/// Runs `spec` over `copies` in this thread's scratch shard (built once and kept: `Local::scratch`),
+/// configured as `sh` is now; returns the reply and the state of every key the handler wrote. A key it
+/// writes is one whose WATCH sequence in the scratch moves (as for WATCH itself: written even if to the
+/// same value, as Valkey's signalModifiedKey counts it). The scratch is left empty.
+fn in_scratch(
+    local: &Local,
+    sh: &Shard,
+    spec: &'static Spec,
+    a: &[Bytes],
+    copies: Vec<Copy>,
+    now: u64,
+    proto: Proto,
+) -> (Vec<u8>, Vec<Copy>) {
+    let mut scratch = local.scratch.borrow_mut().take().unwrap_or_else(|| {
+        Box::new(Shard::new(
+            0,
+            1,
+            sh.config.clone(),
+            now,
+            tandem_sync::replid::ReplId::from_random([0; 20]),
+        ))
+    });
+    // The handler reads the configuration the shard has now (CONFIG SET since the last use).
+    scratch.settings = sh.settings.clone();
+    scratch.ks.limits = sh.ks.limits;
+    // Events are raised where the keys live, when they are written back.
+    scratch.ks.hooks.events.flags = 0;
+    let mut before = Vec::with_capacity(copies.len());
+    let mut keys = Vec::with_capacity(copies.len());
+    for (k, e) in copies {
+        if let Some(e) = e {
+            scratch.ks.insert_entry(0, e);
+        }
+        before.push(scratch.ks.watch(0, &k, now));
+        keys.push(k);
+    }
+    let mut out = Reply::new(proto);
+    execute_part(&mut scratch, spec, a, &Exec::new(0, now), &mut out);
+    let mut changed = Vec::new();
+    for (k, (seq, existed)) in keys.iter().zip(before) {
+        if spec.is_write() && scratch.ks.watch_changed(0, k, seq, existed, now) {
+            changed.push((k.clone(), scratch.ks.remove(0, k, now)));
+        }
+        scratch.ks.hooks.watched.unwatch(0, k);
+        scratch.ks.remove(0, k, now);
+    }
+    // Kept for the next use only if empty.
+    if scratch.ks.total_keys() == 0 && scratch.ks.hooks.watched.is_empty() {
+        *local.scratch.borrow_mut() = Some(scratch);
+    }
+    (out.buf, changed)
+}
+
+/// Puts a key's state after a gathered command back on its shard, with the command's event and the
+/// wake-up of clients blocked on it.
+fn write_back(
+    sh: &mut Shard,
+    spec: &'static Spec,
+    args: &[Bytes],
+    db: usize,
+    key: Bytes,
+    after: Option<Entry>,
+    now: u64,
+) {
+    sh.ks.remove(db, &key, now);
+    let exists = after.is_some();
+    if let Some(e) = after {
+        sh.ks.insert_entry(db, e);
+        sh.signal_ready(db, &key);
+    }
+    if let Some(e) = crate::cmd::events::of(spec).filter(|_| sh.ks.hooks.events.on()) {
+        crate::cmd::events::raise(sh, e, args, db, &key, exists);
     }
 }
