@@ -393,3 +393,42 @@ fn a_transaction_is_replicated_whole_to_other_shard_counts() {
     assert_eq!(digest(&mut replica.conn()), digest(c));
     assert_eq!(q::<i64>(&mut replica.conn(), &["GET", "n"]).unwrap(), 200);
 }
+
+/// A read-only replica refuses a write queued in MULTI as Valkey does (the error at queue time, EXEC then
+/// EXECABORT), and a write queued before the node became a replica is refused at EXEC: neither runs.
+#[test]
+fn a_read_only_replica_refuses_writes_queued_in_multi() {
+    let p = Server::start(&["--shards", "2"]);
+    let r = Server::start(&["--shards", "2"]);
+    let mut raw = r.raw();
+    let mut say = |cmd: &[&str]| {
+        raw.send(cmd);
+        raw.read_reply()
+    };
+    // Queued while still a primary, EXEC after it became a replica.
+    assert_eq!(say(&["MULTI"]), vec!["+OK"]);
+    assert_eq!(say(&["SET", "early", "1"]), vec!["+QUEUED"]);
+    follow(&r, &p);
+    assert_eq!(
+        say(&["EXEC"]),
+        vec!["-EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica."]
+    );
+    assert_eq!(say(&["MULTI"]), vec!["+OK"]);
+    assert_eq!(say(&["GET", "k"]), vec!["+QUEUED"]);
+    assert_eq!(
+        say(&["LPUSH", "q", "1"]),
+        vec!["-READONLY You can't write against a read only replica."]
+    );
+    assert_eq!(
+        say(&["BLPOP", "q", "0"]),
+        vec!["-READONLY You can't write against a read only replica."]
+    );
+    assert_eq!(
+        say(&["EXEC"]),
+        vec!["-EXECABORT Transaction discarded because of previous errors."]
+    );
+    // Reads still queue and run.
+    assert_eq!(say(&["MULTI"]), vec!["+OK"]);
+    assert_eq!(say(&["EXISTS", "q", "early"]), vec!["+QUEUED"]);
+    assert_eq!(say(&["EXEC"]), vec!["*1", ":0"]);
+}

@@ -79,7 +79,9 @@ impl Conn {
             {
                 Some(CmdError::Oom)
             }
-            Some(_) => None,
+            // A read-only replica, too few good or eligible replicas, a failed WAL: as Valkey, refused
+            // at queue time (a write queued on a replica would otherwise run there and diverge it).
+            Some(spec) => self.gate_refusal(spec).map(CmdError::other),
         };
         if err.is_none() && runs_in_multi(&args[0]) {
             return false;
@@ -183,6 +185,20 @@ impl Conn {
             return Err(CmdError::other(format!(
                 "EXECABORT Transaction discarded because of: {}",
                 CmdError::Oom.message()
+            )));
+        }
+        // A write queued before this node became a read-only replica (or lost its good replicas): EXEC
+        // itself counts as a write then, and is refused whole (Valkey's processCommand).
+        let refused = st
+            .queued
+            .iter()
+            .filter_map(|a| lookup(&a[0]))
+            .filter(|spec| spec.is_write())
+            .find_map(|spec| self.gate_refusal(spec));
+        if let Some(msg) = refused {
+            self.unwatch_all().await;
+            return Err(CmdError::other(format!(
+                "EXECABORT Transaction discarded because of: {msg}"
             )));
         }
         // Shards of every key command (followed through SELECTs) and of every watched key.
@@ -293,6 +309,20 @@ impl Conn {
         drop(tx);
         self.unwatch_all().await;
         Ok(())
+    }
+
+    /// The error the replication gate gives `spec` now, if any (repl/mod.rs `gate::refusal`).
+    fn gate_refusal(&self, spec: &crate::cmd::Spec) -> Option<String> {
+        let g = self
+            .local
+            .shared
+            .repl
+            .gate
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if g == 0 {
+            return None;
+        }
+        crate::repl::gate::refusal(g, spec, &self.local.shared.repl).map(|m| m.into_owned())
     }
 
     /// The shard a key command runs on, or None if its keys span shards.
