@@ -409,6 +409,8 @@ fn a_read_only_replica_refuses_writes_queued_in_multi() {
     assert_eq!(say(&["MULTI"]), vec!["+OK"]);
     assert_eq!(say(&["SET", "early", "1"]), vec!["+QUEUED"]);
     follow(&r, &p);
+    // Past its sync (while loading, everything is refused with LOADING).
+    wait_caught_up(&p, &r, 30);
     assert_eq!(
         say(&["EXEC"]),
         vec!["-EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica."]

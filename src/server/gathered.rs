@@ -44,21 +44,13 @@ impl Conn {
         keys.sort();
         keys.dedup();
         let owners: Vec<usize> = keys.iter().map(|k| self.shard_of(k)).collect();
-        let (db, now, proto) = (self.db, runtime::now_ms(), self.proto);
+        let (db, now) = (self.db, runtime::now_ms());
         if !spec.is_write() && held.is_none() {
             // A read takes its copies in a combined transaction (its parts run as the shards are locked,
             // server/split.rs) and needs no lock after.
             let fetched = self.fetch_combined(db, now, &keys, &owners).await;
             let copies = keys.iter().cloned().zip(fetched).collect();
-            let (out, _) = in_scratch(
-                &self.local,
-                &self.local.shard.borrow(),
-                spec,
-                &a,
-                copies,
-                now,
-                proto,
-            );
+            let (out, _) = self.in_scratch(spec, &a, copies, now);
             r.raw(&out);
             return Ok(());
         }
@@ -75,15 +67,7 @@ impl Conn {
                 tx.on(s, move |sh| sh.ks.get(db, &key, now).cloned()).await,
             ));
         }
-        let (out, changed) = in_scratch(
-            &self.local,
-            &self.local.shard.borrow(),
-            spec,
-            &a,
-            copies,
-            now,
-            proto,
-        );
+        let (out, changed) = self.in_scratch(spec, &a, copies, now);
         for (key, after) in changed {
             let (s, args) = (self.shard_of(&key), a.clone());
             tx.on(s, move |sh| {
@@ -93,6 +77,12 @@ impl Conn {
         }
         r.raw(&out);
         Ok(())
+    }
+
+    /// `in_scratch` on this connection's thread.
+    fn in_scratch(&self, spec: &'static Spec, a: &[Bytes], copies: Vec<Copy>, now: u64) -> Ran {
+        let sh = self.local.shard.borrow();
+        in_scratch(&self.local, &sh, spec, a, copies, now, self.proto)
     }
 
     /// A write in a transaction of its own: each shard but the last sends copies of its keys as it is
