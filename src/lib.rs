@@ -2,10 +2,11 @@
 //!
 //! Module map (the tree reads like the architecture, see docs/architecture.md):
 //! - `runtime`: the thin layer over compio (io_uring): shard threads, SO_REUSEPORT listeners, timers, and
-//!   `local`, the per-shard `Local` handle (direct calls, messages, transactions `Tx`).
+//!   `local`, the per-shard `Local` handle (direct calls, messages, transactions `Tx`, combined ones).
 //! - `server`: start-up, connections (`conn`; `dispatch` of their commands, `migrate` to their keys' shard),
 //!   and the commands that need a connection or several shards
-//!   (`special`, `across`, `sort`, `info`, `client_cmd`, `debug`, `introspect`).
+//!   (`special`, `split`, `gathered`, `across`, `keyspace_wide`, `multi`, `sort`, `info`, `client_cmd`,
+//!   `debug`, `introspect`).
 //! - `shard`: a shard's state (`Shard`), its `log` (commit units), its inbox in the `mesh`, multi-shard
 //!   transaction locks (`tx`), counters (`stats`), and a single-thread `notify`.
 //! - `cmd`: the command table (data) and its keyspace `events`, argument helpers, typed errors, the one

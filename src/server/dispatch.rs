@@ -3,8 +3,9 @@
 //! A pipeline's consecutive key commands are grouped; those whose keys live on this shard run here
 //! directly, the others go as **one message per target shard**, all in flight at once, and the replies are
 //! written back in command order. Commands on the same key always go to the same shard in order, so per-key
-//! order is kept. Anything else (connection state, server-wide, multi-shard) is a barrier: it runs alone,
-//! after everything before it completed. In durability mode a reply waits for its commit (`settle`) and
+//! order is kept. Consecutive key commands across shards with a merge rule (MSET, MGET, DEL...) form a
+//! run of their own, one transaction (server/split.rs). Anything else (connection state, server-wide,
+//! other multi-shard commands) is a barrier: it runs alone, after everything before it completed. In durability mode a reply waits for its commit (`settle`) and
 //! becomes a timeout error if that does not come.
 
 use super::conn::{Conn, ReplyMode};
