@@ -66,8 +66,8 @@ pub struct Local {
     pub wal: Notify,
     pub wal_idle: Notify,
     /// An empty shard over every slot that multi-key commands across shards run in (server/gathered.rs),
-    /// kept between uses: building one allocates a table per slot. Taken while in use (None then: a
-    /// concurrent use builds its own).
+    /// kept between uses: building one allocates a table per slot. Taken for the duration of a use, and
+    /// put back only if left empty.
     pub scratch: RefCell<Option<Box<Shard>>>,
     /// Transactions of this thread's connections waiting for the one in flight (`tx_combined`).
     pub tx_queue: RefCell<TxQueue>,
@@ -273,24 +273,10 @@ impl Local {
     pub async fn begin_tx(self: &Rc<Self>, mut shards: Vec<usize>, write: bool) -> Tx {
         shards.sort_unstable();
         shards.dedup();
-        let id = self.shared.next_tx.fetch_add(1, Ordering::Relaxed) + 1;
-        let parts = shards.len();
-        let now = runtime::now_ms();
-        let mut tx = Tx {
-            local: self.clone(),
-            id,
-            shards: Vec::new(),
-            write,
-        };
-        for s in shards {
-            // Recorded before the await, so a cancelled coordinator still releases it (see Drop).
-            tx.shards.push(s);
-            self.call(s, Kind::Lock(id), move |sh| {
-                sh.log_tx_begin(id, parts, write, now)
-            })
-            .await;
-        }
-        tx
+        let parts = shards
+            .into_iter()
+            .map(|s| (s, Box::new(|_: &mut Shard| ()) as Part<()>));
+        self.lock_parts(parts.collect(), write, false).await.0
     }
 }
 
@@ -312,10 +298,21 @@ impl Local {
     ) -> (Tx, Vec<R>) {
         parts.sort_unstable_by_key(|p| p.0);
         debug_assert!(parts.windows(2).all(|w| w[0].0 != w[1].0));
+        let release_last = !(write && self.shard.borrow().wal_holds());
+        self.lock_parts(parts, write, release_last).await
+    }
+
+    /// Locks the shards of `parts` (ascending, each once) in order, running each part in its lock message;
+    /// with `release_last`, the last message also releases its shard.
+    async fn lock_parts<R: Send + 'static>(
+        self: &Rc<Self>,
+        parts: Vec<(usize, Part<R>)>,
+        write: bool,
+        release_last: bool,
+    ) -> (Tx, Vec<R>) {
         let id = self.shared.next_tx.fetch_add(1, Ordering::Relaxed) + 1;
         let n = parts.len();
         let now = runtime::now_ms();
-        let last_once = !(write && self.shard.borrow().wal_holds());
         let mut tx = Tx {
             local: self.clone(),
             id,
@@ -324,7 +321,7 @@ impl Local {
         };
         let mut out = Vec::with_capacity(n);
         for (i, (s, part)) in parts.into_iter().enumerate() {
-            let once = last_once && i + 1 == n;
+            let once = release_last && i + 1 == n;
             let kind = if once { Kind::Once(id) } else { Kind::Lock(id) };
             if !once {
                 // Recorded before the await, so a cancelled coordinator still releases it (see Drop).
@@ -362,6 +359,35 @@ impl Local {
             runtime::spawn(async move { me.drive_tx_queue().await }).detach();
         }
         let _ = rx.await;
+    }
+
+    /// `tx_combined` with each part's result, in the order of `parts`.
+    pub async fn tx_combined_with<R: Send + 'static>(
+        self: &Rc<Self>,
+        parts: Vec<(usize, Part<R>)>,
+        write: bool,
+    ) -> Vec<R> {
+        let mut rxs = Vec::with_capacity(parts.len());
+        let jobs: Vec<(usize, Job)> = parts
+            .into_iter()
+            .map(|(s, part)| {
+                let (tx, rx) = oneshot::channel();
+                rxs.push(rx);
+                let job: Job = Box::new(move |sh| {
+                    let _ = tx.send(part(sh));
+                });
+                (s, job)
+            })
+            .collect();
+        self.tx_combined(jobs, write).await;
+        let mut out = Vec::with_capacity(rxs.len());
+        for rx in rxs {
+            out.push(
+                rx.await
+                    .expect("every part ran before the transaction ended"),
+            );
+        }
+        out
     }
 
     async fn drive_tx_queue(self: Rc<Self>) {

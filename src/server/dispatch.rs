@@ -53,6 +53,16 @@ impl Conn {
         Some(target.unwrap_or(self.local.id))
     }
 
+    /// The error the replication gate gives `spec` now, if any (repl/mod.rs `gate::refusal`): one branch
+    /// when the gate is open, as it is for every command then.
+    pub(super) fn gate_refusal(&self, spec: &Spec) -> Option<std::borrow::Cow<'static, str>> {
+        let g = self.local.shared.repl.gate.load(Ordering::Relaxed);
+        if g == 0 {
+            return None;
+        }
+        crate::repl::gate::refusal(g, spec, &self.local.shared.repl)
+    }
+
     /// CLIENT PAUSE applies to every command but CLIENT itself, so UNPAUSE always gets through.
     fn paused_for(&self, spec: &Spec) -> bool {
         if spec.name == "client" {
@@ -78,8 +88,7 @@ impl Conn {
         if !self.authed || self.paused_for(spec) {
             return None;
         }
-        let g = self.local.shared.repl.gate.load(Ordering::Relaxed);
-        if g != 0 && crate::repl::gate::refusal(g, spec, &self.local.shared.repl).is_some() {
+        if self.gate_refusal(spec).is_some() {
             return None;
         }
         if let Some(s) = self.target_shard(spec, args) {
@@ -380,11 +389,7 @@ impl Conn {
             self.fail(r, CmdError::WrongArity(spec.name.into()));
             return;
         }
-        let g = self.local.shared.repl.gate.load(Ordering::Relaxed);
-        if let Some(msg) = (g != 0)
-            .then(|| crate::repl::gate::refusal(g, spec, &self.local.shared.repl))
-            .flatten()
-        {
+        if let Some(msg) = self.gate_refusal(spec) {
             self.fail(r, CmdError::other(msg));
             return;
         }

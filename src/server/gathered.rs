@@ -18,12 +18,10 @@ use crate::cmd::{CmdResult, Spec};
 use crate::resp::{Proto, Reply};
 use crate::runtime;
 use crate::runtime::local::{Local, Part};
-use crate::shard::mesh::Job;
 use crate::shard::Shard;
 use crate::slot::{key_slot, slot_owner};
 use crate::store::Entry;
 use bytes::Bytes;
-use futures_channel::oneshot;
 use std::sync::{Arc, Mutex};
 
 /// A key's copy, or the state a command left it in.
@@ -54,11 +52,10 @@ impl Conn {
             r.raw(&out);
             return Ok(());
         }
-        if held.is_none() {
+        let Some(tx) = held else {
             return self.write_last(spec, a, keys, owners, r).await;
-        }
+        };
         // Inside EXEC's transaction: a hop per key read and per key written back.
-        let tx = self.local.tx_or_held(held, owners.clone(), true).await;
         let mut copies = Vec::with_capacity(keys.len());
         for (k, &s) in keys.iter().zip(&owners) {
             let key = k.clone();
@@ -182,8 +179,7 @@ impl Conn {
         let mut shards: Vec<usize> = owners.to_vec();
         shards.sort_unstable();
         shards.dedup();
-        let mut rxs = Vec::with_capacity(shards.len());
-        let jobs: Vec<(usize, Job)> = shards
+        let parts: Vec<(usize, Part<Vec<Option<Entry>>>)> = shards
             .iter()
             .map(|&s| {
                 let mine: Vec<Bytes> = keys
@@ -192,23 +188,21 @@ impl Conn {
                     .filter(|(_, &o)| o == s)
                     .map(|(k, _)| k.clone())
                     .collect();
-                let (tx, rx) = oneshot::channel();
-                rxs.push(rx);
-                let job: Job = Box::new(move |sh| {
-                    let got: Vec<Option<Entry>> = mine
-                        .iter()
+                let part: Part<_> = Box::new(move |sh: &mut Shard| {
+                    mine.iter()
                         .map(|k| sh.ks.get(db, k, now).cloned())
-                        .collect();
-                    let _ = tx.send(got);
+                        .collect()
                 });
-                (s, job)
+                (s, part)
             })
             .collect();
-        self.local.tx_combined(jobs, false).await;
-        let mut per_shard = Vec::with_capacity(shards.len());
-        for rx in rxs {
-            per_shard.push(rx.await.expect("every part ran").into_iter());
-        }
+        let mut per_shard: Vec<_> = self
+            .local
+            .tx_combined_with(parts, false)
+            .await
+            .into_iter()
+            .map(Vec::into_iter)
+            .collect();
         owners
             .iter()
             .map(|o| {

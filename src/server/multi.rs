@@ -311,20 +311,6 @@ impl Conn {
         Ok(())
     }
 
-    /// The error the replication gate gives `spec` now, if any (repl/mod.rs `gate::refusal`).
-    fn gate_refusal(&self, spec: &crate::cmd::Spec) -> Option<String> {
-        let g = self
-            .local
-            .shared
-            .repl
-            .gate
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if g == 0 {
-            return None;
-        }
-        crate::repl::gate::refusal(g, spec, &self.local.shared.repl).map(|m| m.into_owned())
-    }
-
     /// The shard a key command runs on, or None if its keys span shards.
     fn target_shard_of(&self, spec: &crate::cmd::Spec, args: &[Bytes]) -> Option<usize> {
         let mut target = None;

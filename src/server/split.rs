@@ -13,11 +13,10 @@ use super::conn::Conn;
 use crate::cmd::exec::{execute_part, Exec};
 use crate::cmd::{lookup, CmdError, CmdResult, Merge, Spec};
 use crate::resp::{Proto, Reply};
+use crate::runtime::local::Part;
 use crate::runtime::Tx;
-use crate::shard::mesh::Job;
 use crate::shard::Shard;
 use bytes::Bytes;
-use futures_channel::oneshot;
 
 /// A split command: per shard (in the order of its keys' first appearance), the part's arguments and the
 /// indexes of its keys among the command's keys.
@@ -127,8 +126,7 @@ impl Conn {
                 }
             }
         }
-        let mut rxs = Vec::with_capacity(shards.len());
-        let jobs: Vec<(usize, Job)> = shards
+        let jobs: Vec<(usize, Part<Vec<PartOut>>)> = shards
             .iter()
             .map(|(s, which)| {
                 let work: Vec<(&'static Spec, Merge, Vec<Bytes>, Exec, Proto)> = which
@@ -138,29 +136,22 @@ impl Conn {
                         (sp.spec, sp.merge, sp.parts[p].1.clone(), sp.ex, sp.proto)
                     })
                     .collect();
-                let (tx, rx) = oneshot::channel();
-                rxs.push(rx);
-                let job: Job = Box::new(move |sh| {
-                    let outs: Vec<PartOut> = work
-                        .iter()
+                let job: Part<Vec<PartOut>> = Box::new(move |sh| {
+                    work.iter()
                         .map(|(spec, merge, args, ex, proto)| {
                             split_part(sh, spec, *merge, args, ex, *proto)
                         })
-                        .collect();
-                    let _ = tx.send(outs);
+                        .collect()
                 });
                 (*s, job)
             })
             .collect();
-        self.local.tx_combined(jobs, write).await;
+        let ran = self.local.tx_combined_with(jobs, write).await;
         let mut replies: Vec<Vec<Option<PartOut>>> = splits
             .iter()
             .map(|sp| sp.parts.iter().map(|_| None).collect())
             .collect();
-        for ((_, which), rx) in shards.iter().zip(rxs) {
-            let outs = rx
-                .await
-                .expect("every part ran before the transaction ended");
+        for ((_, which), outs) in shards.iter().zip(ran) {
             for (&(c, p), o) in which.iter().zip(outs) {
                 replies[c][p] = Some(o);
             }
