@@ -11,17 +11,8 @@ ROUNDS=${1:-5}
 N=${2:-200000}
 cd "$(dirname "$0")/.."
 . perf-scripts/lib.sh
-REDIS=${REDIS:-redis-server}
 ensure_release tandem-server
-tmp=$(mktemp -d)
-pick_ports
-$REDIS --port $RPORT --save "" --appendonly no --daemonize no > "$tmp/redis.log" 2>&1 &
-RPID=$!
-"$TANDEM" --port $TPORT --shards 2 > "$tmp/tandem.log" 2>&1 &
-TPID=$!
-trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$tmp"' EXIT
-wait_ping $RPORT
-wait_ping $TPORT
+start_pair 2
 for p in $RPORT $TPORT; do
   redis-cli -p $p sadd a 1 2 3 4 5 > /dev/null
   redis-cli -p $p sadd b 4 5 6 7 > /dev/null

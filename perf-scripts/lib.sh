@@ -19,3 +19,18 @@ wait_ping() {
   echo "server on port $1 did not answer PING within 10 s" >&2
   return 1
 }
+
+# Starts redis-server ($REDIS, default redis-server) on RPORT and tandem-server --shards $1 on TPORT, both
+# without persistence, logs in $tmp (a fresh temporary directory), and waits for both; on exit both are
+# stopped and $tmp removed.
+start_pair() {
+  tmp=$(mktemp -d)
+  pick_ports
+  ${REDIS:-redis-server} --port $RPORT --save "" --appendonly no --daemonize no > "$tmp/redis.log" 2>&1 &
+  RPID=$!
+  "$TANDEM" --port $TPORT --shards "$1" > "$tmp/tandem.log" 2>&1 &
+  TPID=$!
+  trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$tmp"' EXIT
+  wait_ping $RPORT
+  wait_ping $TPORT
+}

@@ -12,17 +12,8 @@ SHARDS=${2:-2}
 N=${3:-1000000}
 cd "$(dirname "$0")/.."
 . perf-scripts/lib.sh
-REDIS=${REDIS:-redis-server}
 ensure_release tandem-server
-tmp=$(mktemp -d)
-pick_ports
-$REDIS --port $RPORT --save "" --appendonly no --daemonize no > "$tmp/redis.log" 2>&1 &
-RPID=$!
-"$TANDEM" --port $TPORT --shards "$SHARDS" > "$tmp/tandem.log" 2>&1 &
-TPID=$!
-trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$tmp"' EXIT
-wait_ping $RPORT
-wait_ping $TPORT
+start_pair "$SHARDS"
 TESTS=${TESTS:-set,get}
 run() { # port pipeline -> "NAME=ops/s ..." (a test's name: its line's text before ':', spaces as '_')
   redis-benchmark -p "$1" -t "$TESTS" -n "$N" -r 1000000 -c 50 -P "$2" -q 2>/dev/null | tr '\r' '\n' |
