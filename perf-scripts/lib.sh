@@ -21,14 +21,16 @@ wait_ping() {
 }
 
 # Starts redis-server ($REDIS, default redis-server) on RPORT and tandem-server --shards $1 on TPORT, both
-# without persistence, logs in $tmp (a fresh temporary directory), and waits for both; on exit both are
-# stopped and $tmp removed.
+# without persistence, each with its working directory, logs in $tmp (a fresh temporary directory), and
+# waits for both; on exit both are stopped and $tmp removed. A working directory of its own keeps Tandem
+# from loading snapshots left in the current directory.
 start_pair() {
   tmp=$(mktemp -d)
   pick_ports
-  ${REDIS:-redis-server} --port $RPORT --save "" --appendonly no --daemonize no > "$tmp/redis.log" 2>&1 &
+  mkdir "$tmp/r" "$tmp/t"
+  ${REDIS:-redis-server} --port $RPORT --dir "$tmp/r" --save "" --appendonly no --daemonize no > "$tmp/redis.log" 2>&1 &
   RPID=$!
-  "$TANDEM" --port $TPORT --shards "$1" > "$tmp/tandem.log" 2>&1 &
+  "$TANDEM" --port $TPORT --dir "$tmp/t" --shards "$1" > "$tmp/tandem.log" 2>&1 &
   TPID=$!
   trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$tmp"' EXIT
   wait_ping $RPORT

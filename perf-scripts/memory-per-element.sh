@@ -50,11 +50,12 @@ measure() { # name port type
     "$(redis-cli -p "$2" object encoding big)"
 }
 pick_ports
-redis-server --port $RPORT --save "" --appendonly no > /dev/null 2>&1 &
+wd=$(mktemp -d)
+redis-server --port $RPORT --dir "$wd" --save "" --appendonly no > /dev/null 2>&1 &
 RPID=$!
-"$TANDEM" --port $TPORT --shards "$SHARDS" > /dev/null 2>&1 &
+"$TANDEM" --port $TPORT --dir "$wd" --shards "$SHARDS" > /dev/null 2>&1 &
 TPID=$!
-trap 'kill $RPID $TPID 2>/dev/null' EXIT
+trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$wd"' EXIT
 wait_ping $RPORT
 wait_ping $TPORT
 for t in hash set zset list; do

@@ -22,11 +22,12 @@ measure() { # name port
     "$(echo "($u1 - $u0) / $COUNT" | bc -l)" "$(echo "($r1 - $r0) / $COUNT" | bc -l)" "$(echo "$t1 - $t0" | bc -l)"
 }
 pick_ports
-redis-server --port $RPORT --save "" --appendonly no --enable-debug-command yes > /dev/null 2>&1 &
+wd=$(mktemp -d)
+redis-server --port $RPORT --dir "$wd" --save "" --appendonly no --enable-debug-command yes > /dev/null 2>&1 &
 RPID=$!
-"$TANDEM" --port $TPORT --shards "$SHARDS" --enable-debug-command yes > /dev/null 2>&1 &
+"$TANDEM" --port $TPORT --dir "$wd" --shards "$SHARDS" --enable-debug-command yes > /dev/null 2>&1 &
 TPID=$!
-trap 'kill $RPID $TPID 2>/dev/null' EXIT
+trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$wd"' EXIT
 wait_ping $RPORT
 wait_ping $TPORT
 echo "DEBUG POPULATE $COUNT key $SIZE"
