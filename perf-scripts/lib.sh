@@ -27,10 +27,10 @@ wait_ping() {
 start_pair() {
   tmp=$(mktemp -d)
   pick_ports
-  mkdir "$tmp/r" "$tmp/t"
-  ${REDIS:-redis-server} --port $RPORT --dir "$tmp/r" --save "" --appendonly no --daemonize no > "$tmp/redis.log" 2>&1 &
+  mkdir "$tmp/redis-dir" "$tmp/tandem-dir"
+  ${REDIS:-redis-server} --port $RPORT --dir "$tmp/redis-dir" --save "" --appendonly no --daemonize no > "$tmp/redis.log" 2>&1 &
   RPID=$!
-  "$TANDEM" --port $TPORT --dir "$tmp/t" --shards "$1" > "$tmp/tandem.log" 2>&1 &
+  "$TANDEM" --port $TPORT --dir "$tmp/tandem-dir" --shards "$1" > "$tmp/tandem.log" 2>&1 &
   TPID=$!
   trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$tmp"' EXIT
   wait_ping $RPORT
