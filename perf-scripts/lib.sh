@@ -24,13 +24,19 @@ wait_ping() {
 # without persistence, each with its working directory, logs in $tmp (a fresh temporary directory), and
 # waits for both; on exit both are stopped and $tmp removed. A working directory of its own keeps Tandem
 # from loading snapshots left in the current directory.
+# SELF_CHECK=1 (environment) starts a second redis-server in Tandem's place: comparing a server with itself
+# measures what this machine can resolve (docs/performance.md "Resolution").
 start_pair() {
   tmp=$(mktemp -d)
   pick_ports
   mkdir "$tmp/redis-dir" "$tmp/tandem-dir"
   ${REDIS:-redis-server} --port $RPORT --dir "$tmp/redis-dir" --save "" --appendonly no --daemonize no > "$tmp/redis.log" 2>&1 &
   RPID=$!
-  "$TANDEM" --port $TPORT --dir "$tmp/tandem-dir" --shards "$1" > "$tmp/tandem.log" 2>&1 &
+  if [ -n "${SELF_CHECK:-}" ]; then
+    ${REDIS:-redis-server} --port $TPORT --dir "$tmp/tandem-dir" --save "" --appendonly no > "$tmp/tandem.log" 2>&1 &
+  else
+    "$TANDEM" --port $TPORT --dir "$tmp/tandem-dir" --shards "$1" > "$tmp/tandem.log" 2>&1 &
+  fi
   TPID=$!
   trap 'kill $RPID $TPID 2>/dev/null; rm -rf "$tmp"' EXIT
   wait_ping $RPORT
