@@ -468,14 +468,19 @@ impl Tx {
             return self.local.send_call(shard, kind, f);
         }
         let (tx, rx) = oneshot::channel();
-        let mut sh = self.local.shard.borrow_mut();
-        let _ = tx.send(sh.with_lock_kind(kind, f));
-        drop(sh);
-        if !keep {
+        let _ = tx.send(self.run_here(kind, f));
+        rx
+    }
+
+    /// Runs a part of this transaction on the connection's own shard, then what follows any work on it;
+    /// an `Unlock` part wakes what waited for the shard.
+    fn run_here<R>(&self, kind: Kind, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let out = self.local.shard.borrow_mut().with_lock_kind(kind, f);
+        if let Kind::Unlock(_) = kind {
             self.local.released_if(true);
         }
         self.local.after_work();
-        rx
+        out
     }
 
     /// Runs `f(shard)` on each listed shard at once and returns the results in the same order.
@@ -531,12 +536,9 @@ impl Drop for Tx {
         }
         for &s in &self.shards {
             if s == self.local.id {
-                let mut sh = self.local.shard.borrow_mut();
-                if sh.lock.holder == Some(self.id) {
-                    sh.with_lock_kind(Kind::Unlock(self.id), |_| ());
-                    drop(sh);
-                    self.local.released_if(true);
-                    self.local.after_work();
+                let held = self.local.shard.borrow().lock.holder == Some(self.id);
+                if held {
+                    self.run_here(Kind::Unlock(self.id), |_| ());
                 }
             } else {
                 self.local
