@@ -182,6 +182,19 @@ pub struct Spec {
     pub summary: &'static str,
     /// Keys found by reading the arguments (a `numkeys` argument), instead of first/last/step.
     pub keys: Option<KeysFn>,
+    /// A blocking pop's argument form (server/blocking.rs reads its timeout and the keys it waits on by it).
+    pub block: Option<BlockForm>,
+}
+
+/// How a blocking pop lays out its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockForm {
+    /// `key [key ...] timeout`, waiting on every key; each key alone is `cmd key timeout` (BLPOP, BZPOPMIN).
+    Keys,
+    /// `source destination ... timeout`, waiting on the source only (BLMOVE, BRPOPLPUSH).
+    Move,
+    /// `timeout numkeys key [key ...] ...`, waiting on every key (BLMPOP, BZMPOP).
+    NumKeys,
 }
 
 /// `numkeys` at `at`, the keys right after it (clamped to the arguments: a bad count is the handler's
@@ -213,6 +226,12 @@ fn dest_nk2(args: &[Bytes]) -> Vec<usize> {
 }
 
 impl Spec {
+    /// The table's entry of a blocking pop.
+    const fn blocks(mut self, form: BlockForm) -> Spec {
+        self.block = Some(form);
+        self
+    }
+
     pub fn arity_ok(&self, argc: usize) -> bool {
         let a = self.arity;
         (a > 0 && argc == a as usize) || (a < 0 && argc >= (-a) as usize)
@@ -280,6 +299,7 @@ macro_rules! spec {
             group: $group,
             summary: $sum,
             keys: None,
+            block: None,
         }
     };
     ($name:literal, $arity:expr, $flags:expr, keys $kf:expr, $h:expr, $group:literal, $sum:literal) => {
@@ -294,6 +314,7 @@ macro_rules! spec {
             group: $group,
             summary: $sum,
             keys: Some($kf),
+            block: None,
         }
     };
 }
@@ -500,14 +521,14 @@ pub static TABLE: &[Spec] = &[
     spec!("zrangestore", -5, W | OOM, 1, 2, 1, K(so::zrangestore, None), "sorted-set", "Stores a range of members from sorted set in a key."),
     spec!("zmpop", -4, W, keys nk1, K(so::zmpop, None), "sorted-set", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them."),
     // blocking pops (block.rs; the waiting is server/blocking.rs)
-    spec!("blpop", -3, W | BL, 1, -2, 1, K(block::blpop, None), "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise."),
-    spec!("brpop", -3, W | BL, 1, -2, 1, K(block::brpop, None), "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise."),
-    spec!("blmove", 6, W | OOM | BL, 1, 2, 1, K(block::blmove, None), "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise."),
-    spec!("brpoplpush", 4, W | OOM | BL, 1, 2, 1, K(block::brpoplpush, None), "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise."),
-    spec!("blmpop", -5, W | BL, keys nk2, K(block::blmpop, None), "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise."),
-    spec!("bzpopmin", -3, W | F | BL, 1, -2, 1, K(block::bzpopmin, None), "sorted-set", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise."),
-    spec!("bzpopmax", -3, W | F | BL, 1, -2, 1, K(block::bzpopmax, None), "sorted-set", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise."),
-    spec!("bzmpop", -5, W | BL, keys nk2, K(block::bzmpop, None), "sorted-set", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise."),
+    spec!("blpop", -3, W | BL, 1, -2, 1, K(block::blpop, None), "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise.").blocks(BlockForm::Keys),
+    spec!("brpop", -3, W | BL, 1, -2, 1, K(block::brpop, None), "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise.").blocks(BlockForm::Keys),
+    spec!("blmove", 6, W | OOM | BL, 1, 2, 1, K(block::blmove, None), "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.").blocks(BlockForm::Move),
+    spec!("brpoplpush", 4, W | OOM | BL, 1, 2, 1, K(block::brpoplpush, None), "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise.").blocks(BlockForm::Move),
+    spec!("blmpop", -5, W | BL, keys nk2, K(block::blmpop, None), "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise.").blocks(BlockForm::NumKeys),
+    spec!("bzpopmin", -3, W | F | BL, 1, -2, 1, K(block::bzpopmin, None), "sorted-set", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise.").blocks(BlockForm::Keys),
+    spec!("bzpopmax", -3, W | F | BL, 1, -2, 1, K(block::bzpopmax, None), "sorted-set", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.").blocks(BlockForm::Keys),
+    spec!("bzmpop", -5, W | BL, keys nk2, K(block::bzmpop, None), "sorted-set", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise.").blocks(BlockForm::NumKeys),
     // bitmaps (bits.rs)
     spec!("setbit", 4, W | OOM, 1, 1, 1, K(bits::setbit, None), "bitmap", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist."),
     spec!("getbit", 3, R | F, 1, 1, 1, K(bits::getbit, None), "bitmap", "Returns a bit value by offset."),
@@ -570,5 +591,36 @@ mod tests {
             }
             assert!(s.arity != 0, "{}", s.name);
         }
+    }
+
+    /// Every blocking command that runs where its keys live is a pop with a form server/blocking.rs reads
+    /// (WAIT, the other BLOCKING command, is special); a form's keys are where it says.
+    #[test]
+    fn blocking_pops_have_a_form() {
+        for s in TABLE {
+            let keyed = matches!(s.handler, Handler::Key(..));
+            assert_eq!(
+                s.block.is_some(),
+                keyed && s.flags.has(Flags::BLOCKING),
+                "{}",
+                s.name
+            );
+        }
+        let args = |v: &[&str]| {
+            v.iter()
+                .map(|a| Bytes::from(a.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let blmpop = lookup(b"blmpop").unwrap();
+        assert_eq!(blmpop.block, Some(BlockForm::NumKeys));
+        let a = args(&["blmpop", "0", "2", "k1", "k2", "LEFT"]);
+        assert_eq!(blmpop.keys_of(&a), vec![3, 4]);
+        let blmove = lookup(b"blmove").unwrap();
+        assert_eq!(blmove.block, Some(BlockForm::Move));
+        assert_eq!(
+            blmove.keys_of(&args(&["blmove", "s", "d", "LEFT", "RIGHT", "0"]))[0],
+            1
+        );
+        assert_eq!(lookup(b"bzpopmax").unwrap().block, Some(BlockForm::Keys));
     }
 }

@@ -11,6 +11,7 @@
 use super::conn::Conn;
 use super::dispatch::Attempt;
 use crate::cmd::block::timeout_ms;
+use crate::cmd::table::BlockForm;
 use crate::cmd::{CmdError, Spec};
 use crate::resp::Reply;
 use crate::runtime;
@@ -37,7 +38,8 @@ impl Conn {
     }
 
     async fn block(&mut self, spec: &'static Spec, args: Vec<Bytes>) -> Vec<u8> {
-        let mpop = matches!(spec.name, "blmpop" | "bzmpop");
+        let form = spec.block.unwrap_or(BlockForm::Keys);
+        let mpop = form == BlockForm::NumKeys;
         let tpos = if mpop { 1 } else { args.len() - 1 };
         let timeout = match timeout_ms(&args[tpos]) {
             Ok(t) => t,
@@ -53,7 +55,7 @@ impl Conn {
             // A bad numkeys: the attempt reports it.
             return self.attempt(spec, &args, &[]).await;
         }
-        let moves = matches!(spec.name, "blmove" | "brpoplpush");
+        let moves = form == BlockForm::Move;
         let mut keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
         if moves {
             keys.truncate(1);
@@ -176,16 +178,16 @@ impl Conn {
                 .run_key_as(s, spec, args.to_vec(), Some(Attempt { client, keys }))
                 .await;
         }
-        if matches!(spec.name, "blmove" | "brpoplpush") {
+        let form = spec.block.unwrap_or(BlockForm::Keys);
+        if form == BlockForm::Move {
             let mut r = Reply::new(self.proto);
             if let Err(e) = self.run_split(spec, args.to_vec(), None, &mut r).await {
                 r.error(&e.message());
             }
             return r.buf;
         }
-        let mpop = matches!(spec.name, "blmpop" | "bzmpop");
         for p in spec.keys_of(args) {
-            let one: Vec<Bytes> = if mpop {
+            let one: Vec<Bytes> = if form == BlockForm::NumKeys {
                 let n: usize = std::str::from_utf8(&args[2])
                     .ok()
                     .and_then(|s| s.parse().ok())
