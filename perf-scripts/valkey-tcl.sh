@@ -39,7 +39,9 @@ TANDEM_ABS=$PWD/$TANDEM
 printf "%-20s %6s %6s %7s %s\n" unit passed failed skipped "stopped early"
 for u in $UNITS; do
   pick_ports
-  "$TANDEM_ABS" --port $TPORT --shards 2 --enable-debug-command yes > "$OUT/$(basename "$u").server.log" 2>&1 &
+  # A working directory per unit: the units' SAVE and DEBUG RELOAD write snapshots there, not here.
+  wd=$(mktemp -d)
+  "$TANDEM_ABS" --port $TPORT --dir "$wd" --shards 2 --enable-debug-command yes > "$OUT/$(basename "$u").server.log" 2>&1 &
   PID=$!
   wait_ping $TPORT
   log="$OUT/$(basename "$u").log"
@@ -48,6 +50,7 @@ for u in $UNITS; do
   sed 's/\x1b\[[0-9;]*m//g' "$log.raw" > "$log" && rm -f "$log.raw"
   kill $PID 2>/dev/null || true
   wait $PID 2>/dev/null || true
+  rm -rf "$wd"
   ok=$(grep -c '^\[ok\]' "$log" || true)
   err=$(grep -c '^\[err\]' "$log" || true)
   skip=$(grep -c '^\[skip\]' "$log" || true)
