@@ -30,16 +30,18 @@ run() { # port pipeline args... -> ops/s
   redis-benchmark -p "$port" -n "$N" -c 50 -P "$p" "$@" 2>/dev/null | tr '\r' '\n' |
     awk '/throughput summary/ { print $3 }' | tail -1
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for P in 1 16; do
   for c in "${CASES[@]}"; do
     name=${c%%|*}; args=${c#*|}
     : > "$tmp/r"; : > "$tmp/t"
-    for _ in $(seq "$ROUNDS"); do
+    # Odd rounds run redis-server first, even rounds Tandem, so neither always follows the other.
+    for i in $(seq "$ROUNDS"); do
       # shellcheck disable=SC2086
-      run $RPORT $P $args >> "$tmp/r"
-      # shellcheck disable=SC2086
-      run $TPORT $P $args >> "$tmp/t"
+      if [ $((i % 2)) = 1 ]; then
+        run $RPORT $P $args >> "$tmp/r"; run $TPORT $P $args >> "$tmp/t"
+      else
+        run $TPORT $P $args >> "$tmp/t"; run $RPORT $P $args >> "$tmp/r"
+      fi
     done
     r=$(median < "$tmp/r"); t=$(median < "$tmp/t")
     printf "P=%-2s %-24s redis-server %10.0f  tandem(--shards 2) %10.0f  ratio %.2fx\n" "$P" "$name" "$r" "$t" \

@@ -42,3 +42,6 @@ start_pair() {
   wait_ping $RPORT
   wait_ping $TPORT
 }
+
+# The median of the numbers on standard input, one per line.
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

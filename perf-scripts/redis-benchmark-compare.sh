@@ -27,7 +27,6 @@ run() { # port pipeline -> "NAME=ops/s ..." (a test's name: its line's text befo
   redis-benchmark -p "$1" -t "$TESTS" -n "$N" -r 1000000 -c 50 -P "$2" ${BENCH_OPTS:-} -q 2>/dev/null | tr '\r' '\n' |
     awk -F': ' '/requests per second/ { n = $1; gsub(/ /, "_", n); split($2, v, " "); printf "%s=%s ", n, v[1] }'
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for P in ${PIPELINES:-1 16}; do
   : > "$tmp/r"; : > "$tmp/t"
   # Odd rounds run the comparison server first, even rounds second, so neither always follows the other.

@@ -17,7 +17,6 @@ ensure_release tandem-server
 tmp=$(mktemp -d -p target/perf)
 pid=
 trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
 pick_ports
 mkdir -p "$tmp/t" "$tmp/r"

@@ -15,7 +15,6 @@ ensure_release tandem-server
 tmp=$(mktemp -d -p target/perf)
 pids=()
 trap 'kill ${pids[@]} 2>/dev/null; rm -rf "$tmp"' EXIT
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 bench() { # port pipeline -> SET ops/s
   local n=$(( $2 == 1 ? 100000 : 1000000 ))
   redis-benchmark -p "$1" -t set -n "$n" -r 1000000 -c 50 -P "$2" -d 100 2>/dev/null |

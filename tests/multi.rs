@@ -10,10 +10,7 @@ fn queued_commands_errors_and_execabort() {
     let s = Server::start(&["--shards", "2"]);
     // Raw replies: a client library turns an EXEC array holding an error into an error.
     let mut raw = s.raw();
-    let mut say = |cmd: &[&str]| {
-        raw.send(cmd);
-        raw.read_reply()
-    };
+    let mut say = |cmd: &[&str]| raw.say(cmd);
     assert_eq!(say(&["MULTI"]), vec!["+OK"]);
     assert_eq!(say(&["SET", "a", "1"]), vec!["+QUEUED"]);
     assert_eq!(say(&["HSET", "a", "f", "v"]), vec!["+QUEUED"]);
@@ -401,10 +398,7 @@ fn a_read_only_replica_refuses_writes_queued_in_multi() {
     let p = Server::start(&["--shards", "2"]);
     let r = Server::start(&["--shards", "2"]);
     let mut raw = r.raw();
-    let mut say = |cmd: &[&str]| {
-        raw.send(cmd);
-        raw.read_reply()
-    };
+    let mut say = |cmd: &[&str]| raw.say(cmd);
     // Queued while still a primary, EXEC after it became a replica.
     assert_eq!(say(&["MULTI"]), vec!["+OK"]);
     assert_eq!(say(&["SET", "early", "1"]), vec!["+QUEUED"]);

@@ -207,13 +207,26 @@ impl Local {
             }
             self.unlocked.wait_since(seen).await;
         }
+        self.run_now(kind, f)
+    }
+
+    /// Runs `f` on this shard under `kind` now (the caller knows the lock lets it), then what follows any
+    /// work here: waking what waited for the shard if this released it, and `after_work`.
+    fn run_now<R>(&self, kind: Kind, f: impl FnOnce(&mut Shard) -> R) -> R {
         let mut sh = self.shard.borrow_mut();
+        debug_assert!(sh.lock.is_free_for(kind));
         let was_locked = sh.locked();
         let out = sh.with_lock_kind(kind, f);
         drop(sh);
         self.released_if(was_locked);
         self.after_work();
         out
+    }
+
+    /// Whether a transaction keeps every shard until it ends: a write one while the WAL holds write
+    /// transactions until their parts are on disk (appendfsync always; see `Tx`'s Drop).
+    fn keeps_shards(&self, write: bool) -> bool {
+        write && self.shard.borrow().wal_holds()
     }
 
     /// Sends `f` to another shard; the receiver resolves with its result.
@@ -254,9 +267,6 @@ impl Local {
             .collect()
     }
 
-    /// Starts a multi-shard transaction over `shards` (see shard/tx.rs): locks them in ascending order.
-    /// A `write` transaction logs one unit on each of its shards (shard/log.rs), so a replica applies it
-    /// whole.
     /// The transaction a caller already holds over these shards (EXEC's), or one begun here.
     pub async fn tx_or_held<'a>(
         self: &Rc<Self>,
@@ -270,6 +280,9 @@ impl Local {
         }
     }
 
+    /// Starts a multi-shard transaction over `shards` (see shard/tx.rs): locks them in ascending order.
+    /// A `write` transaction logs one unit on each of its shards (shard/log.rs), so a replica applies it
+    /// whole.
     pub async fn begin_tx(self: &Rc<Self>, mut shards: Vec<usize>, write: bool) -> Tx {
         shards.sort_unstable();
         shards.dedup();
@@ -298,7 +311,7 @@ impl Local {
     ) -> (Tx, Vec<R>) {
         parts.sort_unstable_by_key(|p| p.0);
         debug_assert!(parts.windows(2).all(|w| w[0].0 != w[1].0));
-        let release_last = !(write && self.shard.borrow().wal_holds());
+        let release_last = !self.keeps_shards(write);
         self.lock_parts(parts, write, release_last).await
     }
 
@@ -457,7 +470,7 @@ impl Tx {
         F: FnOnce(&mut Shard) -> R + Send + 'static,
     {
         debug_assert!(self.shards.contains(&shard));
-        let keep = self.write && self.local.shard.borrow().wal_holds();
+        let keep = self.local.keeps_shards(self.write);
         let kind = if keep {
             Kind::InTx(self.id)
         } else {
@@ -468,19 +481,8 @@ impl Tx {
             return self.local.send_call(shard, kind, f);
         }
         let (tx, rx) = oneshot::channel();
-        let _ = tx.send(self.run_here(kind, f));
+        let _ = tx.send(self.local.run_now(kind, f));
         rx
-    }
-
-    /// Runs a part of this transaction on the connection's own shard, then what follows any work on it;
-    /// an `Unlock` part wakes what waited for the shard.
-    fn run_here<R>(&self, kind: Kind, f: impl FnOnce(&mut Shard) -> R) -> R {
-        let out = self.local.shard.borrow_mut().with_lock_kind(kind, f);
-        if let Kind::Unlock(_) = kind {
-            self.local.released_if(true);
-        }
-        self.local.after_work();
-        out
     }
 
     /// Runs `f(shard)` on each listed shard at once and returns the results in the same order.
@@ -510,7 +512,7 @@ impl Tx {
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        if self.write && !self.shards.is_empty() && self.local.shard.borrow().wal_holds() {
+        if !self.shards.is_empty() && self.local.keeps_shards(self.write) {
             // appendfsync always: a write transaction keeps its shards until every part is on disk, so
             // nothing logged after it on any of them can be durable (and acknowledged) without it, and
             // recovery may drop a transaction missing a part with everything after it (persist/recover.rs).
@@ -538,7 +540,7 @@ impl Drop for Tx {
             if s == self.local.id {
                 let held = self.local.shard.borrow().lock.holder == Some(self.id);
                 if held {
-                    self.run_here(Kind::Unlock(self.id), |_| ());
+                    self.local.run_now(Kind::Unlock(self.id), |_| ());
                 }
             } else {
                 self.local

@@ -5,8 +5,9 @@
 //! written back in command order. Commands on the same key always go to the same shard in order, so per-key
 //! order is kept. Consecutive key commands across shards with a merge rule (MSET, MGET, DEL...) form a
 //! run of their own, one transaction (server/split.rs). Anything else (connection state, server-wide,
-//! other multi-shard commands) is a barrier: it runs alone, after everything before it completed. In durability mode a reply waits for its commit (`settle`) and
-//! becomes a timeout error if that does not come.
+//! other multi-shard commands) is a barrier: it runs alone, after everything before it completed. In
+//! durability mode a reply waits for its commit (`settle`) and becomes a timeout error if that does not
+//! come.
 
 use super::conn::{Conn, ReplyMode};
 use super::split::Split;

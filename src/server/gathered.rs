@@ -6,7 +6,7 @@
 //! Where the handler runs: a read, on the connection's thread over copies taken in a combined transaction
 //! (server/split.rs); a write, on the last shard it locks, in the message that locks it, with the other
 //! shards' copies sent as they were locked (`write_last`: two hops between threads in all); inside EXEC,
-//! on the connection's thread, a hop per key read and written back.
+//! on the connection's thread, a hop per shard read and per shard written back.
 //!
 //! Cost: each key is copied once and, if changed, once back (the scratch shard itself is built once per
 //! shard thread and kept: `Local::scratch`); the shard log records the changed keys' resulting states (a
@@ -41,39 +41,54 @@ impl Conn {
         let mut keys: Vec<Bytes> = spec.keys_of(&a).into_iter().map(|p| a[p].clone()).collect();
         keys.sort();
         keys.dedup();
-        let owners: Vec<usize> = keys.iter().map(|k| self.shard_of(k)).collect();
+        let groups = self.by_shard(keys);
         let (db, now) = (self.db, runtime::now_ms());
         if !spec.is_write() && held.is_none() {
             // A read takes its copies in a combined transaction (its parts run as the shards are locked,
             // server/split.rs) and needs no lock after.
-            let fetched = self.fetch_combined(db, now, &keys, &owners).await;
-            let copies = keys.iter().cloned().zip(fetched).collect();
-            let (out, _) = self.in_scratch(spec, &a, copies, now);
+            let parts: Vec<(usize, Part<Vec<Copy>>)> = groups
+                .into_iter()
+                .map(|(s, mine)| {
+                    let part: Part<_> =
+                        Box::new(move |sh: &mut Shard| copies_of(sh, db, mine, now));
+                    (s, part)
+                })
+                .collect();
+            let copies = self.local.tx_combined_with(parts, false).await;
+            let (out, _) = self.in_scratch(spec, &a, copies.into_iter().flatten().collect(), now);
             r.raw(&out);
             return Ok(());
         }
         let Some(tx) = held else {
-            return self.write_last(spec, a, keys, owners, r).await;
+            return self.write_last(spec, a, groups, r).await;
         };
-        // Inside EXEC's transaction: a hop per key read and per key written back.
-        let mut copies = Vec::with_capacity(keys.len());
-        for (k, &s) in keys.iter().zip(&owners) {
-            let key = k.clone();
-            copies.push((
-                k.clone(),
-                tx.on(s, move |sh| sh.ks.get(db, &key, now).cloned()).await,
-            ));
+        // Inside EXEC's transaction: a hop per shard read and per shard written back.
+        let mut copies = Vec::new();
+        for (s, mine) in groups {
+            copies.extend(tx.on(s, move |sh| copies_of(sh, db, mine, now)).await);
         }
         let (out, changed) = self.in_scratch(spec, &a, copies, now);
-        for (key, after) in changed {
-            let (s, args) = (self.shard_of(&key), a.clone());
-            tx.on(s, move |sh| {
-                write_back(sh, spec, &args, db, key, after, now)
-            })
-            .await;
+        for (s, mine) in self.by_shard(changed) {
+            let args = a.clone();
+            tx.on(s, move |sh| write_back(sh, spec, &args, db, mine, now))
+                .await;
         }
         r.raw(&out);
         Ok(())
+    }
+
+    /// Keys (or key states) grouped by the shard that owns each, shards ascending, each group in the
+    /// order given.
+    fn by_shard<T: AsKey>(&self, items: Vec<T>) -> Vec<(usize, Vec<T>)> {
+        let mut groups: Vec<(usize, Vec<T>)> = Vec::new();
+        for it in items {
+            let s = self.shard_of(it.key());
+            match groups.binary_search_by_key(&s, |g| g.0) {
+                Ok(i) => groups[i].1.push(it),
+                Err(i) => groups.insert(i, (s, vec![it])),
+            }
+        }
+        groups
     }
 
     /// `in_scratch` on this connection's thread.
@@ -91,51 +106,33 @@ impl Conn {
         &mut self,
         spec: &'static Spec,
         a: Vec<Bytes>,
-        keys: Vec<Bytes>,
-        owners: Vec<usize>,
+        groups: Vec<(usize, Vec<Bytes>)>,
         r: &mut Reply,
     ) -> CmdResult {
         let (db, now, proto) = (self.db, runtime::now_ms(), self.proto);
-        let mut shards = owners.clone();
-        shards.sort_unstable();
-        shards.dedup();
-        let last = *shards.last().expect("a command across shards has keys");
+        let last = groups.last().expect("a command across shards has keys").0;
         let gathered: Arc<Mutex<Vec<Copy>>> = Arc::default();
         let mut parts: Vec<(usize, Part<Option<Ran>>)> = Vec::new();
-        for &s in &shards {
-            let mine: Vec<Bytes> = keys
-                .iter()
-                .zip(&owners)
-                .filter(|(_, &o)| o == s)
-                .map(|(k, _)| k.clone())
-                .collect();
+        for (s, mine) in groups {
             let gathered = gathered.clone();
             let args = a.clone();
             let part: Part<_> = if s != last {
                 Box::new(move |sh: &mut Shard| {
-                    let mut g = gathered.lock().expect("not poisoned");
-                    g.extend(mine.into_iter().map(|k| {
-                        let e = sh.ks.get(db, &k, now).cloned();
-                        (k, e)
-                    }));
+                    let copies = copies_of(sh, db, mine, now);
+                    gathered.lock().expect("not poisoned").extend(copies);
                     None
                 })
             } else {
                 Box::new(move |sh: &mut Shard| {
                     let mut copies = std::mem::take(&mut *gathered.lock().expect("not poisoned"));
-                    copies.extend(mine.into_iter().map(|k| {
-                        let e = sh.ks.get(db, &k, now).cloned();
-                        (k, e)
-                    }));
+                    copies.extend(copies_of(sh, db, mine, now));
                     let local = runtime::current_local();
                     let (out, changed) = in_scratch(&local, sh, spec, &args, copies, now, proto);
                     let n = sh.nshards;
                     let (own, others): (Vec<Copy>, Vec<Copy>) = changed
                         .into_iter()
                         .partition(|(k, _)| slot_owner(key_slot(k), n) == sh.id);
-                    for (key, after) in own {
-                        write_back(sh, spec, &args, db, key, after, now);
-                    }
+                    write_back(sh, spec, &args, db, own, now);
                     Some((out, others))
                 })
             };
@@ -144,20 +141,10 @@ impl Conn {
         let (mut tx, mut ran) = self.local.begin_tx_with(parts, true).await;
         let (out, others) = ran.pop().flatten().expect("the last shard ran the command");
         let mut pending = Vec::new();
-        for s in shards.iter().copied().filter(|&s| s != last) {
-            let mine: Vec<Copy> = others
-                .iter()
-                .filter(|(k, _)| self.shard_of(k) == s)
-                .cloned()
-                .collect();
-            if mine.is_empty() {
-                continue;
-            }
+        for (s, mine) in self.by_shard(others) {
             let args = a.clone();
             pending.push(tx.release_with(s, move |sh: &mut Shard| {
-                for (key, after) in mine {
-                    write_back(sh, spec, &args, db, key, after, now);
-                }
+                write_back(sh, spec, &args, db, mine, now)
             }));
         }
         for p in pending {
@@ -167,50 +154,33 @@ impl Conn {
         r.raw(&out);
         Ok(())
     }
+}
 
-    /// Copies of `keys` (on `owners`) taken in one transaction combined with others (`Local::tx_combined`).
-    async fn fetch_combined(
-        &self,
-        db: usize,
-        now: u64,
-        keys: &[Bytes],
-        owners: &[usize],
-    ) -> Vec<Option<Entry>> {
-        let mut shards: Vec<usize> = owners.to_vec();
-        shards.sort_unstable();
-        shards.dedup();
-        let parts: Vec<(usize, Part<Vec<Option<Entry>>>)> = shards
-            .iter()
-            .map(|&s| {
-                let mine: Vec<Bytes> = keys
-                    .iter()
-                    .zip(owners)
-                    .filter(|(_, &o)| o == s)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                let part: Part<_> = Box::new(move |sh: &mut Shard| {
-                    mine.iter()
-                        .map(|k| sh.ks.get(db, k, now).cloned())
-                        .collect()
-                });
-                (s, part)
-            })
-            .collect();
-        let mut per_shard: Vec<_> = self
-            .local
-            .tx_combined_with(parts, false)
-            .await
-            .into_iter()
-            .map(Vec::into_iter)
-            .collect();
-        owners
-            .iter()
-            .map(|o| {
-                let i = shards.binary_search(o).expect("an owner's shard");
-                per_shard[i].next().expect("one copy per key")
-            })
-            .collect()
+/// What `Conn::by_shard` groups: a key, or a key's state.
+trait AsKey {
+    fn key(&self) -> &[u8];
+}
+
+impl AsKey for Bytes {
+    fn key(&self) -> &[u8] {
+        self
     }
+}
+
+impl AsKey for Copy {
+    fn key(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Copies of `keys` as this shard holds them.
+fn copies_of(sh: &mut Shard, db: usize, keys: Vec<Bytes>, now: u64) -> Vec<Copy> {
+    keys.into_iter()
+        .map(|k| {
+            let e = sh.ks.get(db, &k, now).cloned();
+            (k, e)
+        })
+        .collect()
 }
 
 /// Runs `spec` over `copies` in this thread's scratch shard (built once and kept: `Local::scratch`),
@@ -266,24 +236,25 @@ fn in_scratch(
     (out.buf, changed)
 }
 
-/// Puts a key's state after a gathered command back on its shard, with the command's event and the
-/// wake-up of clients blocked on it.
+/// Puts the keys' states after a gathered command back on their shard, with the command's event and the
+/// wake-up of clients blocked on them.
 fn write_back(
     sh: &mut Shard,
     spec: &'static Spec,
     args: &[Bytes],
     db: usize,
-    key: Bytes,
-    after: Option<Entry>,
+    keys: Vec<Copy>,
     now: u64,
 ) {
-    sh.ks.remove(db, &key, now);
-    let exists = after.is_some();
-    if let Some(e) = after {
-        sh.ks.insert_entry(db, e);
-        sh.signal_ready(db, &key);
-    }
-    if let Some(e) = crate::cmd::events::of(spec).filter(|_| sh.ks.hooks.events.on()) {
-        crate::cmd::events::raise(sh, e, args, db, &key, exists);
+    for (key, after) in keys {
+        sh.ks.remove(db, &key, now);
+        let exists = after.is_some();
+        if let Some(e) = after {
+            sh.ks.insert_entry(db, e);
+            sh.signal_ready(db, &key);
+        }
+        if let Some(e) = crate::cmd::events::of(spec).filter(|_| sh.ks.hooks.events.on()) {
+            crate::cmd::events::raise(sh, e, args, db, &key, exists);
+        }
     }
 }

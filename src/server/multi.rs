@@ -248,13 +248,19 @@ impl Conn {
         for args in st.queued {
             let spec = lookup(&args[0]).expect("checked when queued");
             let mut out = Reply::new(self.proto);
+            // Key commands, and server-wide ones over every shard's keys, run in EXEC's transaction,
+            // begun at the first of them.
+            let in_tx = match spec.handler {
+                Handler::Key(..) => true,
+                Handler::Special(w) => w.is_key_command() || w.is_keyspace_wide(),
+            };
+            if in_tx && tx.is_none() {
+                tx = Some(self.local.begin_tx(shards.clone(), write).await);
+            }
             match spec.handler {
                 Handler::Key(_, merge) => {
-                    if tx.is_none() {
-                        tx = Some(self.local.begin_tx(shards.clone(), write).await);
-                    }
                     let held = tx.as_ref().expect("held");
-                    let res = match self.target_shard_of(spec, &args) {
+                    let res = match self.target_shard(spec, &args) {
                         Some(s) => {
                             let ex = Exec::new(self.db, runtime::now_ms());
                             let proto = self.proto;
@@ -276,21 +282,14 @@ impl Conn {
                         out.error(&e.message());
                     }
                 }
-                Handler::Special(which) if which.is_key_command() => {
-                    if tx.is_none() {
-                        tx = Some(self.local.begin_tx(shards.clone(), write).await);
-                    }
+                Handler::Special(which) if in_tx => {
                     let held = tx.as_ref().expect("held");
-                    if let Err(e) = self.key_special(Some(held), which, &args, &mut out).await {
-                        out.error(&e.message());
-                    }
-                }
-                Handler::Special(which) if which.is_keyspace_wide() => {
-                    if tx.is_none() {
-                        tx = Some(self.local.begin_tx(shards.clone(), write).await);
-                    }
-                    let held = tx.as_ref().expect("held");
-                    if let Err(e) = self.keyspace_wide(Some(held), which, &args, &mut out).await {
+                    let res = if which.is_key_command() {
+                        self.key_special(Some(held), which, &args, &mut out).await
+                    } else {
+                        self.keyspace_wide(Some(held), which, &args, &mut out).await
+                    };
+                    if let Err(e) = res {
                         out.error(&e.message());
                     }
                 }
@@ -309,19 +308,5 @@ impl Conn {
         drop(tx);
         self.unwatch_all().await;
         Ok(())
-    }
-
-    /// The shard a key command runs on, or None if its keys span shards.
-    fn target_shard_of(&self, spec: &crate::cmd::Spec, args: &[Bytes]) -> Option<usize> {
-        let mut target = None;
-        for p in spec.keys_of(args) {
-            let s = self.shard_of(&args[p]);
-            match target {
-                None => target = Some(s),
-                Some(t) if t != s => return None,
-                _ => {}
-            }
-        }
-        Some(target.unwrap_or(self.local.id))
     }
 }

@@ -99,7 +99,7 @@ impl Conn {
             r.raw(&out[0]);
             return Ok(());
         };
-        let (ex, proto) = (self.exec(), self.proto);
+        let (ex, proto) = (split.ex, split.proto);
         let mut replies = Vec::with_capacity(split.parts.len());
         for (s, args, _) in &split.parts {
             let args = args.clone();

@@ -138,45 +138,35 @@ mod tests {
         Box::new(move |_| log.lock().unwrap().push(name))
     }
 
+    /// Delivers a message that logs `name` when it runs.
+    fn deliver(
+        sh: &mut Shard,
+        log: &Arc<Mutex<Vec<&'static str>>>,
+        kind: Kind,
+        name: &'static str,
+    ) {
+        let job = logger(log, name);
+        sh.deliver(Msg { kind, job });
+    }
+
     #[test]
     fn a_locked_shard_defers_others_in_order() {
         let mut sh = shard();
         let log = Arc::new(Mutex::new(Vec::new()));
-        sh.deliver(Msg {
-            kind: Kind::Lock(1),
-            job: logger(&log, "lock1"),
-        });
-        sh.deliver(Msg {
-            kind: Kind::Normal,
-            job: logger(&log, "a"),
-        });
-        sh.deliver(Msg {
-            kind: Kind::Lock(2),
-            job: logger(&log, "lock2"),
-        });
-        sh.deliver(Msg {
-            kind: Kind::Normal,
-            job: logger(&log, "b"),
-        });
-        sh.deliver(Msg {
-            kind: Kind::InTx(1),
-            job: logger(&log, "tx1"),
-        });
+        deliver(&mut sh, &log, Kind::Lock(1), "lock1");
+        deliver(&mut sh, &log, Kind::Normal, "a");
+        deliver(&mut sh, &log, Kind::Lock(2), "lock2");
+        deliver(&mut sh, &log, Kind::Normal, "b");
+        deliver(&mut sh, &log, Kind::InTx(1), "tx1");
         assert_eq!(*log.lock().unwrap(), vec!["lock1", "tx1"]);
-        sh.deliver(Msg {
-            kind: Kind::Unlock(1),
-            job: logger(&log, "unlock1"),
-        });
+        deliver(&mut sh, &log, Kind::Unlock(1), "unlock1");
         // a runs, then lock2 takes the lock; b waits behind it.
         assert_eq!(
             *log.lock().unwrap(),
             vec!["lock1", "tx1", "unlock1", "a", "lock2"]
         );
         assert_eq!(sh.lock.holder, Some(2));
-        sh.deliver(Msg {
-            kind: Kind::Unlock(2),
-            job: logger(&log, "unlock2"),
-        });
+        deliver(&mut sh, &log, Kind::Unlock(2), "unlock2");
         assert_eq!(log.lock().unwrap().last(), Some(&"b"));
         assert!(!sh.locked() && sh.lock.deferred.is_empty());
     }
@@ -185,23 +175,11 @@ mod tests {
     fn a_once_waits_its_turn_runs_and_releases() {
         let mut sh = shard();
         let log = Arc::new(Mutex::new(Vec::new()));
-        sh.deliver(Msg {
-            kind: Kind::Lock(1),
-            job: logger(&log, "lock1"),
-        });
-        sh.deliver(Msg {
-            kind: Kind::Once(2),
-            job: logger(&log, "once2"),
-        });
-        sh.deliver(Msg {
-            kind: Kind::Normal,
-            job: logger(&log, "a"),
-        });
+        deliver(&mut sh, &log, Kind::Lock(1), "lock1");
+        deliver(&mut sh, &log, Kind::Once(2), "once2");
+        deliver(&mut sh, &log, Kind::Normal, "a");
         assert_eq!(*log.lock().unwrap(), vec!["lock1"]);
-        sh.deliver(Msg {
-            kind: Kind::Unlock(1),
-            job: logger(&log, "unlock1"),
-        });
+        deliver(&mut sh, &log, Kind::Unlock(1), "unlock1");
         // The Once ran holding the shard, and left it free: what waited behind it ran too.
         assert_eq!(*log.lock().unwrap(), vec!["lock1", "unlock1", "once2", "a"]);
         assert!(!sh.locked() && sh.lock.deferred.is_empty());

@@ -270,6 +270,12 @@ impl Raw {
         }
     }
 
+    /// Sends a command and reads its whole reply (`read_reply`).
+    pub fn say(&mut self, args: &[&str]) -> Vec<String> {
+        self.send(args);
+        self.read_reply()
+    }
+
     /// One whole reply, flattened to its lines (bulk payloads included).
     pub fn read_reply(&mut self) -> Vec<String> {
         let line = self.read_line();
